@@ -1,0 +1,1 @@
+"""Alerts on subjects: grouping, dispatch, notifications and the audit chain."""

@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI app, routers, auth, live stream, dashboard."""

@@ -1,0 +1,33 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.context import ApiContext, get_context
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONResponse:
+    """Ready when the database and the broker are reachable (503 otherwise)."""
+    checks = dict(ctx.readiness())
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+def metrics(ctx: Annotated[ApiContext, Depends(get_context)]) -> Response:
+    """Prometheus text exposition of every offsite metric."""
+    return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,7 @@
+"""/api/v1 routes of the rules package."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1", tags=["rules"])

@@ -1,0 +1,1 @@
+"""MQTT intake: topic contract, payload codecs, validation, dead letters, batch writer."""

@@ -1,0 +1,202 @@
+"""Telemetry payload codec: JSON in the ThingsBoard shapes to readings, or named rejections."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ingest.models import DecodedTelemetry, Reading, Rejection, RejectReason
+
+METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds a payload is checked against; `now` is passed in, never read here."""
+
+    max_payload_bytes: int
+    max_future: timedelta
+    retention: timedelta
+
+
+def _reject(reason: RejectReason, detail: str) -> DecodedTelemetry:
+    return DecodedTelemetry((), (Rejection(reason, detail),))
+
+
+def _parse_ts(raw: Any, where: str) -> datetime | Rejection:
+    if isinstance(raw, bool):
+        return Rejection(RejectReason.BAD_TS, f"{where}.ts must be epoch milliseconds or ISO-8601")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            return Rejection(RejectReason.BAD_TS, f"{where}.ts must be a finite number")
+        try:
+            return _EPOCH + timedelta(milliseconds=raw)
+        except OverflowError:
+            return Rejection(RejectReason.BAD_TS, f"{where}.ts={raw} is out of range")
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            return Rejection(
+                RejectReason.BAD_TS, f"{where}.ts={raw!r} is not an ISO-8601 timestamp"
+            )
+        if parsed.tzinfo is None:
+            return Rejection(
+                RejectReason.BAD_TS,
+                f"{where}.ts={raw!r} has no UTC offset (add Z or +08:00)",
+            )
+        return parsed.astimezone(UTC)
+    return Rejection(
+        RejectReason.BAD_TS,
+        f"{where}.ts must be epoch milliseconds or an ISO-8601 string, got {type(raw).__name__}",
+    )
+
+
+def _values(
+    device_id: str,
+    values: dict[str, Any],
+    ts: datetime,
+    where: str,
+    out: list[Reading],
+    bad: list[Rejection],
+) -> None:
+    if not values:
+        bad.append(Rejection(RejectReason.EMPTY, f"{where} has no values"))
+        return
+    for metric, raw in values.items():
+        if not METRIC_NAME.fullmatch(metric):
+            bad.append(
+                Rejection(
+                    RejectReason.BAD_METRIC,
+                    f"{where}: metric name {metric[:80]!r} must match {METRIC_NAME.pattern}",
+                )
+            )
+            continue
+        if isinstance(raw, bool):
+            value = 1.0 if raw else 0.0
+        elif isinstance(raw, int | float):
+            value = float(raw)
+            if not math.isfinite(value):
+                bad.append(
+                    Rejection(
+                        RejectReason.NOT_FINITE, f"{where}.{metric} must be finite, got {raw}"
+                    )
+                )
+                continue
+        else:
+            shown = repr(raw)[:40]
+            bad.append(
+                Rejection(
+                    RejectReason.NON_NUMERIC,
+                    f"{where}.{metric} must be a number or boolean, got {shown}",
+                )
+            )
+            continue
+        out.append(Reading(ts, device_id, metric, value))
+
+
+def decode_telemetry(
+    device_id: str, payload: bytes, limits: Limits, now: datetime
+) -> DecodedTelemetry:
+    """Decode one telemetry message. Good entries are kept even when others are refused."""
+    if len(payload) > limits.max_payload_bytes:
+        return _reject(
+            RejectReason.TOO_LARGE,
+            f"payload is {len(payload)} bytes, limit is {limits.max_payload_bytes}",
+        )
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        # orjson refuses NaN and Infinity literals, which is what we want; say so plainly.
+        text = payload[:200].decode("utf-8", "replace")
+        if re.search(r"\b(NaN|-?Infinity)\b", text):
+            return _reject(RejectReason.NOT_FINITE, "payload contains NaN or Infinity")
+        return _reject(RejectReason.NOT_JSON, f"payload is not JSON: {err}")
+
+    if isinstance(doc, list):
+        if not doc:
+            return _reject(RejectReason.EMPTY, "batch is an empty list")
+        entries = [(f"[{i}]", e) for i, e in enumerate(doc)]
+    elif isinstance(doc, dict):
+        entries = [("payload", doc)]
+    else:
+        return _reject(
+            RejectReason.WRONG_SHAPE,
+            f"payload must be an object or a list of objects, got {type(doc).__name__}",
+        )
+
+    earliest = now - limits.retention
+    latest = now + limits.max_future
+    out: list[Reading] = []
+    bad: list[Rejection] = []
+    for where, entry in entries:
+        if not isinstance(entry, dict):
+            bad.append(
+                Rejection(
+                    RejectReason.WRONG_SHAPE,
+                    f"{where} must be an object, got {type(entry).__name__}",
+                )
+            )
+            continue
+        if "values" in entry or "ts" in entry:
+            extra = set(entry) - {"ts", "values"}
+            if extra or "values" not in entry or "ts" not in entry:
+                bad.append(
+                    Rejection(
+                        RejectReason.WRONG_SHAPE,
+                        f'{where} must be {{"ts": ..., "values": {{...}}}} exactly'
+                        + (f"; unexpected keys {sorted(extra)[:5]}" if extra else ""),
+                    )
+                )
+                continue
+            values = entry["values"]
+            if not isinstance(values, dict):
+                bad.append(
+                    Rejection(
+                        RejectReason.WRONG_SHAPE,
+                        f"{where}.values must be an object, got {type(values).__name__}",
+                    )
+                )
+                continue
+            ts = _parse_ts(entry["ts"], where)
+            if isinstance(ts, Rejection):
+                bad.append(ts)
+                continue
+            if ts > latest:
+                bad.append(
+                    Rejection(
+                        RejectReason.FUTURE_TS,
+                        f"{where}.ts={ts.isoformat()} is more than "
+                        f"{int(limits.max_future.total_seconds())}s ahead of server time",
+                    )
+                )
+                continue
+            if ts < earliest:
+                bad.append(
+                    Rejection(
+                        RejectReason.TOO_OLD,
+                        f"{where}.ts={ts.isoformat()} is older than the retention window "
+                        f"({limits.retention.days} days)",
+                    )
+                )
+                continue
+        else:
+            values, ts = entry, now
+        _values(device_id, values, ts, where, out, bad)
+    return DecodedTelemetry(tuple(out), tuple(bad))
+
+
+def decode_status(payload: bytes) -> bool | None:
+    """`online` / `offline` (case-insensitive, whitespace ignored); None if neither."""
+    word = payload.strip().lower()
+    if word == b"online":
+        return True
+    if word == b"offline":
+        return False
+    return None

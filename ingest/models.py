@@ -1,0 +1,80 @@
+"""Typed messages that leave the ingest package: readings, device status, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class RejectReason(StrEnum):
+    """Why a message, or part of one, was not stored. Stored in dead_letters.reason."""
+
+    NOT_JSON = "not_json"
+    WRONG_SHAPE = "wrong_shape"
+    EMPTY = "empty"
+    NON_NUMERIC = "non_numeric"
+    NOT_FINITE = "not_finite"
+    BAD_METRIC = "bad_metric"
+    BAD_TS = "bad_ts"
+    FUTURE_TS = "future_ts"
+    TOO_OLD = "too_old"
+    TOO_LARGE = "too_large"
+    UNKNOWN_TOPIC = "unknown_topic"
+    BAD_DEVICE_ID = "bad_device_id"
+    BAD_STATUS = "bad_status"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One stored value: the natural key is (device_id, metric, time)."""
+
+    time: datetime
+    device_id: str
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A part of a message that broke a rule; `detail` names the field and the rule."""
+
+    reason: RejectReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTelemetry:
+    """What a telemetry payload yields: the readings to store and what was refused."""
+
+    readings: tuple[Reading, ...]
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device said it is online or offline (its status topic or its will)."""
+
+    device_id: str
+    online: bool
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message, or part of one, that could not be stored, with the reason."""
+
+    topic: str
+    device_id: str | None
+    reason: RejectReason
+    detail: str
+    payload: bytes
+
+
+class ReadingSink(Protocol):
+    """Receives readings after they are committed; must not block the writer for long."""
+
+    def readings_committed(self, readings: Sequence[Reading]) -> None: ...

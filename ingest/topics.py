@@ -1,0 +1,62 @@
+"""The device-side topic contract: offsite/v1/devices/{device}/{telemetry|frames|status}."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+PREFIX = "offsite/v1/devices/"
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+SUBSCRIPTION = PREFIX + "+/+"
+
+
+class Channel(StrEnum):
+    TELEMETRY = "telemetry"
+    FRAMES = "frames"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    device_id: str
+    channel: Channel
+
+
+class TopicError(ValueError):
+    """The topic is outside the contract; the message says which part and why."""
+
+
+_CHANNELS = {c.value: c for c in Channel}
+
+
+def parse_topic(topic: str) -> Topic:
+    if not topic.startswith(PREFIX):
+        raise TopicError(f"topic {topic!r} is not under {PREFIX}")
+    rest = topic[len(PREFIX) :].split("/")
+    if len(rest) != 2:
+        raise TopicError(f"topic {topic!r} must be {PREFIX}{{device}}/{{channel}}")
+    device, channel = rest
+    if not DEVICE_ID.fullmatch(device):
+        raise TopicError(f"device id {device!r} must match [A-Za-z0-9_.-]{{1,64}}")
+    kind = _CHANNELS.get(channel)
+    if kind is None:
+        raise TopicError(f"channel {channel!r} is not one of {', '.join(sorted(_CHANNELS))}")
+    return Topic(device, kind)
+
+
+def subscription(shared_group: str | None) -> str:
+    """The filter offsite subscribes to, through a shared group when several instances run."""
+    return f"$share/{shared_group}/{SUBSCRIPTION}" if shared_group else SUBSCRIPTION
+
+
+def telemetry_topic(device_id: str) -> str:
+    return f"{PREFIX}{device_id}/{Channel.TELEMETRY.value}"
+
+
+def frames_topic(device_id: str) -> str:
+    return f"{PREFIX}{device_id}/{Channel.FRAMES.value}"
+
+
+def status_topic(device_id: str) -> str:
+    return f"{PREFIX}{device_id}/{Channel.STATUS.value}"

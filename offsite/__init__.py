@@ -1,0 +1,1 @@
+"""offsite composition root: settings, database, migrations, CLI and wiring."""

@@ -1,0 +1,109 @@
+"""Schema migrations: each package's `migrations/NNNN_*.sql`, applied once, in package order."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+
+from api.departments import seed_departments
+from offsite.db import DbCapabilities, enable_timescaledb
+from offsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Order matters: later packages reference tables of earlier ones.
+PACKAGES = ("api", "ingest", "subjects", "rules", "alerts", "video")
+# Two instances starting at once serialise on this lock instead of racing on DDL.
+LOCK_KEY = 0x0FF517E
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    package: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+class MigrationError(Exception):
+    """A migration failed or an applied one was changed afterwards."""
+
+
+def discover(packages: tuple[str, ...] = PACKAGES) -> list[Migration]:
+    found: list[Migration] = []
+    for package in packages:
+        folder = resources.files(package) / "migrations"
+        if not folder.is_dir():
+            continue
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+        found += [
+            Migration(package, name, (folder / name).read_text(encoding="utf-8")) for name in names
+        ]
+    return found
+
+
+def migrate(conn: psycopg.Connection[Any], settings: Settings) -> DbCapabilities:
+    """Apply what is missing. Safe to run from several processes at once."""
+    conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    try:
+        caps = enable_timescaledb(conn)
+        # Migrations read these to choose between hypertables and native partitions.
+        conn.execute(
+            "SELECT set_config('offsite.timescaledb', %s, false),"
+            " set_config('offsite.chunk_interval', %s, false)",
+            (
+                "on" if caps.timescaledb else "off",
+                f"{int(settings.storage.chunk_interval.total_seconds())} seconds",
+            ),
+        )
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   package text NOT NULL,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (package, name))"""
+        )
+        applied = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute("SELECT package, name, checksum FROM schema_migrations")
+        }
+        for m in discover():
+            key = (m.package, m.name)
+            if key in applied:
+                if applied[key] != m.checksum:
+                    raise MigrationError(
+                        f"migration {m.package}/{m.name} was changed after it was applied; "
+                        "add a new migration instead"
+                    )
+                continue
+            log.info("applying migration %s/%s", m.package, m.name)
+            try:
+                with conn.transaction():
+                    conn.execute(m.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (package, name, checksum)"
+                        " VALUES (%s, %s, %s)",
+                        (m.package, m.name, m.checksum),
+                    )
+            except psycopg.Error as err:
+                raise MigrationError(f"migration {m.package}/{m.name} failed: {err}") from err
+        return caps
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def prepare_database(conn: psycopg.Connection[Any], settings: Settings) -> DbCapabilities:
+    """Migrate, then upsert the reference data every instance relies on."""
+    caps = migrate(conn, settings)
+    seed_departments(conn)
+    return caps

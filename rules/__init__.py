@@ -1,0 +1,1 @@
+"""Rule models, pure evaluators and the engine that turns readings into clues."""

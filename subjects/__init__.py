@@ -1,0 +1,1 @@
+"""Subject library: regulated subjects, supervising departments and device bindings."""

@@ -1,0 +1,117 @@
+"""Shared fixtures: a real PostgreSQL (a database per test) and a real Mosquitto per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
+from offsite.migrations import prepare_database
+from offsite.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server we may create databases on: OFFSITE_TEST_DATABASE_URL, else an embedded one."""
+    url = os.environ.get("OFFSITE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", durable=False)
+    pg.start()
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+def _with_db(url: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> Iterator[str]:
+    """A database with every migration applied, copied for each test."""
+    name = f"offsite_tpl_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(_with_db(pg_admin_url, name)) as conn:
+            prepare_database(conn, load_settings(config_file=None))
+        yield name
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
+    """A fresh, fully migrated database of this test's own."""
+    name = f"offsite_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    try:
+        yield _with_db(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url: str) -> Iterator[str]:
+    """A database with no migrations applied (for migration tests)."""
+    name = f"offsite_e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_db(pg_admin_url, name)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to this test's database."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """Mosquitto started with the project's config on a free loopback port."""
+    b = EmbeddedBroker(tmp_path_factory.mktemp("broker"))
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_url: str, broker: EmbeddedBroker) -> Any:
+    """Build Settings pointed at this test's database and the session broker."""
+
+    def build(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "state_dir": tmp_path / "state",
+            "database": {"url": db_url},
+            "mqtt": {"url": broker.url, "client_id": f"offsite-test-{uuid.uuid4().hex[:8]}"},
+            "http": {"port": 0},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return load_settings(config_file=None, **base)
+
+    return build

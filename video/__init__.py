@@ -1,0 +1,1 @@
+"""Video: frame intake, detectors, zones and filters, evidence snapshots."""
