@@ -48,7 +48,8 @@ def create_key(conn: psycopg.Connection[Any], department: str, role: str, name: 
     try:
         role_ = Role(role)
     except ValueError:
-        raise KeyRequestError(f"role {role!r} is not one of {', '.join(r.value for r in Role)}") from None
+        roles = ", ".join(r.value for r in Role)
+        raise KeyRequestError(f"role {role!r} is not one of {roles}") from None
     known = conn.execute("SELECT 1 FROM departments WHERE code = %s", (department,)).fetchone()
     if known is None:
         codes = [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
