@@ -78,3 +78,25 @@ class ReadingSink(Protocol):
     """Receives readings after they are committed; must not block the writer for long."""
 
     def readings_committed(self, readings: Sequence[Reading]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMessage:
+    """A JPEG a camera published; decoding is the video package's job."""
+
+    device_id: str
+    payload: bytes
+    device_time: datetime | None
+    received_at: datetime
+
+
+class FrameSink(Protocol):
+    """Receives camera frames from the MQTT thread; must never block (drop, and count)."""
+
+    def frame_received(self, frame: FrameMessage) -> None: ...
+
+
+class StatusSink(Protocol):
+    """Receives committed device status changes (status topic or will)."""
+
+    def status_changed(self, status: DeviceStatus) -> None: ...

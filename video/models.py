@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +31,9 @@ class Detection:
     episode_id: str
     frames: int
     evidence_id: str | None = None
+
+
+class DetectionSink(Protocol):
+    """Receives detection episode updates (the rule engine's `detection` kind)."""
+
+    def detections_observed(self, detections: Sequence[Detection]) -> None: ...
