@@ -30,6 +30,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _preferred_port(port: int) -> int:
+    """`port` when it is free, so devices find the usual address; else any free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
 def wait_for_port(host: str, port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -222,7 +232,7 @@ class EmbeddedBroker:
 
     def __init__(self, state_dir: Path, port: int | None = None) -> None:
         self.state_dir = state_dir.resolve()
-        self.port = port or free_port()
+        self.port = port or _preferred_port(1883)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.kind = "mosquitto" if shutil.which("mosquitto") else "amqtt"

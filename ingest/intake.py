@@ -1,0 +1,275 @@
+"""MQTT intake: a paho client with a persistent session that acks only after commit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.codec import Limits, decode_status, decode_telemetry
+from ingest.metrics import IngestMetrics
+from ingest.models import (
+    DeadLetter,
+    DeviceStatus,
+    FrameMessage,
+    FrameSink,
+    Reading,
+    Rejection,
+    RejectReason,
+)
+from ingest.settings import IngestSettings, MqttSettings, StorageSettings
+from ingest.topics import Channel, TopicError, parse_topic, subscription
+from ingest.writer import Envelope, WriterLoop
+
+log = logging.getLogger(__name__)
+
+
+class BrokerAddress:
+    """host, port, credentials and TLS flag parsed from mqtt:// or mqtts://."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"broker url {url!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"broker url {url!r} has no host")
+        self.tls = parts.scheme in ("mqtts", "ssl")
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if self.tls else 1883)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+
+def _device_time(props: Properties | None) -> datetime | None:
+    pairs = getattr(props, "UserProperty", None) or []
+    for key, value in pairs:
+        if key == "ts":
+            try:
+                return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+            except (ValueError, OverflowError, OSError):
+                return None
+    return None
+
+
+class MqttIntake:
+    """Subscribes to every device topic; telemetry and status go to the writer queue."""
+
+    def __init__(
+        self,
+        mqtt_settings: MqttSettings,
+        ingest_settings: IngestSettings,
+        storage_settings: StorageSettings,
+        broker_url: str,
+        writer: WriterLoop,
+        metrics: IngestMetrics,
+        frame_sink: FrameSink | None = None,
+    ) -> None:
+        self.settings = mqtt_settings
+        self.address = BrokerAddress(broker_url)
+        self.writer = writer
+        self.metrics = metrics
+        self.frame_sink = frame_sink
+        self.limits = Limits(
+            max_payload_bytes=ingest_settings.max_payload_bytes,
+            max_future=timedelta(seconds=ingest_settings.max_future_s),
+            retention=storage_settings.retention,
+        )
+        self.connected = False
+        self._stopping = threading.Event()
+        self._client = self._build_client()
+
+    def _build_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self.address.username:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set()
+        client.reconnect_delay_set(
+            min_delay=max(1, int(self.settings.reconnect_min_s)),
+            max_delay=max(1, int(self.settings.reconnect_max_s)),
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self._client.connect_async(
+            self.address.host,
+            self.address.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop_receiving(self) -> None:
+        """Messages arriving from now on are left unacknowledged for the broker to redeliver."""
+        self._stopping.set()
+
+    def disconnect(self) -> None:
+        self._stopping.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected = False
+        self.metrics.mqtt_connected.set(0)
+
+    def ack(self, mid: int, qos: int) -> None:
+        """PUBACK after commit; called from the writer thread (paho queues it thread-safely)."""
+        self._client.ack(mid, qos)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: Any,
+        properties: Any,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        self.connected = True
+        self.metrics.mqtt_connected.set(1)
+        topic = subscription(self.settings.shared_group)
+        client.subscribe(topic, qos=1)
+        log.info(
+            "connected to %s:%d (session present: %s), subscribed to %s",
+            self.address.host,
+            self.address.port,
+            getattr(flags, "session_present", None),
+            topic,
+        )
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: Any,
+        properties: Any,
+    ) -> None:
+        self.connected = False
+        self.metrics.mqtt_connected.set(0)
+        if not self._stopping.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return
+        now = datetime.now(UTC)
+        topic = msg.topic
+        payload = bytes(msg.payload)  # paho types it bytes | bytearray; it is bytes here
+        try:
+            parsed = parse_topic(topic)
+        except TopicError as err:
+            self._enqueue(
+                msg,
+                None,
+                now,
+                letters=[DeadLetter(topic, None, RejectReason.UNKNOWN_TOPIC, str(err), payload)],
+            )
+            return
+        device = parsed.device_id
+        if parsed.channel is Channel.TELEMETRY:
+            decoded = decode_telemetry(device, payload, self.limits, now)
+            letters = _merge_rejections(topic, device, payload, decoded.rejections)
+            self._enqueue(msg, device, now, readings=decoded.readings, letters=letters)
+        elif parsed.channel is Channel.STATUS:
+            online = decode_status(payload)
+            if online is None:
+                shown = payload[:40].decode("utf-8", "replace")
+                self._enqueue(
+                    msg,
+                    device,
+                    now,
+                    letters=[
+                        DeadLetter(
+                            topic,
+                            device,
+                            RejectReason.BAD_STATUS,
+                            f"status payload must be 'online' or 'offline', got {shown!r}",
+                            payload,
+                        )
+                    ],
+                )
+            else:
+                self._enqueue(msg, device, now, status=DeviceStatus(device, online, now))
+        elif self.frame_sink is not None:
+            # Frames are lossy by nature: the video queue drops the oldest when full and
+            # counts it, so a frame is acknowledged as soon as it is handed over.
+            self.frame_sink.frame_received(
+                FrameMessage(device, payload, _device_time(msg.properties), now)
+            )
+            self.metrics.messages.labels("frame").inc()
+            if msg.qos > 0:
+                self.ack(msg.mid, msg.qos)
+        else:
+            self._enqueue(
+                msg,
+                device,
+                now,
+                letters=[
+                    DeadLetter(
+                        topic,
+                        device,
+                        RejectReason.UNKNOWN_TOPIC,
+                        "frames are not accepted: the video pipeline is not running",
+                        payload,
+                    )
+                ],
+            )
+
+    def _enqueue(
+        self,
+        msg: mqtt.MQTTMessage,
+        device: str | None,
+        now: datetime,
+        readings: tuple[Reading, ...] = (),
+        letters: list[DeadLetter] | None = None,
+        status: DeviceStatus | None = None,
+    ) -> None:
+        env = Envelope(
+            mid=msg.mid,
+            qos=msg.qos,
+            topic=msg.topic,
+            device_id=device,
+            payload=bytes(msg.payload),
+            received_at=now,
+            readings=readings,
+            dead_letters=tuple(letters or ()),
+            status=status,
+        )
+        # Blocks while the writer is behind: that is the back-pressure. On shutdown the
+        # message is simply not acknowledged, and the broker redelivers it later.
+        self.writer.put(env, self._stopping)
+
+
+def _merge_rejections(
+    topic: str, device: str, payload: bytes, rejections: tuple[Rejection, ...]
+) -> list[DeadLetter]:
+    # One dead letter per reason per message: a batch with 100 bad entries is one row
+    # per reason, with every detail listed, not 100 copies of the payload.
+    by_reason: dict[RejectReason, list[str]] = defaultdict(list)
+    for r in rejections:
+        by_reason[r.reason].append(r.detail)
+    return [
+        DeadLetter(topic, device, reason, "; ".join(details), payload)
+        for reason, details in by_reason.items()
+    ]

@@ -1,0 +1,401 @@
+"""Batch writer: commits readings, dead letters and device state, then acknowledges."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import errors
+
+from ingest.metrics import IngestMetrics
+from ingest.models import (
+    DeadLetter,
+    DeviceStatus,
+    Reading,
+    ReadingSink,
+    RejectReason,
+    StatusSink,
+)
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+_COPY_READINGS = "COPY readings (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
+_READING_TYPES = ["timestamptz", "text", "text", "float8"]
+# A device's last_seen is written at most this often: updating thousands of device rows on
+# every batch would cost as much as the readings themselves.
+LAST_SEEN_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One decoded MQTT message waiting to be committed, then acknowledged."""
+
+    mid: int
+    qos: int
+    topic: str
+    device_id: str | None
+    payload: bytes
+    received_at: datetime
+    readings: tuple[Reading, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
+    status: DeviceStatus | None = None
+
+
+class Acker(Protocol):
+    """Sends the PUBACK of a message once its rows are committed."""
+
+    def ack(self, mid: int, qos: int) -> None: ...
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one committed batch did."""
+
+    written: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    statuses: list[DeviceStatus] = field(default_factory=list)
+    committed: list[Reading] = field(default_factory=list)
+
+
+def _conflict_letter(env: Envelope, r: Reading, kept: float) -> DeadLetter:
+    return DeadLetter(
+        topic=env.topic,
+        device_id=env.device_id,
+        reason=RejectReason.CONFLICT,
+        detail=(
+            f"{r.metric} at {r.time.isoformat()} is already stored as {kept!r}; "
+            f"the new value {r.value!r} was not stored (first value wins)"
+        ),
+        payload=env.payload,
+    )
+
+
+class BatchWriter:
+    """Writes batches in one transaction each; idempotent on (device_id, metric, time)."""
+
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._last_seen_written: dict[str, float] = {}
+
+    def write(self, conn: psycopg.Connection[Any], batch: Sequence[Envelope]) -> BatchOutcome:
+        """Write and commit `batch`. Raises psycopg errors; the caller retries the whole batch."""
+        out = BatchOutcome()
+        # First value of a key wins inside a batch too; identical repeats are redelivery.
+        unique: dict[tuple[str, str, datetime], Reading] = {}
+        for env in batch:
+            out.dead_letters.extend(env.dead_letters)
+            for r in env.readings:
+                key = (r.device_id, r.metric, r.time)
+                first = unique.get(key)
+                if first is None:
+                    unique[key] = r
+                elif first.value != r.value:
+                    out.conflicts += 1
+                    out.dead_letters.append(_conflict_letter(env, r, first.value))
+                else:
+                    out.duplicates += 1
+        rows = list(unique.values())
+        with conn.transaction():
+            if rows:
+                self._write_readings(conn, rows, batch, out)
+            if out.dead_letters:
+                self._write_dead_letters(conn, out.dead_letters)
+            self._touch_devices(conn, batch)
+            out.statuses = self._apply_statuses(conn, batch)
+        return out
+
+    def _write_readings(
+        self,
+        conn: psycopg.Connection[Any],
+        rows: list[Reading],
+        batch: Sequence[Envelope],
+        out: BatchOutcome,
+    ) -> None:
+        # Fast path: plain binary COPY. A unique violation means some rows are stored
+        # already (redelivery or conflict); only then pay for staging and ON CONFLICT.
+        try:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
+                copy.set_types(_READING_TYPES)
+                for r in rows:
+                    copy.write_row((r.time, r.device_id, r.metric, r.value))
+            out.written = len(rows)
+            out.committed = rows
+            return
+        except errors.UniqueViolation:
+            pass
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
+                " (time timestamptz, device_id text, metric text, value float8)"
+                " ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(
+                "COPY readings_stage (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_READING_TYPES)
+                for r in rows:
+                    copy.write_row((r.time, r.device_id, r.metric, r.value))
+            cur.execute(
+                "SELECT s.device_id, s.metric, s.time, r.value FROM readings_stage s"
+                " JOIN readings r USING (device_id, metric, time)"
+            )
+            stored = {(d, m, t): v for d, m, t, v in cur.fetchall()}
+            cur.execute(
+                "INSERT INTO readings (time, device_id, metric, value)"
+                " SELECT time, device_id, metric, value FROM readings_stage"
+                " ON CONFLICT (device_id, metric, time) DO NOTHING"
+            )
+        envelope_of = {r: env for env in batch for r in env.readings}
+        fresh: list[Reading] = []
+        for r in rows:
+            kept = stored.get((r.device_id, r.metric, r.time))
+            if kept is None:
+                fresh.append(r)
+            elif kept == r.value:
+                out.duplicates += 1
+            else:
+                out.conflicts += 1
+                out.dead_letters.append(_conflict_letter(envelope_of[r], r, kept))
+        out.written = len(fresh)
+        out.committed = fresh
+
+    def _write_dead_letters(
+        self, conn: psycopg.Connection[Any], letters: Iterable[DeadLetter]
+    ) -> None:
+        cap = self.settings.dead_letter_payload_bytes
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY dead_letters (topic, device_id, reason, detail, payload,"
+                " payload_size, payload_sha256) FROM STDIN"
+            ) as copy,
+        ):
+            for d in letters:
+                copy.write_row(
+                    (
+                        d.topic[:512],
+                        d.device_id,
+                        d.reason.value,
+                        d.detail[:2000],
+                        d.payload[:cap],
+                        len(d.payload),
+                        hashlib.sha256(d.payload).hexdigest(),
+                    )
+                )
+
+    def _touch_devices(self, conn: psycopg.Connection[Any], batch: Sequence[Envelope]) -> None:
+        now_m = time.monotonic()
+        seen: dict[str, datetime] = {}
+        for env in batch:
+            if env.device_id is None or (not env.readings and env.status is None):
+                continue
+            last = self._last_seen_written.get(env.device_id)
+            if last is None or now_m - last >= LAST_SEEN_EVERY_S:
+                seen[env.device_id] = env.received_at
+        if not seen:
+            return
+        ids = sorted(seen)  # a fixed order keeps two writers from deadlocking
+        conn.execute(
+            "INSERT INTO devices (device_id, first_seen, last_seen)"
+            " SELECT d, t, t FROM unnest(%s::text[], %s::timestamptz[]) AS u(d, t)"
+            " ON CONFLICT (device_id) DO UPDATE"
+            " SET last_seen = greatest(devices.last_seen, excluded.last_seen)",
+            (ids, [seen[d] for d in ids]),
+        )
+        for d in ids:
+            self._last_seen_written[d] = now_m
+
+    def forget_last_seen(self) -> None:
+        """After a failed commit the cache may claim writes that were rolled back."""
+        self._last_seen_written.clear()
+
+    def _apply_statuses(
+        self, conn: psycopg.Connection[Any], batch: Sequence[Envelope]
+    ) -> list[DeviceStatus]:
+        changed: list[DeviceStatus] = []
+        for env in batch:
+            s = env.status
+            if s is None:
+                continue
+            row = conn.execute(
+                "UPDATE devices SET online = %s, status_changed_at = %s"
+                " WHERE device_id = %s AND online IS DISTINCT FROM %s RETURNING 1",
+                (s.online, s.time, s.device_id, s.online),
+            ).fetchone()
+            if row is not None:
+                changed.append(s)
+        return changed
+
+
+class WriterLoop:
+    """The writer thread: drains the queue into batches, commits, acknowledges, hands on.
+
+    Queue policy: the queue is bounded (`queue_max_messages`). When it is full the MQTT
+    thread blocks in put(), stops reading from the broker and stops acknowledging; the
+    broker holds the rest in our persistent session. Nothing is dropped here.
+    """
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        conninfo: str,
+        metrics: IngestMetrics,
+        acker: Acker,
+        reading_sinks: Sequence[ReadingSink] = (),
+        status_sinks: Sequence[StatusSink] = (),
+    ) -> None:
+        self.settings = settings
+        self.conninfo = conninfo
+        self.metrics = metrics
+        self.acker = acker
+        self.reading_sinks = list(reading_sinks)
+        self.status_sinks = list(status_sinks)
+        self.queue: queue.Queue[Envelope] = queue.Queue(settings.queue_max_messages)
+        self.writer = BatchWriter(settings, metrics)
+        # Optimistic until a commit fails: readiness also pings the database itself.
+        self.db_up = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        metrics.queue_capacity.set(settings.queue_max_messages)
+        metrics.queue_depth.set_function(self.queue.qsize)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what is queued (while the database answers), then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def put(self, env: Envelope, stopping: threading.Event) -> bool:
+        """Blocking put for the MQTT thread; False when shutting down (message not acked)."""
+        while not stopping.is_set():
+            try:
+                self.queue.put(env, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
+        return self._conn
+
+    def _collect(self) -> list[Envelope]:
+        try:
+            first = self.queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        count = len(first.readings)
+        deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        limit = self.settings.batch_max_readings
+        while count < limit:
+            try:
+                env = self.queue.get_nowait()
+            except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    env = self.queue.get(timeout=left)
+                except queue.Empty:
+                    break
+            batch.append(env)
+            count += len(env.readings)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._collect()
+            if not batch:
+                if self._stop.is_set():
+                    return
+                continue
+            self._commit_with_retry(batch)
+
+    def _commit_with_retry(self, batch: list[Envelope]) -> None:
+        delay = self.settings.retry_min_s
+        while True:
+            started = time.perf_counter()
+            try:
+                conn = self._connection()
+                outcome = self.writer.write(conn, batch)
+            except psycopg.Error as err:
+                self.metrics.write_errors.inc()
+                self.writer.forget_last_seen()
+                if self.db_up or delay == self.settings.retry_min_s:
+                    log.warning("batch of %d messages not committed, retrying: %s", len(batch), err)
+                self.db_up = False
+                self.metrics.db_up.set(0)
+                if isinstance(err, psycopg.OperationalError) and self._conn is not None:
+                    self._conn.close()
+                if self._stop.wait(delay):
+                    # Shutting down while the database is away: unacknowledged messages
+                    # stay in the broker's session, so giving up here loses nothing.
+                    log.error(
+                        "stopping with %d unacknowledged messages; the broker keeps them",
+                        len(batch),
+                    )
+                    return
+                delay = min(delay * 2, self.settings.retry_max_s)
+                continue
+            break
+        elapsed = time.perf_counter() - started
+        if not self.db_up:
+            log.info("database reachable again; writing")
+        self.db_up = True
+        self.metrics.db_up.set(1)
+        for env in batch:
+            if env.qos > 0:
+                self.acker.ack(env.mid, env.qos)
+        self._account(batch, outcome, elapsed)
+        if outcome.committed:
+            for sink in self.reading_sinks:
+                sink.readings_committed(outcome.committed)
+        for status in outcome.statuses:
+            for ssink in self.status_sinks:
+                ssink.status_changed(status)
+
+    def _account(self, batch: Sequence[Envelope], outcome: BatchOutcome, elapsed: float) -> None:
+        m = self.metrics
+        m.commit_seconds.observe(elapsed)
+        m.batch_rows.observe(outcome.written)
+        m.readings_written.inc(outcome.written)
+        if outcome.duplicates:
+            m.duplicates.inc(outcome.duplicates)
+        if outcome.conflicts:
+            m.conflicts.inc(outcome.conflicts)
+        for d in outcome.dead_letters:
+            m.dead_letters.labels(d.reason.value).inc()
+        now = datetime.now(UTC)
+        for env in batch:
+            if env.status is not None:
+                result = "status"
+            elif env.readings and env.dead_letters:
+                result = "partial"
+            elif env.readings:
+                result = "stored"
+            else:
+                result = "rejected"
+            m.messages.labels(result).inc()
+            if env.readings:
+                m.lag.observe(max(0.0, (now - env.readings[0].time).total_seconds()))

@@ -1,0 +1,214 @@
+"""The composition root: builds every service from Settings and runs them together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import uvicorn
+from prometheus_client import CollectorRegistry
+from psycopg_pool import ConnectionPool
+
+from api.app import create_app
+from api.context import ApiContext
+from ingest.models import FrameSink, ReadingSink, StatusSink
+from ingest.service import IngestService
+from offsite.db import DbCapabilities, create_pool
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
+from offsite.migrations import prepare_database
+from offsite.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Endpoints:
+    """Where everything listens, printed at start."""
+
+    database: str = ""
+    broker: str = ""
+    http: str = ""
+    embedded: list[str] = field(default_factory=list)
+
+
+def _redact(url: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    if info.get("password"):
+        info["password"] = "***"  # noqa: S105 - a mask, not a password
+    return psycopg.conninfo.make_conninfo("", **info)
+
+
+class OffsiteApp:
+    """One process: embedded servers if asked, migrations, ingest, rules, alerts, video, HTTP."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.endpoints = Endpoints()
+        self._embedded_pg: EmbeddedPostgres | None = None
+        self._embedded_broker: EmbeddedBroker | None = None
+        self._stoppers: list[Callable[[], None]] = []
+        self._reloaders: list[Callable[[], None]] = []
+        self.pool: ConnectionPool | None = None
+        self.ingest: IngestService | None = None
+        self.capabilities: DbCapabilities | None = None
+        self._http: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self.api_context: ApiContext | None = None
+
+    # -- infrastructure -------------------------------------------------------------------
+
+    def _database_url(self) -> str:
+        if self.settings.database.url:
+            return self.settings.database.url
+        pg = EmbeddedPostgres(self.settings.state_dir / "postgres")
+        pg.start()
+        self._embedded_pg = pg
+        self.endpoints.embedded.append(f"PostgreSQL (data in {pg.data_dir})")
+        return pg.url
+
+    def _broker_url(self) -> str:
+        if self.settings.mqtt.url:
+            return self.settings.mqtt.url
+        broker = EmbeddedBroker(self.settings.state_dir / "broker")
+        broker.start()
+        self._embedded_broker = broker
+        self.endpoints.embedded.append(f"{broker.kind} (state in {broker.state_dir})")
+        return broker.url
+
+    def _migrate(self, url: str) -> DbCapabilities:
+        delay = 0.5
+        while True:
+            try:
+                with psycopg.connect(url, connect_timeout=5) as conn:
+                    return prepare_database(conn, self.settings)
+            except psycopg.OperationalError as err:
+                log.warning("database not reachable (%s); retrying in %.1fs", err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def readiness(self) -> Mapping[str, bool]:
+        db_ok = False
+        if self.pool is not None:
+            try:
+                with self.pool.connection(timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                db_ok = True
+            except Exception:  # any failure means "not ready"
+                db_ok = False
+        ingest = self.ingest
+        return {
+            "database": db_ok and (ingest is None or ingest.database_up),
+            "broker": ingest is not None and ingest.broker_connected,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        s = self.settings
+        db_url = self._database_url()
+        broker_url = self._broker_url()
+        self.endpoints.database = _redact(db_url)
+        self.endpoints.broker = broker_url
+        self.capabilities = self._migrate(db_url)
+        self.pool = create_pool(s.database, db_url)
+        self.pool.open(wait=False)
+        self._stoppers.append(self.pool.close)
+
+        reading_sinks: list[ReadingSink] = []
+        status_sinks: list[StatusSink] = []
+        frame_sink: FrameSink | None = None
+        ctx = ApiContext(self.pool, self.registry, self.readiness)
+        self.api_context = ctx
+
+        # [subjects] ------------------------------------------------------------------
+        # [rules] ---------------------------------------------------------------------
+        # [alerts] --------------------------------------------------------------------
+        # [video] ---------------------------------------------------------------------
+
+        self.ingest = IngestService(
+            s.mqtt,
+            s.ingest,
+            s.storage,
+            broker_url,
+            db_url,
+            self.pool,
+            self.registry,
+            reading_sinks=reading_sinks,
+            status_sinks=status_sinks,
+            frame_sink=frame_sink,
+        )
+        ctx.provide(IngestService, self.ingest)
+        self.ingest.start()
+        # Stopped first (stoppers run in reverse), so the writer drains before the rest.
+        self._stoppers.append(self.ingest.stop)
+        self._start_http(ctx)
+
+    def _start_http(self, ctx: ApiContext) -> None:
+        config = uvicorn.Config(
+            create_app(ctx),
+            host=self.settings.http.host,
+            port=self.settings.http.port,
+            log_level="warning",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="http", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the HTTP server did not start on "
+                    f"{self.settings.http.host}:{self.settings.http.port}"
+                )
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.endpoints.http = f"http://{self.settings.http.host}:{port}"
+        self._http, self._http_thread = server, thread
+
+        def stop_http() -> None:
+            server.should_exit = True
+            thread.join(10)
+
+        self._stoppers.append(stop_http)
+
+    @property
+    def http_port(self) -> int:
+        return int(self.endpoints.http.rsplit(":", 1)[1])
+
+    def reload(self) -> None:
+        """SIGHUP: reload what can be reloaded (rules)."""
+        for reload in self._reloaders:
+            reload()
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:
+                log.exception("error while stopping")
+        if self._embedded_broker is not None:
+            self._embedded_broker.stop()
+        if self._embedded_pg is not None:
+            self._embedded_pg.stop()
+
+    def __enter__(self) -> OffsiteApp:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,157 @@
+"""The `offsite` command line: run, migrate, keys, simulate, audit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+from api.auth import KeyRequestError, create_key
+from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedPostgres
+from offsite.migrations import MigrationError, prepare_database
+from offsite.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("offsite")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_file=args.config)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured database, or the embedded one `offsite run` uses."""
+    if settings.database.url:
+        return settings.database.url, None
+    pg = EmbeddedPostgres(settings.state_dir / "postgres")
+    pg.start()
+    return pg.url, pg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    app = OffsiteApp(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: app.reload())
+    app.start()
+    e = app.endpoints
+    lines = [
+        "offsite is running",
+        f"  HTTP      {e.http}  (API {e.http}/docs, metrics {e.http}/metrics)",
+        f"  MQTT      {e.broker}  (devices publish to offsite/v1/devices/<id>/telemetry)",
+        f"  database  {e.database}",
+    ]
+    lines += [f"  embedded  {what}" for what in e.embedded]
+    lines.append("Ctrl-C stops it.")
+    print("\n".join(lines), flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        print("offsite: stopping", file=sys.stderr, flush=True)
+        app.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    url, pg = _database_url(settings)
+    try:
+        with psycopg.connect(url) as conn:
+            caps = prepare_database(conn, settings)
+        kind = "TimescaleDB hypertables" if caps.timescaledb else "native partitions"
+        print(f"database is up to date ({kind})")
+        return 0
+    except (MigrationError, psycopg.OperationalError) as err:
+        print(f"offsite migrate: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    url, pg = _database_url(settings)
+    try:
+        with psycopg.connect(url) as conn:
+            prepare_database(conn, settings)
+            key = create_key(conn, args.department, args.role, args.name or "")
+        print(key)
+        print(
+            f"created a {args.role} key for {args.department}; it is shown only once",
+            file=sys.stderr,
+        )
+        return 0
+    except KeyRequestError as err:
+        print(f"offsite keys create: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="offsite", description="Off-site regulatory supervision server."
+    )
+    parser.add_argument(
+        "--config", help="YAML settings file (default: $OFFSITE_CONFIG); env vars win over it"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the server (embedded database and broker if unset)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("migrate", help="apply database migrations and exit")
+    p.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("create", help="create an API key bound to a department and a role")
+    p.add_argument("--department", required=True, help="department code, e.g. EEB")
+    p.add_argument("--role", required=True, choices=["viewer", "officer", "admin"])
+    p.add_argument("--name", help="who or what the key is for")
+    p.set_defaults(func=cmd_keys_create)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings_level = load_settings(config_file=args.config).log_level
+    except ConfigError as err:
+        print(f"offsite: {err}", file=sys.stderr)
+        return 2
+    _setup_logging(settings_level)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as err:
+        print(f"offsite: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
