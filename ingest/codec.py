@@ -117,6 +117,8 @@ def decode_telemetry(
         text = payload[:200].decode("utf-8", "replace")
         if re.search(r"\b(NaN|-?Infinity)\b", text):
             return _reject(RejectReason.NOT_FINITE, "payload contains NaN or Infinity")
+        if "infinity when parsed" in str(err):
+            return _reject(RejectReason.NOT_FINITE, f"a number must be finite: {err}")
         return _reject(RejectReason.NOT_JSON, f"payload is not JSON: {err}")
 
     if isinstance(doc, list):

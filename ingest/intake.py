@@ -183,7 +183,9 @@ class MqttIntake:
                 msg,
                 None,
                 now,
-                letters=[DeadLetter(topic, None, RejectReason.UNKNOWN_TOPIC, str(err), payload)],
+                letters=[
+                    DeadLetter(topic, err.device_id, RejectReason.UNKNOWN_TOPIC, str(err), payload)
+                ],
             )
             return
         device = parsed.device_id

@@ -26,6 +26,11 @@ class Topic:
 class TopicError(ValueError):
     """The topic is outside the contract; the message says which part and why."""
 
+    def __init__(self, message: str, device_id: str | None = None) -> None:
+        super().__init__(message)
+        # Set when the device part is valid, so the dead letter can be found by device.
+        self.device_id = device_id
+
 
 _CHANNELS = {c.value: c for c in Channel}
 
@@ -35,13 +40,16 @@ def parse_topic(topic: str) -> Topic:
         raise TopicError(f"topic {topic!r} is not under {PREFIX}")
     rest = topic[len(PREFIX) :].split("/")
     if len(rest) != 2:
-        raise TopicError(f"topic {topic!r} must be {PREFIX}{{device}}/{{channel}}")
+        device = rest[0] if DEVICE_ID.fullmatch(rest[0]) else None
+        raise TopicError(f"topic {topic!r} must be {PREFIX}{{device}}/{{channel}}", device)
     device, channel = rest
     if not DEVICE_ID.fullmatch(device):
         raise TopicError(f"device id {device!r} must match [A-Za-z0-9_.-]{{1,64}}")
     kind = _CHANNELS.get(channel)
     if kind is None:
-        raise TopicError(f"channel {channel!r} is not one of {', '.join(sorted(_CHANNELS))}")
+        raise TopicError(
+            f"channel {channel!r} is not one of {', '.join(sorted(_CHANNELS))}", device
+        )
     return Topic(device, kind)
 
 

@@ -31,7 +31,8 @@ def create_pool(settings: DatabaseSettings, url: str, name: str = "offsite") -> 
         kwargs={"connect_timeout": int(max(1, settings.connect_timeout_s))},
         name=name,
         open=False,
-        reconnect_timeout=0,  # keep trying for ever: an outage is back-pressure, not a crash
+        # Keep trying through long outages (a day): an outage is back-pressure, not a crash.
+        reconnect_timeout=86400,
     )
 
 

@@ -46,7 +46,9 @@ class Publisher:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def _on_publish(self, client: object, userdata: object, mid: int, rc: object, props: object) -> None:
+    def _on_publish(
+        self, client: object, userdata: object, mid: int, rc: object, props: object
+    ) -> None:
         with self._lock:
             self.acked += 1
             self.acked_mids.add(mid)
