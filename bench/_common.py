@@ -1,0 +1,137 @@
+"""Shared pieces of the benchmarks: servers, a fast publisher process, metric scraping."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def publish_worker(
+    port: int,
+    topics_payloads: Sequence[tuple[str, bytes]],
+    rate: float | None,
+    qos: int,
+    result: mp.Queue,  # type: ignore[type-arg]
+    stamp: bool = False,
+) -> None:
+    """Publish every (topic, payload) at `rate` msg/s (None: as fast as possible)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    # paho slows down badly with a large bounded window (bookkeeping per ack); unbounded is
+    # fastest, and publish() itself refuses past 65,535 outstanding, which we wait out.
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    acked = [0]
+
+    def on_publish(*_: object) -> None:
+        acked[0] += 1
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.monotonic()
+    for i, (topic, payload) in enumerate(topics_payloads):
+        if stamp:
+            # The payload carries the publish time, so commit lag = publish-to-commit.
+            payload = payload.replace(b"@TS@", str(int(time.time() * 1000)).encode())
+        while True:
+            info = client.publish(topic, payload, qos=qos)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                break
+            time.sleep(0.001)  # in-flight window full: wait for acks
+        if rate is not None:
+            delay = start + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    sent_at = time.monotonic()
+    deadline = sent_at + 120
+    while qos > 0 and acked[0] < len(topics_payloads) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+    result.put((len(topics_payloads), acked[0] if qos else len(topics_payloads),
+                sent_at - start))
+
+
+def start_publisher(
+    port: int,
+    items: Sequence[tuple[str, bytes]],
+    rate: float | None = None,
+    qos: int = 1,
+    stamp: bool = False,
+) -> tuple[mp.Process, mp.Queue]:  # type: ignore[type-arg]
+    ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    p = ctx.Process(target=publish_worker, args=(port, items, rate, qos, q, stamp), daemon=True)
+    p.start()
+    return p, q
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text to {"name{labels}": value}."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str,
+                       q: float) -> float:
+    """Quantile of the observations made between two scrapes, interpolated in the bucket."""
+    pat = re.compile(re.escape(name) + r'_bucket\{le="([^"]+)"\}')
+    buckets = []
+    for key, value in after.items():
+        m = pat.fullmatch(key)
+        if m:
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            buckets.append((le, value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return float("nan")
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            span = count - prev_count
+            frac = (rank - prev_count) / span if span else 1.0
+            return prev_le + (le - prev_le) * frac
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "offsite.cli", "run"],
+                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
