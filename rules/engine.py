@@ -1,0 +1,372 @@
+"""The rule engine: indexes rules by selector, keeps per-stream state, orders late data.
+
+It is synchronous and does no I/O: the service feeds it and persists the `ClueOp`s it
+returns. Streams are keyed by fingerprint (rule + device, or rule + subject for composites).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ingest.models import DeviceStatus, Reading
+from rules.bound import Bound, MissingAttributeError
+from rules.evaluate import INITIAL, Sample, Seen, State, Tick, Transition, TriggerItem, evaluate
+from rules.settings import CreditModifier
+from rules.spec import AbsenceRule, CompositeRule, DetectionRule, Rule, Selector
+from subjects.models import CreditGrade, DeviceContext, DeviceDirectory
+from video.models import Detection
+
+log = logging.getLogger(__name__)
+
+# Kinds whose state is a function of their ordered input: late data is replayed for them.
+REPLAYED = frozenset({"threshold", "window", "rate", "flatline", "composite"})
+
+
+class ClueOp(NamedTuple):
+    """What the store must do to the clue of `bound.fingerprint` that started at `started_at`.
+
+    open: a new episode; resolve: it ended at `at`; reopen: a late reading showed it had not
+    ended; withdraw: a late reading showed it never happened (kept, marked withdrawn);
+    closed: a late reading revealed a whole past episode that ended at `at`.
+    """
+
+    action: str
+    bound: Bound
+    started_at: float
+    at: float
+    trigger: tuple[TriggerItem, ...]
+
+
+class _Entry(NamedTuple):
+    t: float
+    key: tuple[str, str]
+    inp: Sample
+    state: State
+    out: tuple[Transition, ...]
+
+
+class Stream:
+    """State of one rule on one device (or subject), with the recent history for replay."""
+
+    __slots__ = ("base", "bound", "history", "last_t", "state")
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+        self.state: State = INITIAL
+        self.base: State = INITIAL  # state before history[0]
+        self.history: deque[_Entry] = deque()
+        self.last_t = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenClue:
+    """An open clue loaded from the database at start."""
+
+    fingerprint: str
+    started_at: float
+
+
+def _matches(sel: Selector, ctx: DeviceContext | None) -> bool:
+    if not sel.needs_subject:
+        return True
+    if ctx is None:
+        return False
+    if sel.role and sel.role != ctx.role:
+        return False
+    if sel.industry and ctx.industry not in sel.industry:
+        return False
+    if sel.grid and ctx.grid not in sel.grid:
+        return False
+    return all(tag in ctx.tags for tag in sel.tags)
+
+
+def _episodes(open_start: float | None, trans: Iterable[Transition]) -> dict[float, Any]:
+    eps: dict[float, Any] = {}
+    if open_start is not None:
+        eps[open_start] = None
+    for tr in trans:
+        eps[tr.started_at] = tr if tr.kind == "open" else tr.at
+    return eps
+
+
+def _is_open(end: Any) -> bool:
+    return end is None or isinstance(end, Transition)
+
+
+class Engine:
+    """Feeds inputs to the streams that can match them and returns clue operations."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        directory: DeviceDirectory,
+        credit: Mapping[CreditGrade, CreditModifier],
+        allowed_lateness_s: float,
+        max_trigger_values: int = 50,
+        on_late_dropped: Callable[[str], None] | None = None,
+        on_evaluations: Callable[[int], None] | None = None,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.directory = directory
+        self.credit = credit
+        self.lateness = allowed_lateness_s
+        self.cap = max_trigger_values
+        self._on_late = on_late_dropped
+        self._on_evals = on_evaluations
+        self.by_metric: dict[str, list[Rule]] = {}
+        self.any_metric: list[Rule] = []
+        self.detection_rules: list[DetectionRule] = []
+        self.absence_rules: list[AbsenceRule] = []
+        for rule in self.rules:
+            if isinstance(rule, CompositeRule):
+                for metric in {c.metric for c in rule.conditions}:
+                    self.by_metric.setdefault(metric, []).append(rule)
+            elif isinstance(rule, DetectionRule):
+                self.detection_rules.append(rule)
+            elif rule.selector.metric is None:
+                self.any_metric.append(rule)
+            else:
+                self.by_metric.setdefault(rule.selector.metric, []).append(rule)
+            if isinstance(rule, AbsenceRule):
+                self.absence_rules.append(rule)
+        self.streams: dict[str, Stream] = {}
+        self.ticked: dict[str, Stream] = {}  # absence and detection streams
+        self._entries: dict[tuple[str, str], tuple[tuple[Stream, str], ...]] = {}
+        self._contexts: dict[str, DeviceContext | None] = {}
+        self._open_at_start: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    # -- index ------------------------------------------------------------------------
+
+    def context(self, device_id: str) -> DeviceContext | None:
+        try:
+            return self._contexts[device_id]
+        except KeyError:
+            ctx = self._contexts[device_id] = self.directory.context(device_id)
+            return ctx
+
+    def invalidate_directory(self) -> None:
+        """Bindings may have changed: look devices up again (states are kept)."""
+        self._contexts.clear()
+        self._entries.clear()
+
+    def _stream(self, rule: Rule, scope: str, ctx: DeviceContext | None) -> Stream | None:
+        try:
+            bound = Bound(rule, scope, ctx, self.credit, self.cap)
+        except MissingAttributeError as err:
+            if (rule.id, scope) not in self._warned:
+                self._warned.add((rule.id, scope))
+                log.warning("%s (device or subject %s); the rule skips it", err, scope)
+            return None
+        stream = self.streams.get(bound.fingerprint)
+        if stream is None:
+            stream = self.streams[bound.fingerprint] = Stream(bound)
+            started = self._open_at_start.pop(bound.fingerprint, None)
+            if started is not None:
+                stream.state = stream.base = State(started, started, started)
+        else:
+            stream.bound = bound
+        if bound.kind in ("absence", "detection"):
+            self.ticked[bound.fingerprint] = stream
+        return stream
+
+    def _build_entries(self, device_id: str, metric: str) -> tuple[tuple[Stream, str], ...]:
+        ctx = self.context(device_id)
+        found: list[tuple[Stream, str]] = []
+        for rule in (*self.by_metric.get(metric, ()), *self.any_metric):
+            if not _matches(rule.selector, ctx):
+                continue
+            if isinstance(rule, CompositeRule):
+                if ctx is None or not any(
+                    c.role == ctx.role and c.metric == metric for c in rule.conditions
+                ):
+                    continue
+                stream = self._stream(rule, ctx.credit_code, ctx)
+                role = ctx.role
+            else:
+                stream = self._stream(rule, device_id, ctx)
+                role = ""
+            if stream is not None:
+                found.append((stream, role))
+        entries = tuple(found)
+        self._entries[(device_id, metric)] = entries
+        return entries
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def on_readings(self, readings: Iterable[Reading]) -> list[ClueOp]:
+        ops: list[ClueOp] = []
+        entries_of = self._entries
+        evals = 0
+        for r in readings:
+            key = (r.device_id, r.metric)
+            entries = entries_of.get(key)
+            if entries is None:
+                entries = self._build_entries(r.device_id, r.metric)
+            if not entries:
+                continue
+            t = r.time.timestamp()
+            for stream, role in entries:
+                evals += 1
+                self._apply(stream, Sample(t, r.device_id, r.metric, r.value, role), key, ops)
+        if self._on_evals is not None and evals:
+            self._on_evals(evals)
+        return ops
+
+    def _apply(self, stream: Stream, s: Sample, key: tuple[str, str], ops: list[ClueOp]) -> None:
+        b = stream.bound
+        t = s.t
+        if b.kind not in REPLAYED:
+            st, out = evaluate(b, stream.state, s, t)
+            stream.state = st
+            stream.last_t = max(stream.last_t, t)
+            for tr in out:
+                ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
+            return
+        hist = stream.history
+        if t > stream.last_t:
+            st, out = evaluate(b, stream.state, s, t)
+            stream.state = st
+            stream.last_t = t
+            hist.append(_Entry(t, key, s, st, out))
+            horizon = t - self.lateness
+            while hist[0].t < horizon:
+                stream.base = hist.popleft().state
+            for tr in out:
+                ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
+            return
+        if t < stream.last_t - self.lateness:
+            if self._on_late is not None:
+                self._on_late(b.rule_id)
+            return
+        self._insert_late(stream, s, key, ops)
+
+    def _insert_late(
+        self, stream: Stream, s: Sample, key: tuple[str, str], ops: list[ClueOp]
+    ) -> None:
+        hist = stream.history
+        order = (s.t, key)
+        i = bisect.bisect_left(hist, order, key=lambda e: (e.t, e.key))
+        if i < len(hist) and hist[i].t == s.t and hist[i].key == key:
+            return  # the same reading again (redelivery): nothing new
+        b = stream.bound
+        before = stream.base if i == 0 else hist[i - 1].state
+        old = [tr for e in list(hist)[i:] for tr in e.out]
+        tail = [e.inp for e in list(hist)[i:]]
+        while len(hist) > i:
+            hist.pop()
+        st = before
+        new: list[Transition] = []
+        for inp in (s, *tail):
+            st, out = evaluate(b, st, inp, inp.t)
+            hist.append(_Entry(inp.t, (inp.device_id, inp.metric), inp, st, out))
+            new += out
+        stream.state = st
+        if old == new:
+            return
+        # The late reading changed history: make the stored episodes match the replay.
+        open_start = before.firing_since
+        was, now = _episodes(open_start, old), _episodes(open_start, new)
+        closing: list[ClueOp] = []
+        reopening: list[ClueOp] = []
+        opening: list[ClueOp] = []
+        for start, end in sorted(was.items()):
+            if start not in now:
+                closing.append(ClueOp("withdraw", b, start, s.t, ()))
+            elif not _is_open(now[start]) and end != now[start]:
+                closing.append(ClueOp("resolve", b, start, now[start], ()))
+            elif _is_open(now[start]) and not _is_open(end):
+                reopening.append(ClueOp("reopen", b, start, s.t, ()))
+        for start, end in sorted(now.items()):
+            if start in was:
+                continue
+            opened = next(tr for tr in new if tr.kind == "open" and tr.started_at == start)
+            if _is_open(end):
+                opening.append(ClueOp("open", b, start, opened.at, opened.trigger))
+            else:
+                # Recorded as one closed episode: it may predate the fingerprint's open one.
+                closing.append(ClueOp("closed", b, start, end, opened.trigger))
+        # Closing first: the table allows one open clue per fingerprint.
+        ops += closing
+        ops += reopening
+        ops += opening
+
+    def on_detections(self, detections: Iterable[Detection]) -> list[ClueOp]:
+        ops: list[ClueOp] = []
+        for d in detections:
+            ctx = self.context(d.camera_id)
+            seen = Seen(d.time.timestamp(), d.camera_id, d.label, d.zone, d.score, d.evidence_id)
+            for rule in self.detection_rules:
+                if not _matches(rule.selector, ctx):
+                    continue
+                stream = self._stream(rule, d.camera_id, ctx)
+                if stream is None:
+                    continue
+                st, out = evaluate(stream.bound, stream.state, seen, seen.t)
+                stream.state = st
+                for tr in out:
+                    ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
+        return ops
+
+    def on_status(self, status: DeviceStatus) -> None:
+        """An offline device is watched by absence rules even if it sent nothing since start."""
+        if status.online:
+            return
+        ctx = self.context(status.device_id)
+        t = status.time.timestamp()
+        for rule in self.absence_rules:
+            if not _matches(rule.selector, ctx):
+                continue
+            stream = self._stream(rule, status.device_id, ctx)
+            if stream is not None and stream.state.k is None:
+                stream.state = stream.state._replace(k=t)
+
+    def watch_absence(self, last_seen: Mapping[tuple[str, str | None], float]) -> None:
+        """At start: (device, metric or None) -> last data time, for absence rules."""
+        for (device_id, metric), t in last_seen.items():
+            ctx = self.context(device_id)
+            for rule in self.absence_rules:
+                if rule.selector.metric != metric or not _matches(rule.selector, ctx):
+                    continue
+                stream = self._stream(rule, device_id, ctx)
+                if stream is not None and (stream.state.k is None or stream.state.k < t):
+                    stream.state = stream.state._replace(k=t)
+
+    def tick(self, now: float) -> list[ClueOp]:
+        ops: list[ClueOp] = []
+        tick = Tick(now)
+        for stream in self.ticked.values():
+            st, out = evaluate(stream.bound, stream.state, tick, now)
+            stream.state = st
+            for tr in out:
+                ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
+        return ops
+
+    # -- restart ----------------------------------------------------------------------
+
+    def restore(self, readings: Iterable[Reading], open_clues: Iterable[OpenClue]) -> list[ClueOp]:
+        """Rebuild state from stored readings (in time order) and the open clues.
+
+        Returns the opens the replay finds that the database lacks (a crash between a
+        reading's commit and its clue's): the store inserts them idempotently.
+        """
+        self.on_readings(readings)  # transitions of the past are already in the database
+        opened: dict[str, float] = {c.fingerprint: c.started_at for c in open_clues}
+        ops: list[ClueOp] = []
+        for fp, stream in self.streams.items():
+            st = stream.state
+            started = opened.pop(fp, None)
+            if started is not None:
+                # The stored clue is the episode: keep it open under its own start.
+                pend = st.pending_since if st.firing_since is not None else started
+                stream.state = st._replace(pending_since=pend, firing_since=started)
+            elif st.firing_since is not None and stream.bound.kind in REPLAYED:
+                ops.append(ClueOp("open", stream.bound, st.firing_since, stream.last_t, st.trigger))
+        # Open clues of streams not seen yet take effect when their stream is created.
+        self._open_at_start.update(opened)
+        return ops

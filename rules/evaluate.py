@@ -1,0 +1,278 @@
+"""Pure evaluation: `evaluate(bound, state, input, now) -> (state, transitions)`, no I/O, no clock.
+
+Times are epoch seconds (floats) on the hot path. States are immutable tuples; an
+evaluation that changes nothing returns the very same state object.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from rules.bound import Bound
+
+
+class Sample(NamedTuple):
+    """A reading as the evaluator sees it; `role` is the device's role (composites)."""
+
+    t: float
+    device_id: str
+    metric: str
+    value: float
+    role: str = ""
+
+
+class Seen(NamedTuple):
+    """A detection as the evaluator sees it."""
+
+    t: float
+    device_id: str
+    label: str
+    zone: str | None
+    score: float
+    evidence_id: str | None
+
+
+class Tick(NamedTuple):
+    """The wall clock moved (absence and detection-clear rules)."""
+
+    now: float
+
+
+class TriggerItem(NamedTuple):
+    """One value that made a clue: a reading key, a window aggregate or a detection."""
+
+    t: float
+    device_id: str
+    metric: str
+    value: float | None
+    until: float | None = None  # end of a window aggregate
+    evidence_id: str | None = None
+
+
+class Transition(NamedTuple):
+    """`open` or `resolve` of the episode that started at `started_at` (event time)."""
+
+    kind: str
+    at: float
+    started_at: float
+    trigger: tuple[TriggerItem, ...]
+
+
+class State(NamedTuple):
+    """Phase of the stream (inactive / pending / firing) and the kind's own data in `k`."""
+
+    pending_since: float | None = None
+    firing_since: float | None = None
+    last_breach: float | None = None
+    trigger: tuple[TriggerItem, ...] = ()
+    k: Any = None
+
+    @property
+    def phase(self) -> str:
+        if self.firing_since is not None:
+            return "firing"
+        return "pending" if self.pending_since is not None else "inactive"
+
+
+INITIAL = State()
+NO_TRANSITIONS: tuple[Transition, ...] = ()
+Result = tuple[State, tuple[Transition, ...]]
+
+
+def step(
+    b: Bound, st: State, t: float, breach: bool | None, item: TriggerItem | None, k: Any
+) -> Result:
+    """The common machine: inactive -> pending -> firing -> resolved, with hold and keep."""
+    if breach is None:
+        return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+    if breach:
+        pend = st.pending_since if st.pending_since is not None else t
+        trig = st.trigger
+        if item is not None and len(trig) < b.cap:
+            trig = (*trig, item)
+        if st.firing_since is not None:
+            return State(pend, st.firing_since, t, trig, k), NO_TRANSITIONS
+        if t - pend >= b.hold:
+            return State(pend, pend, t, trig, k), (Transition("open", t, pend, trig),)
+        return State(pend, None, t, trig, k), NO_TRANSITIONS
+    if st.firing_since is not None:
+        if b.keep and st.last_breach is not None and t - st.last_breach < b.keep:
+            return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+        return State(k=k), (Transition("resolve", t, st.firing_since, st.trigger),)
+    if st.pending_since is not None:
+        return State(k=k), NO_TRANSITIONS
+    return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+
+
+def _scheduled(b: Bound, t: float) -> bool:
+    return b.schedule is None or b.schedule.active(t)
+
+
+def _threshold(b: Bound, st: State, s: Sample) -> Result:
+    v = s.value
+    if not _scheduled(b, s.t):
+        breach = False
+    elif st.firing_since is not None and b.clear_cmp is not None:
+        breach = b.clear_cmp(v, b.clear)  # type: ignore[arg-type]
+    else:
+        breach = b.cmp(v, b.limit)
+    item = TriggerItem(s.t, s.device_id, s.metric, v) if breach else None
+    return step(b, st, s.t, breach, item, st.k)
+
+
+def _aggregate(agg: str, total: float, count: int, lo: float, hi: float) -> float:
+    if agg == "avg":
+        return total / count
+    if agg == "sum":
+        return total
+    if agg == "min":
+        return lo
+    if agg == "max":
+        return hi
+    return float(count)
+
+
+def _window_decision(b: Bound, st: State, start: float, value: float, ratio: float) -> bool | None:
+    if ratio < b.min_ratio:
+        return None  # too little valid data: the window decides nothing
+    if not _scheduled(b, start):
+        return False
+    if st.firing_since is not None and b.clear_cmp is not None:
+        return b.clear_cmp(value, b.clear)  # type: ignore[arg-type]
+    return b.cmp(value, b.limit)
+
+
+def _window(b: Bound, st: State, s: Sample) -> Result:
+    if b.sliding:
+        lo_t = s.t - b.window_s
+        kept = (*(p for p in st.k or () if p[0] > lo_t), (s.t, s.value))
+        values = [p[1] for p in kept]
+        value = _aggregate(b.agg, math.fsum(values), len(values), min(values), max(values))
+        breach = _window_decision(b, st, s.t, value, len(values) / b.expected)
+        item = TriggerItem(kept[0][0], s.device_id, f"{s.metric}:{b.agg}", value, s.t)
+        return step(b, st, s.t, breach, item, kept)
+    bucket = math.floor((s.t + b.offset_s) / b.window_s)
+    acc = st.k
+    if acc is None or acc[0] == bucket:
+        if acc is None:
+            acc = (bucket, s.value, 1, s.value, s.value)
+        else:
+            acc = (bucket, acc[1] + s.value, acc[2] + 1, min(acc[3], s.value), max(acc[4], s.value))
+        return (st._replace(k=acc)), NO_TRANSITIONS
+    if bucket < acc[0]:
+        return st, NO_TRANSITIONS  # an older window is closed; the engine orders late data
+    # A reading of a later window closes the current one: that window decides.
+    start = acc[0] * b.window_s - b.offset_s
+    value = _aggregate(b.agg, acc[1], acc[2], acc[3], acc[4])
+    breach = _window_decision(b, st, start, value, acc[2] / b.expected)
+    fresh = (bucket, s.value, 1, s.value, s.value)
+    item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + b.window_s)
+    st2, out = step(b, st, start, breach, item, fresh)
+    if out and out[0].kind == "open":
+        # Decided when the window closed; the episode started where the window began.
+        out = (out[0]._replace(at=start + b.window_s),)
+    return st2, out
+
+
+def _rate(b: Bound, st: State, s: Sample) -> Result:
+    prev = st.k
+    k = (s.t, s.value)
+    if prev is None or s.t <= prev[0] or s.t - prev[0] > b.max_gap:
+        return step(b, st, s.t, None, None, k)
+    rate = (s.value - prev[1]) / (s.t - prev[0]) * b.per
+    breach = _scheduled(b, s.t) and b.cmp(rate, b.limit)
+    return step(b, st, s.t, breach, TriggerItem(s.t, s.device_id, s.metric, s.value), k)
+
+
+def _flatline(b: Bound, st: State, s: Sample) -> Result:
+    run = st.k
+    v = s.value
+    if run is None:
+        k = (s.t, v, v, 1)
+    else:
+        lo, hi = min(run[1], v), max(run[2], v)
+        k = (run[0], lo, hi, run[3] + 1) if hi - lo <= b.tolerance else (s.t, v, v, 1)
+    flat = k[3] >= b.min_samples and s.t - k[0] >= b.duration and _scheduled(b, s.t)
+    item = TriggerItem(s.t, s.device_id, s.metric, v)
+    if flat and st.firing_since is None:
+        # The episode began when the value stopped changing, not when we noticed.
+        st = st._replace(pending_since=k[0])
+    return step(b, st, s.t, flat, item, k)
+
+
+def _composite(b: Bound, st: State, s: Sample) -> Result:
+    latest = list(st.k or (None,) * len(b.conditions))
+    for i, (role, metric, _cmp, _limit, _age) in enumerate(b.conditions):
+        if role == s.role and metric == s.metric:
+            latest[i] = (s.t, s.value, s.device_id)
+    k = tuple(latest)
+    results = []
+    for (_role, _metric, cmp, limit, age), cur in zip(b.conditions, k, strict=True):
+        results.append(cur is not None and s.t - cur[0] <= age and cmp(cur[1], limit))
+    breach = (all(results) if b.match_all else any(results)) and _scheduled(b, s.t)
+    item = TriggerItem(s.t, s.device_id, s.metric, s.value)
+    return step(b, st, s.t, breach, item, k)
+
+
+def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
+    last = st.k
+    if last is not None and s.t <= last:
+        return st, NO_TRANSITIONS  # older than what we have seen: data was not missing then
+    return step(b, st, s.t, False, None, s.t)
+
+
+def _absence_tick(b: Bound, st: State, now: float) -> Result:
+    last = st.k
+    if last is None or st.firing_since is not None:
+        return st, NO_TRANSITIONS
+    if now - last < b.missing_for or not _scheduled(b, now):
+        return st, NO_TRANSITIONS
+    # Data has been missing since the last reading: that is when the episode began.
+    st = st._replace(pending_since=last)
+    return step(b, st, now, True, TriggerItem(last, b.scope, "", None), last)
+
+
+def _detection(b: Bound, st: State, d: Seen) -> Result:
+    if d.label not in b.labels or d.score < b.min_score:
+        return st, NO_TRANSITIONS
+    if b.zones and d.zone not in b.zones:
+        return st, NO_TRANSITIONS
+    if not _scheduled(b, d.t):
+        return st, NO_TRANSITIONS
+    item = TriggerItem(d.t, d.device_id, d.label, d.score, evidence_id=d.evidence_id)
+    return step(b, st, d.t, True, item, st.k)
+
+
+def _detection_tick(b: Bound, st: State, now: float) -> Result:
+    last = st.last_breach
+    if last is None or now - last < b.clear_after:
+        return st, NO_TRANSITIONS
+    # Resolved (or a pending episode dropped) at the moment the object was last seen + grace.
+    return step(b, st, last + b.clear_after, False, None, st.k)
+
+
+def evaluate(b: Bound, st: State, inp: Sample | Seen | Tick, now: float) -> Result:
+    """Apply one input to one bound rule's state. `now` is the wall clock, for ticks only."""
+    kind = b.kind
+    if type(inp) is Sample:
+        if kind == "threshold":
+            return _threshold(b, st, inp)
+        if kind == "window":
+            return _window(b, st, inp)
+        if kind == "rate":
+            return _rate(b, st, inp)
+        if kind == "flatline":
+            return _flatline(b, st, inp)
+        if kind == "composite":
+            return _composite(b, st, inp)
+        if kind == "absence":
+            return _absence_sample(b, st, inp)
+        return st, NO_TRANSITIONS
+    if type(inp) is Seen:
+        return _detection(b, st, inp) if kind == "detection" else (st, NO_TRANSITIONS)
+    if kind == "absence":
+        return _absence_tick(b, st, now)
+    if kind == "detection":
+        return _detection_tick(b, st, now)
+    return st, NO_TRANSITIONS

@@ -1,0 +1,299 @@
+"""Rules as data: pydantic models of the rule YAML, validated strictly."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from rules.models import Severity
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like '90s', '5m', '1h', '1d'."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '5m'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT_S[m.group(2)]
+    raise ValueError(f"{value!r} is not a duration (use seconds or '30s', '5m', '1h', '1d')")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Op = Literal[">", ">=", "<", "<="]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class AttributeLimit(_Strict):
+    """A limit read from the subject's data, e.g. its discharge permit."""
+
+    attribute: str = Field(min_length=1, description="key in the subject's attributes")
+    factor: float = Field(default=1.0, gt=0, description="multiplies the attribute's value")
+
+
+Limit = float | AttributeLimit
+
+
+def _parse_clock(value: Any) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 22:00 as sexagesimal 1320: undo that.
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str):
+        if value == "24:00":
+            return time.max
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if m:
+            return time(int(m.group(1)), int(m.group(2)))
+    raise ValueError(f"{value!r} is not a time of day 'HH:MM'")
+
+
+Clock = Annotated[time, BeforeValidator(_parse_clock)]
+
+
+class TimeWindow(_Strict):
+    """Part of a week; `end` before `start` wraps past midnight (e.g. 22:00-06:00)."""
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS), description="weekdays the window starts on"
+    )
+    start: Clock = Field(description="local time the window opens, 'HH:MM'")
+    end: Clock = Field(description="local time the window closes, 'HH:MM' ('24:00' allowed)")
+
+
+class Schedule(_Strict):
+    """When a rule applies; outside it the rule's condition counts as not met."""
+
+    timezone: str = Field(default="Asia/Shanghai", description="IANA zone of the windows")
+    windows: list[TimeWindow] = Field(min_length=1, description="active time windows")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {v!r}") from err
+        return v
+
+
+class Selector(_Strict):
+    """Which readings a rule looks at: metric and device role, subject industry/grid/tags."""
+
+    metric: str | None = Field(default=None, description="metric name; absence: None = any")
+    role: str | None = Field(default=None, description="device role on its subject")
+    industry: list[str] = Field(default_factory=list, description="subject industry in these")
+    grid: list[str] = Field(default_factory=list, description="subject grid in these")
+    tags: list[str] = Field(default_factory=list, description="subject carries all these tags")
+
+    @property
+    def needs_subject(self) -> bool:
+        return bool(self.role or self.industry or self.grid or self.tags)
+
+
+class RuleBase(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="stable rule id")
+    version: int = Field(ge=1, description="bumped on every change; stored on each clue")
+    department: str = Field(description="department code that owns the rule's clues")
+    title: str = Field(min_length=1, description="short human title")
+    legal_basis: str = Field(min_length=1, description="the law or standard the rule enforces")
+    severity: Severity = Field(description="severity for a B-grade subject")
+    selector: Selector = Field(default_factory=Selector, description="what the rule looks at")
+    schedule: Schedule | None = Field(default=None, description="when the rule applies")
+    credit_tiered: bool = Field(
+        default=True,
+        description="apply credit-grade modifiers; false for safety limits that must not move",
+    )
+    description: str = Field(default="", description="longer explanation")
+
+
+class _Held(RuleBase):
+    hold: Duration = Field(default=0.0, alias="for", description="condition must last this long")
+    keep_firing_for: Duration = Field(
+        default=0.0, description="stay firing this long after the condition stops"
+    )
+
+
+def _need_metric(rule: RuleBase) -> None:
+    if not rule.selector.metric:
+        raise ValueError(f"selector.metric is required for a {getattr(rule, 'kind', '')} rule")
+
+
+def _check_clear(op: str, limit: Limit, clear: Limit | None) -> None:
+    if clear is None or not isinstance(limit, float | int) or not isinstance(clear, float | int):
+        return
+    if op in (">", ">=") and clear > limit:
+        raise ValueError(f"clear {clear} must not be above the limit {limit} for op {op}")
+    if op in ("<", "<=") and clear < limit:
+        raise ValueError(f"clear {clear} must not be below the limit {limit} for op {op}")
+
+
+class ThresholdRule(_Held):
+    """A value compared with a limit, with hold, hysteresis and keep-firing."""
+
+    kind: Literal["threshold"]
+    op: Op = Field(description="comparison that means a breach")
+    limit: Limit = Field(description="number, or {attribute: ...} of the subject")
+    clear: Limit | None = Field(default=None, description="hysteresis: resolve only past this")
+
+    @model_validator(mode="after")
+    def _clear_side(self) -> ThresholdRule:
+        _need_metric(self)
+        _check_clear(self.op, self.limit, self.clear)
+        return self
+
+
+class WindowRule(_Held):
+    """An aggregate over aligned (hourly, daily) or sliding windows."""
+
+    kind: Literal["window"]
+    agg: Literal["avg", "min", "max", "sum", "count"] = Field(description="aggregate")
+    align: Literal["hour", "day", "sliding"] = Field(description="aligned windows or sliding")
+    size: Duration | None = Field(default=None, description="window length (sliding only)")
+    expected_interval: Duration = Field(
+        gt=0, description="a device's normal reporting interval, to count valid data"
+    )
+    min_valid_ratio: float = Field(
+        default=0.75, ge=0, le=1, description="a window with less data decides nothing"
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
+    op: Op
+    limit: Limit
+    clear: Limit | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> WindowRule:
+        _need_metric(self)
+        if self.align == "sliding" and not self.size:
+            raise ValueError("a sliding window needs `size`")
+        if self.align != "sliding" and self.size is not None:
+            raise ValueError("`size` is fixed by `align` for hour and day windows")
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from err
+        jan = datetime(2025, 1, 15, tzinfo=zone).utcoffset()
+        jul = datetime(2025, 7, 15, tzinfo=zone).utcoffset()
+        if jan != jul:
+            raise ValueError(
+                f"{self.timezone} has daylight saving; window alignment needs a fixed offset"
+            )
+        _check_clear(self.op, self.limit, self.clear)
+        return self
+
+    @property
+    def window_s(self) -> float:
+        if self.align == "hour":
+            return 3600.0
+        if self.align == "day":
+            return 86400.0
+        assert self.size is not None
+        return self.size
+
+
+class RateRule(_Held):
+    """Change between consecutive readings, per unit time."""
+
+    kind: Literal["rate"]
+    op: Op
+    limit: Limit
+    per: Duration = Field(default=60.0, gt=0, description="the rate's time unit")
+    max_gap: Duration = Field(
+        default=900.0, gt=0, description="readings further apart than this are not compared"
+    )
+
+    @model_validator(mode="after")
+    def _metric(self) -> RateRule:
+        _need_metric(self)
+        return self
+
+
+class AbsenceRule(RuleBase):
+    """Expected data missing for a duration (offline, or evasion during production hours)."""
+
+    kind: Literal["absence"]
+    missing_for: Duration = Field(alias="for", gt=0, description="no data for this long")
+
+
+class FlatlineRule(RuleBase):
+    """A value unchanged (within tolerance) for a duration: a sign of tampered data."""
+
+    kind: Literal["flatline"]
+    duration: Duration = Field(alias="for", gt=0, description="unchanged for this long")
+    tolerance: float = Field(default=0.0, ge=0, description="max - min within this is flat")
+    min_samples: int = Field(default=3, ge=2, description="at least this many readings")
+
+    @model_validator(mode="after")
+    def _metric(self) -> FlatlineRule:
+        _need_metric(self)
+        return self
+
+
+class CompositeCondition(_Strict):
+    """One condition on the latest value of a metric from a device of a role."""
+
+    role: str
+    metric: str
+    op: Op
+    limit: Limit
+    max_age: Duration = Field(default=300.0, gt=0, description="older values count as unknown")
+
+
+class CompositeRule(_Held):
+    """All/any of conditions across devices of one subject by role."""
+
+    kind: Literal["composite"]
+    match: Literal["all", "any"] = "all"
+    conditions: list[CompositeCondition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _selector(self) -> CompositeRule:
+        if self.selector.metric or self.selector.role:
+            raise ValueError("a composite rule names metric and role in its conditions")
+        return self
+
+
+class DetectionRule(_Held):
+    """Vision detections: label, zone, minimum score, hold, usually with a schedule."""
+
+    kind: Literal["detection"]
+    labels: list[str] = Field(min_length=1, description="detection labels that match")
+    zones: list[str] = Field(default_factory=list, description="zones that match; empty = any")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="lowest score that counts")
+    clear_after: Duration = Field(
+        default=60.0, gt=0, description="resolved after no matching detection for this long"
+    )
+
+
+Rule = Annotated[
+    ThresholdRule
+    | WindowRule
+    | RateRule
+    | AbsenceRule
+    | FlatlineRule
+    | CompositeRule
+    | DetectionRule,
+    Field(discriminator="kind"),
+]
+KINDS = ("threshold", "window", "rate", "absence", "flatline", "composite", "detection")
+
+
+class RuleFile(_Strict):
+    """A YAML file of rules."""
+
+    rules: list[Rule] = Field(description="the rules of this file")

@@ -1,0 +1,222 @@
+"""The clue table: applies engine operations idempotently and reads state back at start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from ingest.models import Reading
+from rules.bound import Bound
+from rules.engine import ClueOp, OpenClue
+from rules.evaluate import TriggerItem
+from rules.models import ClueEvent, ClueStatus, Severity
+from rules.spec import CompositeRule, Rule
+
+_COLUMNS = (
+    "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
+    " credit_code, device_ids, started_at, ended_at, updated_at, summary, evidence_ids"
+)
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def trigger_json(trigger: Sequence[TriggerItem]) -> list[dict[str, Any]]:
+    """The trigger as stored: enough to find the readings again (device, metric, time)."""
+    out = []
+    for it in trigger:
+        row: dict[str, Any] = {
+            "time": _ts(it.t).isoformat(),
+            "device_id": it.device_id,
+            "metric": it.metric,
+            "value": it.value,
+        }
+        if it.until is not None:
+            row["until"] = _ts(it.until).isoformat()
+        if it.evidence_id is not None:
+            row["evidence_id"] = it.evidence_id
+        out.append(row)
+    return out
+
+
+def summarize(b: Bound, started_at: float, trigger: Sequence[TriggerItem]) -> str:
+    when = _ts(started_at).isoformat()
+    if b.kind == "absence":
+        return f"{b.title}: no data from {b.scope} since {when}"
+    first = trigger[0] if trigger else None
+    if first is None:
+        return f"{b.title}: since {when}"
+    shown = f"{first.value:g}" if first.value is not None else "-"
+    limit = f" (limit {b.limit:g})" if b.kind in ("threshold", "window", "rate") else ""
+    return f"{b.title}: {first.device_id} {first.metric} = {shown}{limit} since {when}"
+
+
+def _event(row: tuple[Any, ...]) -> ClueEvent:
+    (cid, fp, rule_id, version, title, dept, sev, status, withdrawn, credit_code, devices,
+     started, ended, updated, summary, evidence) = row  # fmt: skip
+    return ClueEvent(
+        clue_id=cid,
+        fingerprint=fp,
+        rule_id=rule_id,
+        rule_version=version,
+        title=title,
+        department=dept,
+        severity=Severity(sev),
+        status=ClueStatus(status),
+        credit_code=credit_code,
+        device_ids=tuple(devices),
+        started_at=started,
+        ended_at=ended,
+        changed_at=updated,
+        summary=("withdrawn: " + summary) if withdrawn else summary,
+        evidence_ids=tuple(evidence),
+    )
+
+
+def _devices(b: Bound, trigger: Sequence[TriggerItem]) -> list[str]:
+    seen = dict.fromkeys(it.device_id for it in trigger if it.device_id)
+    return list(seen) or [b.scope]
+
+
+def apply_ops(
+    conn: psycopg.Connection[Any], ops: Sequence[ClueOp]
+) -> list[tuple[ClueOp, ClueEvent]]:
+    """Apply in one transaction; returns the operations that really changed a row."""
+    events: list[tuple[ClueOp, ClueEvent]] = []
+    with conn.transaction(), conn.cursor() as cur:
+        for op in ops:
+            b = op.bound
+            key = (b.fingerprint, _ts(op.started_at))
+            if op.action in ("open", "closed"):
+                closed = op.action == "closed"
+                try:
+                    # A savepoint: another open episode of this fingerprint (a second
+                    # engine) must cost this one insert, not the whole batch.
+                    with conn.transaction():
+                        cur.execute(
+                            "INSERT INTO clues (fingerprint, rule_id, rule_version, title,"
+                            " department, severity, status, credit_code, device_ids,"
+                            " started_at, ended_at, trigger, evidence_ids, summary) VALUES (%s,"
+                            " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+                            " ON CONFLICT (fingerprint, started_at) DO UPDATE"
+                            " SET withdrawn = false, status = excluded.status,"
+                            " ended_at = excluded.ended_at, updated_at = now()"
+                            " WHERE clues.withdrawn RETURNING " + _COLUMNS,
+                            (
+                                b.fingerprint,
+                                b.rule_id,
+                                b.version,
+                                b.title,
+                                b.department,
+                                b.severity.value,
+                                "resolved" if closed else "firing",
+                                b.credit_code,
+                                _devices(b, op.trigger),
+                                key[1],
+                                _ts(op.at) if closed else None,
+                                orjson.dumps(trigger_json(op.trigger)).decode(),
+                                [it.evidence_id for it in op.trigger if it.evidence_id],
+                                summarize(b, op.started_at, op.trigger),
+                            ),
+                        )
+                except psycopg.errors.UniqueViolation:
+                    continue
+            elif op.action == "resolve":
+                cur.execute(
+                    "UPDATE clues SET status = 'resolved', ended_at = %s, updated_at = now()"
+                    " WHERE fingerprint = %s AND started_at = %s AND NOT withdrawn"
+                    " AND (status = 'firing' OR ended_at IS DISTINCT FROM %s)"
+                    " RETURNING " + _COLUMNS,
+                    (_ts(op.at), *key, _ts(op.at)),
+                )
+            elif op.action == "reopen":
+                cur.execute(
+                    "UPDATE clues SET status = 'firing', ended_at = NULL, updated_at = now()"
+                    " WHERE fingerprint = %s AND started_at = %s AND status = 'resolved'"
+                    " AND NOT withdrawn AND NOT EXISTS (SELECT 1 FROM clues o"
+                    " WHERE o.fingerprint = %s AND o.status = 'firing') RETURNING " + _COLUMNS,
+                    (*key, b.fingerprint),
+                )
+            elif op.action == "withdraw":
+                cur.execute(
+                    "UPDATE clues SET withdrawn = true, status = 'resolved',"
+                    " ended_at = COALESCE(ended_at, %s), updated_at = now()"
+                    " WHERE fingerprint = %s AND started_at = %s AND NOT withdrawn"
+                    " RETURNING " + _COLUMNS,
+                    (_ts(max(op.at, op.started_at)), *key),
+                )
+            else:
+                raise ValueError(f"unknown clue operation {op.action!r}")
+            row = cur.fetchone()
+            if row is not None:
+                events.append((op, _event(row)))
+    return events
+
+
+def load_open(conn: psycopg.Connection[Any]) -> list[OpenClue]:
+    rows = conn.execute(
+        "SELECT fingerprint, started_at FROM clues WHERE status = 'firing'"
+    ).fetchall()
+    return [OpenClue(fp, started.timestamp()) for fp, started in rows]
+
+
+def stream_readings(
+    conn: psycopg.Connection[Any],
+    metrics: Sequence[str] | None,
+    since: datetime,
+    until: datetime | None = None,
+    device_ids: Sequence[str] | None = None,
+) -> Iterator[Reading]:
+    """Stored readings in event order (all metrics when `metrics` is None)."""
+    sql = "SELECT time, device_id, metric, value FROM readings WHERE time > %s"
+    params: list[Any] = [since]
+    if metrics is not None:
+        sql += " AND metric = ANY(%s)"
+        params.append(list(metrics))
+    if until is not None:
+        sql += " AND time <= %s"
+        params.append(until)
+    if device_ids is not None:
+        sql += " AND device_id = ANY(%s)"
+        params.append(list(device_ids))
+    sql += " ORDER BY time, device_id, metric"
+    with conn.transaction(), conn.cursor(name="rules_replay") as cur:
+        cur.itersize = 5000
+        cur.execute(sql, params)
+        for t, device_id, metric, value in cur:
+            yield Reading(t, device_id, metric, value)
+
+
+def last_seen(
+    conn: psycopg.Connection[Any], metrics: Sequence[str], since: datetime
+) -> dict[tuple[str, str | None], float]:
+    """When each device (and each device's metric) last sent data, for absence rules."""
+    found: dict[tuple[str, str | None], float] = {}
+    for device_id, seen in conn.execute("SELECT device_id, last_seen FROM devices"):
+        found[(device_id, None)] = seen.timestamp()
+    if metrics:
+        for device_id, metric, seen in conn.execute(
+            "SELECT device_id, metric, max(time) FROM readings"
+            " WHERE time > %s AND metric = ANY(%s) GROUP BY device_id, metric",
+            (since, list(metrics)),
+        ):
+            found[(device_id, metric)] = seen.timestamp()
+    return found
+
+
+def replay_metrics_of(rule: Rule) -> list[str] | None:
+    """Metrics whose readings drive `rule`: None means every metric, [] none."""
+    if isinstance(rule, CompositeRule):
+        return sorted({c.metric for c in rule.conditions})
+    if rule.kind == "detection":
+        return []
+    return [rule.selector.metric] if rule.selector.metric else None
+
+
+def department_codes(conn: psycopg.Connection[Any]) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
