@@ -18,6 +18,7 @@ from alerts.settings import AlertsSettings
 from api.settings import HttpSettings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
+from subjects.settings import SubjectsSettings
 from video.settings import VideoSettings
 
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    subjects: SubjectsSettings = Field(default_factory=SubjectsSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
