@@ -104,7 +104,7 @@ def parse_rules(
         lines = {("rules", *k): v for k, v in lines.items()}
     elif isinstance(data, dict) and "rules" not in data:
         data = {"rules": [data]}
-        lines = {("rules", 0, *k): v for k, v in lines.items()}
+        lines = {("rules", 0, *k): v for k, v in lines.items()} | {("rules",): 1}
     if not isinstance(data, dict):
         return (
             [],

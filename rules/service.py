@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class _Work(NamedTuple):
-    kind: str  # readings | detections | status | reload
+    kind: str  # readings | detections | status | tick | barrier | reload
     payload: Any
 
 
@@ -178,6 +178,10 @@ class RuleService:
             log.info("rules reloaded: %d rules", len(ruleset.rules))
             return ReloadResult(True, len(ruleset.rules))
 
+    def tick_now(self) -> None:
+        """Run the timer tick at the next turn of the engine thread (tests, dry tools)."""
+        self._put(_Work("tick", None))
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once everything queued so far is evaluated and committed (tests, bench)."""
         done = threading.Event()
@@ -275,6 +279,8 @@ class RuleService:
                 ops += engine.on_detections(work.payload)
             elif work.kind == "status":
                 engine.on_status(work.payload)
+            elif work.kind == "tick":
+                ops += engine.tick(self.clock())
             elif work.kind == "barrier":
                 barriers.append(work.payload)
             elif work.kind == "reload":

@@ -20,6 +20,7 @@ from rules.store import department_codes
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 Ctx = Annotated[ApiContext, Depends(get_context)]
 MAX_DRY_RUN = timedelta(days=31)
+UNPROCESSABLE = 422  # Starlette renamed its constant; the number is the contract
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -140,13 +141,11 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
     """The clues a rule would have raised over stored readings in [since, until]."""
     if req.until <= req.since or req.until - req.since > MAX_DRY_RUN:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            UNPROCESSABLE,
             f"until must be after since, at most {MAX_DRY_RUN.days} days later",
         )
     if req.since.tzinfo is None or req.until.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, "since and until need a UTC offset"
-        )
+        raise HTTPException(UNPROCESSABLE, "since and until need a UTC offset")
     service = _service(ctx)
     text = req.rule if isinstance(req.rule, str) else orjson.dumps(req.rule).decode()
     with ctx.pool.connection() as conn:
@@ -154,7 +153,7 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
             rule = parse_one(text, department_codes(conn))
         except RuleLoadError as err:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                UNPROCESSABLE,
                 [{"line": p.line, "message": p.message} for p in err.problems],
             ) from err
         if rule.department != caller.department:
@@ -199,7 +198,7 @@ def reload_rules(caller: Admin, ctx: Ctx) -> ReloadOut:
         problems=[Problem(line=p.line, message=str(p)) for p in result.problems],
     )
     if not result.ok:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, out.model_dump())
+        raise HTTPException(UNPROCESSABLE, out.model_dump())
     return out
 
 
