@@ -134,6 +134,16 @@ class OffsiteApp:
         self.api_context = ctx
 
         # [subjects] ------------------------------------------------------------------
+        from subjects.directory import SubjectDirectory
+        from subjects.service import SubjectsService
+
+        # Alerts may set subjects_service.repository.on_change to append edits to the audit
+        # chain inside the editing transaction.
+        subjects_service = SubjectsService(s.subjects, self.pool, self.registry)
+        subjects_service.start()
+        self._stoppers.append(subjects_service.stop)
+        ctx.provide(SubjectsService, subjects_service)
+        ctx.provide(SubjectDirectory, subjects_service.directory)
         # [rules] ---------------------------------------------------------------------
         # [alerts] --------------------------------------------------------------------
         # [video] ---------------------------------------------------------------------

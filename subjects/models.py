@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class CreditGrade(StrEnum):
@@ -38,3 +39,80 @@ class DeviceDirectory(Protocol):
     """Looks up a device's binding; None when the device is bound to no subject."""
 
     def context(self, device_id: str) -> DeviceContext | None: ...
+
+
+class RiskLevel(StrEnum):
+    """Risk tier of a subject on the four-colour scale: 低 / 一般 / 较大 / 重大."""
+
+    LOW = "low"
+    GENERAL = "general"
+    CONSIDERABLE = "considerable"
+    MAJOR = "major"
+
+
+class DeviceRole(StrEnum):
+    """Documented device roles; other roles matching ROLE_PATTERN are allowed too."""
+
+    AIR_STATION = "air_station"
+    WASTEWATER_OUTLET = "wastewater_outlet"
+    STACK = "stack"
+    PRODUCTION_POWER = "production_power"
+    TREATMENT_POWER = "treatment_power"
+    TANK = "tank"
+    GAS_DETECTOR = "gas_detector"
+    CAMERA = "camera"
+
+
+ROLE_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectInfo:
+    """A subject as alerts see it: identity, tiers and the departments supervising it now."""
+
+    credit_code: str
+    name: str
+    grid: str
+    industry: str
+    credit_grade: CreditGrade
+    risk_level: RiskLevel
+    tags: frozenset[str] = frozenset()
+    departments: frozenset[str] = frozenset()
+    attributes: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def cross_department(self) -> bool:
+        """In the cross-department library: two or more departments supervise it now."""
+        return len(self.departments) >= 2
+
+
+class ChangeKind(StrEnum):
+    """What happened to a subject, for the full-process record."""
+
+    CREATED = "subject.created"
+    UPDATED = "subject.updated"
+    DELETED = "subject.deleted"
+    DEPARTMENT_LINKED = "subject.department_linked"
+    DEPARTMENT_UNLINKED = "subject.department_unlinked"
+    DEVICE_BOUND = "subject.device_bound"
+    DEVICE_UNBOUND = "subject.device_unbound"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectChanged:
+    """One edit of the subject library, with who made it and the record before and after.
+
+    `before` / `after` are JSON-ready snapshots (str, number, bool, list, dict, None) of the
+    subject, link or binding concerned, so the audit chain can hash them canonically.
+    """
+
+    kind: ChangeKind
+    credit_code: str
+    actor: str
+    department: str
+    at: datetime
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    device_id: str | None = None
+    linked_department: str | None = None
+    source: str = "api"

@@ -1,0 +1,529 @@
+"""Bulk import of subjects from CSV or JSON: every bad row reported, nothing half-imported."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, Field, ValidationError
+
+from subjects.metrics import SubjectsMetrics
+from subjects.models import ChangeKind, RiskLevel, SubjectChanged
+from subjects.repository import Actor, SubjectRepository, snapshot
+from subjects.schema import SubjectIn, SubjectOut, split_list
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "credit_code", "name", "address", "grid", "industry", "credit_grade", "risk_level",
+    "tags", "departments",
+)  # fmt: skip
+REQUIRED = ("credit_code", "name")
+ATTRIBUTE_PREFIX = "attr."
+# Headers as departments' spreadsheets write them.
+ALIASES = {
+    "统一社会信用代码": "credit_code", "信用代码": "credit_code", "code": "credit_code",
+    "名称": "name", "主体名称": "name", "企业名称": "name", "单位名称": "name",
+    "地址": "address", "注册地址": "address", "经营地址": "address",
+    "网格": "grid", "所属网格": "grid", "行业": "industry", "所属行业": "industry",
+    "信用等级": "credit_grade", "grade": "credit_grade", "风险等级": "risk_level",
+    "risk": "risk_level", "标签": "tags", "监管部门": "departments",
+}  # fmt: skip
+RISK_ALIASES = {
+    "低": RiskLevel.LOW, "低风险": RiskLevel.LOW,
+    "一般": RiskLevel.GENERAL, "一般风险": RiskLevel.GENERAL,
+    "较大": RiskLevel.CONSIDERABLE, "较大风险": RiskLevel.CONSIDERABLE,
+    "重大": RiskLevel.MAJOR, "重大风险": RiskLevel.MAJOR,
+}  # fmt: skip
+FILE = "(file)"
+
+
+class ImportFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+class RowError(BaseModel):
+    """One problem: `row` counts data records from 1 (0 is the header or the whole file);
+    `line` is the CSV line the record ends on."""
+
+    row: int
+    line: int | None = None
+    column: str
+    reason: str
+
+
+class ImportReport(BaseModel):
+    format: ImportFormat
+    dry_run: bool
+    committed: bool
+    rows: int
+    valid_rows: int
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    links_added: int = 0
+    errors: list[RowError] = Field(default_factory=list)
+
+
+class ImportTooLargeError(ValueError):
+    """The body exceeds the configured import limits."""
+
+
+@dataclass(slots=True)
+class _Row:
+    row: int
+    line: int | None
+    data: SubjectIn
+    given: frozenset[str]
+    departments: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Raw:
+    row: int
+    line: int | None
+    values: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Plan:
+    creates: list[_Row] = field(default_factory=list)
+    updates: list[tuple[_Row, SubjectOut, dict[str, Any]]] = field(default_factory=list)
+    unchanged: int = 0
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _column(name: str) -> str:
+    key = name.strip().lstrip("\ufeff")
+    return ALIASES.get(key, key.lower() if not key.lower().startswith(ATTRIBUTE_PREFIX) else key)
+
+
+def _known(column: str) -> bool:
+    return column in COLUMNS or (
+        column.startswith(ATTRIBUTE_PREFIX) and len(column) > len(ATTRIBUTE_PREFIX)
+    )
+
+
+class SubjectImporter:
+    """Parses, validates every row, then writes all rows in one transaction or none."""
+
+    def __init__(
+        self,
+        repository: SubjectRepository,
+        metrics: SubjectsMetrics,
+        max_rows: int = 50_000,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.repository = repository
+        self.metrics = metrics
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+
+    def run(self, body: bytes, fmt: ImportFormat, actor: Actor, dry_run: bool) -> ImportReport:
+        if len(body) > self.max_bytes:
+            raise ImportTooLargeError(
+                f"the import is {len(body)} bytes; at most {self.max_bytes} are accepted"
+            )
+        errors: list[RowError] = []
+        raws = self._parse(body, fmt, errors)
+        if len(raws) > self.max_rows:
+            raise ImportTooLargeError(
+                f"the import holds {len(raws)} rows; at most {self.max_rows} are accepted"
+            )
+        with self.repository.pool.connection() as conn:
+            departments = {r[0] for r in conn.execute("SELECT code FROM departments")}
+        rows = self._validate(raws, actor, departments, errors)
+        report = ImportReport(
+            format=fmt,
+            dry_run=dry_run,
+            committed=False,
+            rows=len(raws),
+            valid_rows=len(rows),
+            errors=sorted(errors, key=lambda e: (e.row, e.column)),
+        )
+        self.metrics.import_rows.labels("invalid").inc(len({e.row for e in errors if e.row}))
+        if errors or not raws:
+            if not raws and not errors:
+                report.errors.append(RowError(row=0, column=FILE, reason="no rows to import"))
+            self.metrics.imports.labels("dry_run" if dry_run else "rejected").inc()
+            return report
+        if dry_run:
+            with self.repository.pool.connection() as conn:
+                plan = self._plan(conn, rows, lock=False)
+            self._count(report, plan)
+            self.metrics.imports.labels("dry_run").inc()
+            return report
+        try:
+            with self.repository.transaction() as tx:
+                plan = self._plan(tx.conn, rows, lock=True)
+                for change in self._write(tx.conn, plan, actor):
+                    tx.emit(change)
+        except psycopg.Error as err:
+            log.warning("subject import rolled back: %s", err)
+            report.errors.append(
+                RowError(row=0, column="(database)", reason=f"rolled back, nothing imported: {err}")
+            )
+            self.metrics.imports.labels("rejected").inc()
+            return report
+        self._count(report, plan)
+        report.committed = True
+        self.metrics.imports.labels("committed").inc()
+        for result, n in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+        ):
+            self.metrics.import_rows.labels(result).inc(n)
+        return report
+
+    # -- parsing -----------------------------------------------------------------------
+
+    def _parse(self, body: bytes, fmt: ImportFormat, errors: list[RowError]) -> list[_Raw]:
+        if fmt is ImportFormat.CSV:
+            return self._parse_csv(body, errors)
+        return self._parse_json(body, errors)
+
+    def _parse_csv(self, body: bytes, errors: list[RowError]) -> list[_Raw]:
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            errors.append(
+                RowError(
+                    row=0,
+                    column=FILE,
+                    reason=f"not UTF-8 at byte {err.start}; save the sheet as CSV UTF-8",
+                )
+            )
+            return []
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader)
+        except StopIteration:
+            errors.append(RowError(row=0, column=FILE, reason="empty file: no header row"))
+            return []
+        except csv.Error as err:
+            errors.append(RowError(row=0, line=1, column=FILE, reason=f"malformed CSV: {err}"))
+            return []
+        columns = [_column(h) for h in header]
+        if not self._check_header(columns, errors):
+            return []
+        raws: list[_Raw] = []
+        number = 0
+        try:
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                number += 1
+                if len(cells) != len(columns):
+                    errors.append(
+                        RowError(
+                            row=number,
+                            line=reader.line_num,
+                            column="(row)",
+                            reason=f"has {len(cells)} cells, the header has {len(columns)}",
+                        )
+                    )
+                    continue
+                raws.append(_Raw(number, reader.line_num, dict(zip(columns, cells, strict=True))))
+        except csv.Error as err:
+            errors.append(
+                RowError(
+                    row=number + 1, line=reader.line_num, column="(row)", reason=f"malformed: {err}"
+                )
+            )
+        return raws
+
+    def _parse_json(self, body: bytes, errors: list[RowError]) -> list[_Raw]:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            errors.append(RowError(row=0, column=FILE, reason=f"not valid JSON: {err}"))
+            return []
+        if isinstance(data, dict) and isinstance(data.get("subjects"), list):
+            data = data["subjects"]
+        if not isinstance(data, list):
+            errors.append(
+                RowError(
+                    row=0,
+                    column=FILE,
+                    reason='must be a list of subject objects or {"subjects": [...]}',
+                )
+            )
+            return []
+        raws: list[_Raw] = []
+        for number, item in enumerate(data, start=1):
+            if not isinstance(item, dict):
+                errors.append(RowError(row=number, column="(row)", reason="must be an object"))
+                continue
+            values = {_column(str(k)): v for k, v in item.items()}
+            unknown = [k for k in values if not _known(k) and k != "attributes"]
+            for key in unknown:
+                errors.append(RowError(row=number, column=key, reason=self._unknown_reason()))
+            if not unknown:
+                raws.append(_Raw(number, None, values))
+        return raws
+
+    def _check_header(self, columns: Sequence[str], errors: list[RowError]) -> bool:
+        ok = True
+        seen: set[str] = set()
+        for column in columns:
+            if not _known(column):
+                errors.append(RowError(row=0, line=1, column=column, reason=self._unknown_reason()))
+                ok = False
+            elif column in seen:
+                errors.append(RowError(row=0, line=1, column=column, reason="appears twice"))
+                ok = False
+            seen.add(column)
+        for column in REQUIRED:
+            if column not in seen:
+                errors.append(RowError(row=0, line=1, column=column, reason="column is missing"))
+                ok = False
+        return ok
+
+    @staticmethod
+    def _unknown_reason() -> str:
+        return f"unknown column; known: {', '.join(COLUMNS)}, attr.<key>"
+
+    # -- validation --------------------------------------------------------------------
+
+    def _validate(
+        self,
+        raws: Sequence[_Raw],
+        actor: Actor,
+        departments: set[str],
+        errors: list[RowError],
+    ) -> list[_Row]:
+        rows: list[_Row] = []
+        first_row: dict[str, int] = {}
+        for raw in raws:
+            before = len(errors)
+            fields, depts = self._fields(raw, actor, departments, errors)
+            try:
+                data = SubjectIn.model_validate(fields)
+            except ValidationError as err:
+                for e in err.errors():
+                    loc = [str(p) for p in e["loc"]]
+                    column = loc[0] if loc else "(row)"
+                    if column == "attributes" and len(loc) > 1:
+                        column = ATTRIBUTE_PREFIX + loc[1]
+                    reason = str(e["msg"]).removeprefix("Value error, ")
+                    errors.append(
+                        RowError(row=raw.row, line=raw.line, column=column, reason=reason)
+                    )
+                continue
+            if len(errors) > before:
+                continue
+            code = data.credit_code
+            if code in first_row:
+                errors.append(
+                    RowError(
+                        row=raw.row,
+                        line=raw.line,
+                        column="credit_code",
+                        reason=f"{code} is also on row {first_row[code]}",
+                    )
+                )
+                continue
+            first_row[code] = raw.row
+            rows.append(_Row(raw.row, raw.line, data, frozenset(fields) - {"credit_code"}, depts))
+        return rows
+
+    def _fields(
+        self,
+        raw: _Raw,
+        actor: Actor,
+        departments: set[str],
+        errors: list[RowError],
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Raw values as SubjectIn fields; an empty cell means "not given"."""
+        fields: dict[str, Any] = {}
+        attributes: dict[str, Any] = {}
+        depts: list[str] = []
+
+        def fail(column: str, reason: str) -> None:
+            errors.append(RowError(row=raw.row, line=raw.line, column=column, reason=reason))
+
+        for column, value in raw.values.items():
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if column.startswith(ATTRIBUTE_PREFIX):
+                attributes[column[len(ATTRIBUTE_PREFIX) :]] = (
+                    value.strip() if isinstance(value, str) else value
+                )
+            elif column == "attributes":
+                if not isinstance(value, dict):
+                    fail(column, 'must be an object of numbers, e.g. {"permit.cod_mg_l": 50}')
+                else:
+                    attributes.update(value)
+            elif column in ("tags", "departments"):
+                items = _list(value)
+                if items is None:
+                    fail(column, "must be a list or a ';'-separated string")
+                elif column == "tags":
+                    fields["tags"] = items
+                else:
+                    depts = [d.upper() for d in items]
+            elif column == "credit_grade" and isinstance(value, str):
+                fields[column] = value.strip().upper()
+            elif column == "risk_level" and isinstance(value, str):
+                text = value.strip()
+                fields[column] = RISK_ALIASES.get(text, text.lower())
+            else:
+                fields[column] = value
+        if attributes:
+            fields["attributes"] = attributes
+        if not depts:
+            depts = [actor.department]
+        for dept in depts:
+            if dept not in departments:
+                fail("departments", f"{dept!r} is not a known department code")
+            elif dept != actor.department and not actor.admin:
+                fail(
+                    "departments",
+                    f"an officer may import only for their own department {actor.department};"
+                    f" {dept} needs an admin",
+                )
+        return fields, tuple(dict.fromkeys(depts))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _plan(self, conn: psycopg.Connection[Any], rows: Sequence[_Row], lock: bool) -> _Plan:
+        codes = [r.data.credit_code for r in rows]
+        existing = self.repository.fetch_many(conn, codes, lock=lock)
+        linked = {
+            (c, d)
+            for c, d in conn.execute(
+                "SELECT credit_code, department FROM subject_departments"
+                " WHERE credit_code = ANY(%s) AND until IS NULL",
+                (codes,),
+            )
+        }
+        plan = _Plan()
+        for row in rows:
+            code = row.data.credit_code
+            before = existing.get(code)
+            if before is None:
+                plan.creates.append(row)
+            else:
+                current = snapshot(before)
+                new = row.data.model_dump(mode="json", include=set(row.given))
+                if "attributes" in new:
+                    # attr.<key> cells add or overwrite keys; other attributes stay.
+                    new["attributes"] = {**current["attributes"], **new["attributes"]}
+                diff = {k: v for k, v in new.items() if current.get(k) != v}
+                if diff:
+                    plan.updates.append((row, before, diff))
+                else:
+                    plan.unchanged += 1
+            plan.links += [(code, d) for d in row.departments if (code, d) not in linked]
+        return plan
+
+    def _write(
+        self, conn: psycopg.Connection[Any], plan: _Plan, actor: Actor
+    ) -> Iterator[SubjectChanged]:
+        now = datetime.now(UTC)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO subjects (credit_code, name, address, grid, industry,"
+                " credit_grade, risk_level, tags, attributes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        r.data.credit_code,
+                        r.data.name,
+                        r.data.address,
+                        r.data.grid,
+                        r.data.industry,
+                        r.data.credit_grade.value,
+                        r.data.risk_level.value,
+                        r.data.tags,
+                        Jsonb(r.data.attributes),
+                    )
+                    for r in plan.creates
+                ],
+            )
+            for row, _, diff in plan.updates:
+                params = {**diff, "code": row.data.credit_code}
+                if "attributes" in params:
+                    params["attributes"] = Jsonb(params["attributes"])
+                sets = ", ".join(f"{k} = %({k})s" for k in diff)
+                cur.execute(
+                    f"UPDATE subjects SET {sets}, updated_at = now() WHERE credit_code = %(code)s",
+                    params,
+                )
+            cur.executemany(
+                "INSERT INTO subject_departments (credit_code, department, since)"
+                " VALUES (%s, %s, %s)",
+                [(c, d, now) for c, d in plan.links],
+            )
+        touched = [r.data.credit_code for r in plan.creates] + [
+            r.data.credit_code for r, _, _ in plan.updates
+        ]
+        after = self.repository.fetch_many(conn, touched)
+
+        def change(kind: ChangeKind, code: str, **kw: Any) -> SubjectChanged:
+            return SubjectChanged(
+                kind=kind,
+                credit_code=code,
+                actor=actor.name,
+                department=actor.department,
+                at=now,
+                source="import",
+                **kw,
+            )
+
+        for row in plan.creates:
+            code = row.data.credit_code
+            yield change(ChangeKind.CREATED, code, after=snapshot(after[code]))
+        for row, before, _ in plan.updates:
+            code = row.data.credit_code
+            yield change(
+                ChangeKind.UPDATED, code, before=snapshot(before), after=snapshot(after[code])
+            )
+        for code, dept in plan.links:
+            yield change(
+                ChangeKind.DEPARTMENT_LINKED,
+                code,
+                after={"credit_code": code, "department": dept, "since": now.isoformat()},
+                linked_department=dept,
+            )
+
+    @staticmethod
+    def _count(report: ImportReport, plan: _Plan) -> None:
+        report.created = len(plan.creates)
+        report.updated = len(plan.updates)
+        report.unchanged = plan.unchanged
+        report.links_added = len(plan.links)
+
+
+def _list(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    return None
+
+
+def content_format(content_type: str | None, explicit: str | None) -> ImportFormat | None:
+    """The format named by `?format=` or else by the Content-Type header."""
+    if explicit:
+        try:
+            return ImportFormat(explicit.lower())
+        except ValueError:
+            return None
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in ("text/csv", "application/csv", "text/plain"):
+        return ImportFormat.CSV
+    if kind == "application/json" or kind.endswith("+json"):
+        return ImportFormat.JSON
+    return None

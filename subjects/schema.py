@@ -1,0 +1,162 @@
+"""Validated input and output shapes of subjects, links and bindings (API and import share them)."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from subjects import credit_code
+from subjects.models import ROLE_PATTERN, CreditGrade, RiskLevel
+
+ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DEVICE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+# Separators of list cells: ASCII and full-width semicolons, as spreadsheets carry both.
+LIST_SEPARATORS = re.compile(r"[;；]")
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
+def _code(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string of 18 characters")
+    return credit_code.validate(value)
+
+
+def _tags(value: list[str]) -> list[str]:
+    for tag in value:
+        if LIST_SEPARATORS.search(tag) or "," in tag:
+            raise ValueError(f"tag {tag!r} may not contain ';' or ','")
+    return sorted(set(value))
+
+
+def _attributes(value: dict[str, float]) -> dict[str, float]:
+    for key, number in value.items():
+        if not ATTRIBUTE_KEY.match(key):
+            raise ValueError(f"attribute key {key!r} must match {ATTRIBUTE_KEY.pattern}")
+        if not math.isfinite(number):
+            raise ValueError(f"attribute {key!r} must be a finite number")
+    return value
+
+
+CreditCode = Annotated[str, BeforeValidator(_code)]
+Tags = Annotated[list[Tag], AfterValidator(_tags), Field(max_length=64)]
+Attributes = Annotated[dict[str, float], AfterValidator(_attributes)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class SubjectIn(BaseModel):
+    """A subject as created; unspecified tiers default to grade B and general risk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credit_code: CreditCode = Field(description="unified social credit code, GB 32100-2015")
+    name: Name
+    address: Text = ""
+    grid: Short = Field(default="", description="administrative grid cell (网格)")
+    industry: Short = ""
+    credit_grade: CreditGrade = CreditGrade.B
+    risk_level: RiskLevel = RiskLevel.GENERAL
+    tags: Tags = Field(default_factory=list)
+    attributes: Attributes = Field(
+        default_factory=dict, description='numbers rules read, e.g. {"permit.cod_mg_l": 50}'
+    )
+
+
+class SubjectPatch(BaseModel):
+    """Fields to change; those left out keep their value. The credit code never changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    address: Text | None = None
+    grid: Short | None = None
+    industry: Short | None = None
+    credit_grade: CreditGrade | None = None
+    risk_level: RiskLevel | None = None
+    tags: Tags | None = None
+    attributes: Attributes | None = None
+
+
+class SubjectOut(BaseModel):
+    """A subject with the departments supervising it now."""
+
+    credit_code: str
+    name: str
+    address: str
+    grid: str
+    industry: str
+    credit_grade: CreditGrade
+    risk_level: RiskLevel
+    tags: list[str]
+    attributes: dict[str, float]
+    departments: list[str]
+    cross_department: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubjectPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[SubjectOut]
+
+
+class LinkIn(BaseModel):
+    """A department starting to supervise a subject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    department: str = Field(description="department code, e.g. EEB")
+    since: datetime | None = Field(default=None, description="default now; must carry an offset")
+    until: datetime | None = Field(default=None, description="end of the period, open if unset")
+
+
+class LinkOut(BaseModel):
+    id: int
+    credit_code: str
+    department: str
+    since: datetime
+    until: datetime | None
+    current: bool
+
+
+class BindingIn(BaseModel):
+    """Bind a device to a subject in a role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credit_code: CreditCode
+    role: Annotated[str, StringConstraints(pattern=ROLE_PATTERN)] = Field(
+        description="air_station, wastewater_outlet, stack, production_power, "
+        "treatment_power, tank, gas_detector, camera, or another lower_snake_case role"
+    )
+    point: Short = Field(default="", description="monitoring point, e.g. outlet DW001")
+
+
+class BindingOut(BaseModel):
+    device_id: str
+    credit_code: str
+    subject_name: str
+    role: str
+    point: str
+    since: datetime
+    updated_at: datetime
+
+
+def split_list(cell: str) -> list[str]:
+    """A `;`-separated cell (ASCII or full-width) as its non-empty items."""
+    return [item.strip() for item in LIST_SEPARATORS.split(cell) if item.strip()]
