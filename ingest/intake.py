@@ -87,10 +87,13 @@ class MqttIntake:
         self._client = self._build_client()
 
     def _build_client(self) -> mqtt.Client:
+        v5 = self.settings.protocol == "5"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # MQTT 3.1.1 has no session expiry: a persistent session is clean_session=False.
+            clean_session=None if v5 else False,
             manual_ack=True,
         )
         if self.address.username:
@@ -107,16 +110,21 @@ class MqttIntake:
         return client
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        props.ReceiveMaximum = self.settings.receive_maximum
-        self._client.connect_async(
-            self.address.host,
-            self.address.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self.settings.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.session_expiry_s
+            props.ReceiveMaximum = self.settings.receive_maximum
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                keepalive=self.settings.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self.address.host, self.address.port, keepalive=self.settings.keepalive_s
+            )
         self._client.loop_start()
 
     def stop_receiving(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,14 @@ class MqttSettings(BaseModel):
     url: str | None = Field(
         default=None,
         description="mqtt://user:pass@host:port of the broker; unset starts an embedded one",
+    )
+    embedded: Literal["auto", "mosquitto", "python"] = Field(
+        default="auto",
+        description="with no url: which broker to start (auto = mosquitto if on PATH)",
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT version; 3.1.1 only for brokers without MQTT 5 (the pure-Python one)",
     )
     client_id: str = Field(
         default="offsite-ingest",

@@ -75,9 +75,15 @@ class OffsiteApp:
     def _broker_url(self) -> str:
         if self.settings.mqtt.url:
             return self.settings.mqtt.url
-        broker = EmbeddedBroker(self.settings.state_dir / "broker")
+        broker = EmbeddedBroker(
+            self.settings.state_dir / "broker", kind=self.settings.mqtt.embedded
+        )
         broker.start()
         self._embedded_broker = broker
+        if broker.kind == "amqtt":
+            # The pure-Python broker speaks MQTT 3.1.1 only.
+            mqtt = self.settings.mqtt.model_copy(update={"protocol": "3.1.1"})
+            self.settings = self.settings.model_copy(update={"mqtt": mqtt})
         self.endpoints.embedded.append(f"{broker.kind} (state in {broker.state_dir})")
         return broker.url
 
@@ -117,9 +123,9 @@ class OffsiteApp:
             raise
 
     def _start(self) -> None:
-        s = self.settings
         db_url = self._database_url()
         broker_url = self._broker_url()
+        s = self.settings  # after _broker_url, which may switch the MQTT protocol
         self.endpoints.database = _redact(db_url)
         self.endpoints.broker = broker_url
         self.capabilities = self._migrate(db_url)
@@ -145,6 +151,26 @@ class OffsiteApp:
         ctx.provide(SubjectsService, subjects_service)
         ctx.provide(SubjectDirectory, subjects_service.directory)
         # [rules] ---------------------------------------------------------------------
+        from rules.directory import UnboundDirectory
+        from rules.models import ClueSink
+        from rules.service import RuleService
+        from subjects.models import DeviceDirectory
+
+        # Until the subjects block hands its SubjectDirectory here, no device is bound.
+        rules_directory: DeviceDirectory = UnboundDirectory()
+        # Alerts append their ClueSink here; the service keeps this list by reference.
+        clue_sinks: list[ClueSink] = []
+        rule_service = RuleService(s.rules, self.pool, self.registry, rules_directory, clue_sinks)
+        ctx.provide(RuleService, rule_service)
+        rule_service.start()
+        self._stoppers.append(rule_service.stop)
+
+        def reload_rules() -> None:
+            rule_service.reload()  # an invalid set is logged and the old one kept
+
+        self._reloaders.append(reload_rules)
+        reading_sinks.append(rule_service)
+        status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
         # [video] ---------------------------------------------------------------------
 

@@ -230,12 +230,16 @@ def broker_config(port: int, state_dir: Path, source: Path = MOSQUITTO_CONF) -> 
 class EmbeddedBroker:
     """Mosquitto with the project's config when the binary exists, else a pure-Python broker."""
 
-    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+    def __init__(self, state_dir: Path, port: int | None = None, kind: str = "auto") -> None:
         self.state_dir = state_dir.resolve()
         self.port = port or _preferred_port(1883)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self.kind = "mosquitto" if shutil.which("mosquitto") else "amqtt"
+        if kind == "auto":
+            kind = "mosquitto" if shutil.which("mosquitto") else "python"
+        if kind == "mosquitto" and not shutil.which("mosquitto"):
+            raise RuntimeError("mosquitto was asked for but is not on PATH")
+        self.kind = "mosquitto" if kind == "mosquitto" else "amqtt"
 
     @property
     def url(self) -> str:
