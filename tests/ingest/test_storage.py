@@ -70,3 +70,15 @@ def test_retention_drops_old_partitions_and_old_default_rows(db: psycopg.Connect
     assert report.deleted_expired == 1
     assert db.execute("SELECT count(*) FROM readings WHERE value = 3").fetchone() == (0,)
     assert partition_name(partition_bounds(later, timedelta(days=1))[0]) in partitions(db)
+
+
+def test_hourly_view_has_the_continuous_aggregate_shape(db: psycopg.Connection[Any]) -> None:
+    maintain(db, StorageSettings(), NOW)
+    db.execute(
+        "INSERT INTO readings VALUES (%s, 'aq', 'pm25', 10), (%s, 'aq', 'pm25', 30)",
+        (NOW, NOW + timedelta(minutes=20)),
+    )
+    rows = db.execute(
+        "SELECT bucket, avg, min, max, count FROM readings_1h WHERE device_id = 'aq'"
+    ).fetchall()
+    assert rows == [(datetime(2026, 11, 26, 10, tzinfo=UTC), 20.0, 10.0, 30.0, 2)]
