@@ -2,10 +2,177 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rules.models import Severity
+from subjects.models import CreditGrade
+
+
+class NotificationRoute(BaseModel):
+    """One notification channel and which alerts it carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="route name, used as the `channel` metric label and in the outbox",
+    )
+    kind: Literal["webhook", "apprise"] = Field(
+        description="webhook: signed JSON POST; apprise: any Apprise URL (dingtalk://, wecom://, "
+        "mailto://, json://, ...)"
+    )
+    url: str = Field(min_length=1, description="where notifications go")
+    secret: str | None = Field(
+        default=None,
+        description="webhook only: HMAC-SHA256 key signing `<timestamp>.<body>`",
+    )
+    department: str | None = Field(
+        default=None,
+        description="carry alerts involving this department only; unset carries every alert",
+    )
+    min_severity: Severity = Field(
+        default=Severity.WARNING, description="alerts below this severity are not sent here"
+    )
+    send_resolved: bool = Field(default=True, description="also send resolved notices")
+    send_repeats: bool = Field(
+        default=True, description="re-send open, unacknowledged alerts every repeat interval"
+    )
+    timeout_s: float = Field(default=5.0, gt=0, description="per delivery attempt")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> NotificationRoute:
+        if self.kind == "webhook" and not self.secret:
+            raise ValueError(f"route {self.name!r}: a webhook route needs a `secret` to sign with")
+        if self.kind == "webhook" and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"route {self.name!r}: a webhook url must start with http(s)://")
+        return self
+
+
+def _default_sla() -> dict[Severity, float]:
+    return {
+        Severity.CRITICAL: 4.0,
+        Severity.MAJOR: 24.0,
+        Severity.WARNING: 72.0,
+        Severity.INFO: 168.0,
+    }
+
+
+def _default_draw_ratios() -> dict[CreditGrade, float]:
+    return {CreditGrade.A: 0.05, CreditGrade.B: 0.10, CreditGrade.C: 0.20, CreditGrade.D: 0.40}
+
+
+def _default_lead() -> dict[str, str]:
+    return {
+        "hazardous_chemicals": "EMB",
+        "mining": "EMB",
+        "fire": "EMB",
+        "safety": "EMB",
+        "wastewater": "EEB",
+        "air": "EEB",
+        "pollution": "EEB",
+        "environment": "EEB",
+        "food": "AMR",
+        "special_equipment": "AMR",
+        "market": "AMR",
+        "medical_waste": "HLT",
+        "construction": "HUD",
+        "dust": "HUD",
+        "livestock": "AGR",
+        "road_freight": "TRN",
+    }
 
 
 class AlertsSettings(BaseModel):
     """Alert grouping, dispatch policy and notification channels."""
 
     model_config = ConfigDict(extra="forbid")
+
+    queue_max: int = Field(
+        default=10_000,
+        ge=1,
+        description="clue events waiting for the alerts worker; when full, the rules engine "
+        "blocks (back-pressure, never loss: clues are already committed)",
+    )
+    tick_interval_s: float = Field(
+        default=1.0, gt=0, description="how often auto-resolve, repeats and metrics are checked"
+    )
+    quiet_period_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="an open or acknowledged alert auto-resolves once all its clues are resolved "
+        "and this long has passed without a new firing clue",
+    )
+    reopen_window_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="a firing clue within this long after an alert was resolved reopens it "
+        "instead of opening a new one (dismissed alerts never reopen by themselves)",
+    )
+    joint_min_severity: Severity = Field(
+        default=Severity.MAJOR,
+        description="a subject in the cross-department library gets a joint inspection from "
+        "this severity up, even when its clues come from one department",
+    )
+    lead_by_domain: dict[str, str] = Field(
+        default_factory=_default_lead,
+        description="domain (subject industry, then tags, in order) -> lead department of a "
+        "joint inspection, used when that department takes part (docs/alerts.md)",
+    )
+    sla_hours: dict[Severity, float] = Field(
+        default_factory=_default_sla,
+        description="hours from dispatch to a task's due time, by the alert's severity",
+    )
+    draw_ratios: dict[CreditGrade, float] = Field(
+        default_factory=_default_draw_ratios,
+        description="double-random draws: share of a department's subjects drawn per credit "
+        "grade (worse grade, higher share)",
+    )
+    draw_due_days: float = Field(
+        default=30.0, gt=0, description="days from a draw merge to its joint tasks' due time"
+    )
+    routes: list[NotificationRoute] = Field(
+        default_factory=list, description="notification channels and what each carries"
+    )
+    repeat_interval_s: float = Field(
+        default=4 * 3600.0,
+        ge=0,
+        description="re-notify an open, unacknowledged alert after this long; 0 never repeats",
+    )
+    rate_cap_count: int = Field(
+        default=10,
+        ge=1,
+        description="at most this many notifications per subject and route per rate window; "
+        "more are kept in the outbox as suppressed",
+    )
+    rate_cap_window_s: float = Field(default=3600.0, gt=0, description="the rate cap's window")
+    max_attempts: int = Field(
+        default=8, ge=1, description="delivery attempts before a notification is marked dead"
+    )
+    backoff_initial_s: float = Field(
+        default=2.0, gt=0, description="delay before the first retry; doubles each attempt"
+    )
+    backoff_max_s: float = Field(default=600.0, gt=0, description="retry delay cap")
+    outbox_poll_s: float = Field(
+        default=1.0, gt=0, description="how often the outbox is scanned when nothing wakes it"
+    )
+    stream_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="how often a live stream checks for events written by other instances",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertsSettings:
+        names = [r.name for r in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"routes: names must be unique, repeated: {', '.join(dupes)}")
+        missing = [s.value for s in Severity if s not in self.sla_hours]
+        if missing:
+            raise ValueError(f"sla_hours: every severity needs hours, missing {missing}")
+        for grade, ratio in self.draw_ratios.items():
+            if not 0 <= ratio <= 1:
+                raise ValueError(f"draw_ratios.{grade.value}: {ratio} is not between 0 and 1")
+        return self

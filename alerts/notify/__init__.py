@@ -1,0 +1,1 @@
+"""Notification channels behind one small Protocol, one module per channel."""

@@ -1,0 +1,160 @@
+"""Turns alert changes into outbox rows: routes by department and severity, silences, caps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from alerts.audit import canonical_json
+from alerts.records import AlertRow, NotifyEvent, NotifyRequest
+from alerts.settings import AlertsSettings, NotificationRoute
+
+_CLOSING = frozenset({NotifyEvent.RESOLVED, NotifyEvent.DISMISSED})
+
+
+@dataclass(frozen=True, slots=True)
+class _Clue:
+    rule_id: str
+    device_ids: tuple[str, ...]
+    title: str
+    status: str
+    department: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Silence:
+    id: int
+    department: str
+    matcher: str
+    value: str
+
+
+def wants(route: NotificationRoute, alert: AlertRow, event: NotifyEvent) -> bool:
+    """Does this route carry this alert's event at all (before silences and caps)?"""
+    if route.department is not None and route.department not in alert.departments:
+        return False
+    if alert.severity.rank < route.min_severity.rank:
+        return False
+    if event in _CLOSING and not route.send_resolved:
+        return False
+    return not (event is NotifyEvent.REPEAT and not route.send_repeats)
+
+
+def silenced_by(
+    silences: Sequence[_Silence], alert: AlertRow, clues: Sequence[_Clue]
+) -> int | None:
+    """The silence that mutes this alert, if any.
+
+    A subject or department silence mutes the whole alert. Rule and device silences mute it
+    only when they cover every clue, so a silenced rule never hides a different, live problem.
+    """
+    for s in silences:
+        if s.matcher == "subject" and s.value in (alert.credit_code, alert.subject_key):
+            return s.id
+        if s.matcher == "department" and s.value in alert.departments:
+            return s.id
+    if not clues:
+        return None
+    rules = {s.value: s.id for s in silences if s.matcher == "rule"}
+    devices = {s.value: s.id for s in silences if s.matcher == "device"}
+    covering: int | None = None
+    for clue in clues:
+        if clue.rule_id in rules:
+            hit: int | None = rules[clue.rule_id]
+        elif clue.device_ids and all(d in devices for d in clue.device_ids):
+            hit = devices[clue.device_ids[0]]
+        else:
+            return None
+        covering = hit if covering is None else covering
+    return covering
+
+
+class Router:
+    """Writes the outbox rows for alert changes inside the caller's transaction."""
+
+    def __init__(self, settings: AlertsSettings) -> None:
+        self.settings = settings
+
+    def enqueue(
+        self, conn: psycopg.Connection[Any], requests: Sequence[NotifyRequest], now: datetime
+    ) -> int:
+        """Returns how many rows are pending delivery (suppressed ones are kept, not sent)."""
+        pending = 0
+        for req in requests:
+            pending += self._enqueue_one(conn, req.alert, req.event, now)
+        return pending
+
+    def _enqueue_one(
+        self, conn: psycopg.Connection[Any], alert: AlertRow, event: NotifyEvent, now: datetime
+    ) -> int:
+        routes = [r for r in self.settings.routes if wants(r, alert, event)]
+        conn.execute("UPDATE alerts SET last_notified_at = %s WHERE id = %s", (now, alert.id))
+        if not routes:
+            return 0
+        clues = [
+            _Clue(r[0], tuple(r[1]), r[2], r[3], r[4])
+            for r in conn.execute(
+                "SELECT rule_id, device_ids, title, status, department FROM alert_clues"
+                " WHERE alert_id = %s ORDER BY clue_id",
+                (alert.id,),
+            )
+        ]
+        firing = [c for c in clues if c.status == "firing"] or clues
+        silences = [
+            _Silence(*r)
+            for r in conn.execute(
+                "SELECT id, department, matcher, value FROM silences WHERE expired_at IS NULL"
+                " AND starts_at <= %s AND ends_at > %s",
+                (now, now),
+            )
+        ]
+        payload = {
+            "event": event.value,
+            "at": now,
+            "alert": alert.summary(),
+            "clues": [
+                {"rule_id": c.rule_id, "title": c.title, "status": c.status,
+                 "department": c.department, "device_ids": list(c.device_ids)}
+                for c in clues
+            ],
+        }  # fmt: skip
+        window_start = now - timedelta(seconds=self.settings.rate_cap_window_s)
+        pending = 0
+        for route in routes:
+            route_departments = (
+                {route.department} if route.department is not None else set(alert.departments)
+            )
+            mine = [s for s in silences if s.department in route_departments]
+            silence = silenced_by(mine, alert, firing)
+            suppressed_by = f"silence:{silence}" if silence is not None else None
+            if suppressed_by is None:
+                row = conn.execute(
+                    "SELECT count(*) FROM outbox WHERE subject_key = %s AND route = %s"
+                    " AND created_at > %s AND status <> 'suppressed'",
+                    (alert.subject_key, route.name, window_start),
+                ).fetchone()
+                if row is not None and row[0] >= self.settings.rate_cap_count:
+                    suppressed_by = "rate_cap"
+            conn.execute(
+                "INSERT INTO outbox (alert_id, subject_key, route, event, payload, status,"
+                " suppressed_by, next_attempt_at, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    alert.id,
+                    alert.subject_key,
+                    route.name,
+                    event.value,
+                    Jsonb(payload, dumps=canonical_json),
+                    "pending" if suppressed_by is None else "suppressed",
+                    suppressed_by,
+                    now,
+                    now,
+                ),
+            )
+            pending += suppressed_by is None
+        return pending

@@ -1,0 +1,152 @@
+"""Helpers for alerts tests: a settable clock, clue events and subjects of our own Protocol."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from alerts.subjects_port import StaticSubject, StaticSubjects
+from rules.models import ClueEvent, ClueStatus, Severity
+from subjects.models import CreditGrade
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+# Unified social credit codes with their check character (GB 32100-2015).
+CHEM = "91320500MA1MXXXX24"
+PLANT = "91320500MA1MYYYY53"
+SHOP = "91320500MA1MWWWW94"
+
+_ids = itertools.count(1)
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def subjects() -> StaticSubjects:
+    return StaticSubjects(
+        [
+            StaticSubject(CHEM, grid="G-01", industry="hazardous_chemicals",
+                          credit_grade=CreditGrade.C, departments=frozenset({"EEB", "EMB"})),
+            StaticSubject(PLANT, grid="G-02", industry="wastewater",
+                          credit_grade=CreditGrade.B, departments=frozenset({"EEB"})),
+            StaticSubject(SHOP, grid="G-03", industry="food",
+                          credit_grade=CreditGrade.A, departments=frozenset({"AMR", "EEB"})),
+        ]
+    )  # fmt: skip
+
+
+def clue(
+    credit_code: str | None = CHEM,
+    department: str = "EEB",
+    severity: Severity = Severity.WARNING,
+    status: ClueStatus = ClueStatus.FIRING,
+    clue_id: int | None = None,
+    rule_id: str = "r-cod",
+    device: str = "dev-1",
+    at: datetime = T0,
+) -> ClueEvent:
+    cid = clue_id if clue_id is not None else next(_ids)
+    return ClueEvent(
+        clue_id=cid,
+        fingerprint=f"{rule_id}/{device}",
+        rule_id=rule_id,
+        rule_version=1,
+        title=f"{rule_id} breached",
+        department=department,
+        severity=severity,
+        status=status,
+        credit_code=credit_code,
+        device_ids=(device,),
+        started_at=at,
+        ended_at=at + timedelta(minutes=5) if status is ClueStatus.RESOLVED else None,
+        changed_at=at,
+        summary=f"{rule_id} on {device}",
+        evidence_ids=("sha256:" + "ab" * 32,),
+    )
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on a loopback port that records what it is sent."""
+
+    port: int
+    status: int = 200
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.received.append(Received(self.path, dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def bodies(self) -> list[Received]:
+        with self.lock:
+            return list(self.received)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def running_receiver(status: int = 200) -> Iterator[Receiver]:
+    r = Receiver(free_port(), status)
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
