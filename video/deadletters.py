@@ -1,0 +1,108 @@
+"""Rejected frames into the dead_letters table, from a thread with a bounded queue."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from video.frames import FrameRejectReason
+from video.metrics import VideoMetrics
+
+log = logging.getLogger(__name__)
+
+_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class FrameDeadLetter:
+    topic: str
+    camera_id: str
+    reason: FrameRejectReason
+    detail: str
+    payload: bytes
+
+
+def frames_topic(camera_id: str) -> str:
+    return f"offsite/v1/devices/{camera_id}/frames"
+
+
+class DeadLetterWriter:
+    """`put` never blocks (the MQTT thread calls it); a full queue loses letters, counted."""
+
+    def __init__(
+        self, pool: ConnectionPool, metrics: VideoMetrics, payload_cap: int, capacity: int
+    ) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self.payload_cap = payload_cap
+        self._queue: queue.Queue[FrameDeadLetter | None] = queue.Queue(capacity)
+        self._thread: threading.Thread | None = None
+
+    def put(self, letter: FrameDeadLetter) -> None:
+        self.metrics.frames_rejected.labels(letter.reason.value).inc()
+        log.info("frame from %s dead-lettered: %s (%s)", letter.camera_id, letter.reason,
+                 letter.detail)  # fmt: skip
+        try:
+            self._queue.put_nowait(letter)
+        except queue.Full:
+            self.metrics.dead_letters_lost.inc()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="video-dead-letters", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[FrameDeadLetter]) -> None:
+        rows = [
+            (
+                d.topic,
+                d.camera_id,
+                d.reason.value,
+                d.detail,
+                d.payload[: self.payload_cap],
+                len(d.payload),
+                hashlib.sha256(d.payload).hexdigest(),
+            )
+            for d in batch
+        ]
+        try:
+            with self.pool.connection() as conn, conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO dead_letters (topic, device_id, reason, detail, payload,"
+                    " payload_size, payload_sha256) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    rows,
+                )
+        except psycopg.Error as err:
+            # Frames are lossy; a dead letter is a courtesy to the integrator, not data.
+            log.warning("could not write %d frame dead letters: %s", len(batch), err)
+            self.metrics.dead_letters_lost.inc(len(batch))

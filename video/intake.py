@@ -1,0 +1,115 @@
+"""Frame intake: per-camera rate cap and size limit, dead letters, hand-off to the workers.
+
+`frame_received` runs on the MQTT thread and never blocks: checks are in memory, dead
+letters go to their own bounded queue, and frames to a worker's drop-oldest queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Protocol
+
+from ingest.models import FrameMessage
+from video.cameras import CameraRegistry
+from video.deadletters import DeadLetterWriter, FrameDeadLetter, frames_topic
+from video.frames import DropReason, FrameRejectReason, FrameTask, Image
+from video.metrics import VideoMetrics
+from video.settings import CameraSettings, VideoSettings
+
+log = logging.getLogger(__name__)
+
+
+class FrameDispatcher(Protocol):
+    def submit(self, camera: CameraSettings, task: FrameTask) -> None: ...
+
+
+class RateCap:
+    """At most `fps` frames per second per camera; a little slack absorbs network jitter."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, camera_id: str, fps: float, now: float) -> bool:
+        with self._lock:
+            last = self._last.get(camera_id)
+            if last is not None and now - last < 0.9 / fps:
+                return False
+            self._last[camera_id] = now
+            return True
+
+
+class FrameIntake:
+    """The FrameSink the ingest MQTT intake calls, and the entry of pulled frames."""
+
+    def __init__(
+        self,
+        settings: VideoSettings,
+        cameras: CameraRegistry,
+        dispatcher: FrameDispatcher,
+        dead_letters: DeadLetterWriter,
+        metrics: VideoMetrics,
+    ) -> None:
+        self.settings = settings
+        self.cameras = cameras
+        self.dispatcher = dispatcher
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.rate = RateCap()
+
+    def frame_received(self, frame: FrameMessage) -> None:
+        self.metrics.frames_received.labels("mqtt").inc()
+        cam_id, payload = frame.device_id, frame.payload
+        camera = self.cameras.lookup(cam_id)
+        if camera is None:
+            self._reject(cam_id, FrameRejectReason.UNKNOWN_CAMERA,
+                         f"camera {cam_id!r} is not configured (video.cameras) and unknown "
+                         "cameras are not accepted", payload)  # fmt: skip
+            return
+        if len(payload) > self.settings.max_frame_bytes:
+            self._reject(cam_id, FrameRejectReason.TOO_LARGE,
+                         f"frame is {len(payload)} bytes; at most "
+                         f"{self.settings.max_frame_bytes} are accepted", payload)  # fmt: skip
+            return
+        if payload[:2] != b"\xff\xd8":
+            self._reject(cam_id, FrameRejectReason.NOT_JPEG,
+                         "frames must be JPEG images (they start with FF D8)", payload)  # fmt: skip
+            return
+        self._admit(camera, frame.device_time or frame.received_at, frame.received_at,
+                    payload=payload)  # fmt: skip
+
+    def image_received(self, camera: CameraSettings, image: Image, at: datetime) -> None:
+        """A frame pulled from a stream (already decoded)."""
+        self.metrics.frames_received.labels("pull").inc()
+        self._admit(camera, at, at, image=image)
+
+    def _admit(
+        self,
+        camera: CameraSettings,
+        time_: datetime,
+        received_at: datetime,
+        payload: bytes | None = None,
+        image: Image | None = None,
+    ) -> None:
+        if not self.rate.admit(camera.id, self.settings.camera_fps(camera), time.monotonic()):
+            self.metrics.frames_dropped.labels(DropReason.RATE.value).inc()
+            return
+        self.cameras.seen(camera.id, received_at)
+        task = FrameTask(camera.id, time_.timestamp(), received_at.timestamp(), payload, image)
+        self.dispatcher.submit(camera, task)
+
+    def _reject(
+        self, camera_id: str, reason: FrameRejectReason, detail: str, payload: bytes
+    ) -> None:
+        self.dead_letters.put(
+            FrameDeadLetter(frames_topic(camera_id), camera_id, reason, detail, payload)
+        )
+
+    def reject_decoded(
+        self, camera_id: str, reason: FrameRejectReason, detail: str, payload: bytes
+    ) -> None:
+        """A worker could not decode the frame or found it too large once decoded."""
+        self._reject(camera_id, reason, detail, payload)

@@ -1,0 +1,104 @@
+"""Prometheus collectors of the video package."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DETECTION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+
+
+class VideoMetrics:
+    """Every video counter; labels stay low-cardinality (never a camera id)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.frames_received = Counter(
+            "offsite_video_frames_received_total",
+            "Frames that arrived (MQTT or pulled), before any check",
+            ["source"],
+            registry=registry,
+        )
+        self.frames_decoded = Counter(
+            "offsite_video_frames_decoded_total",
+            "Frames decoded and run through the detectors",
+            registry=registry,
+        )
+        self.frames_dropped = Counter(
+            "offsite_video_frames_dropped_total",
+            "Frames dropped without a dead letter: over the rate cap, queue full (the oldest "
+            "goes), lost with a crashed worker, or pending at shutdown",
+            ["reason"],
+            registry=registry,
+        )
+        self.frames_rejected = Counter(
+            "offsite_video_frames_rejected_total",
+            "Frames dead-lettered, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.dead_letters_lost = Counter(
+            "offsite_video_dead_letters_lost_total",
+            "Dead letters not written (their queue was full or the database failed)",
+            registry=registry,
+        )
+        self.detection_seconds = Histogram(
+            "offsite_video_detection_seconds",
+            "Time per frame spent in each stage (decode, motion, fire, person, ...)",
+            ["detector"],
+            buckets=DETECTION_BUCKETS,
+            registry=registry,
+        )
+        self.detections = Counter(
+            "offsite_video_detections_total",
+            "Detection updates handed to the rules, by label",
+            ["label"],
+            registry=registry,
+        )
+        self.episodes = Counter(
+            "offsite_video_episodes_total",
+            "Detection episodes started (an object confirmed), by label",
+            ["label"],
+            registry=registry,
+        )
+        self.evidence_bytes = Counter(
+            "offsite_video_evidence_bytes_total",
+            "Bytes of evidence files written (new content only)",
+            registry=registry,
+        )
+        self.evidence_stored = Counter(
+            "offsite_video_evidence_stored_total",
+            "Evidence snapshots stored (one per episode)",
+            registry=registry,
+        )
+        self.evidence_errors = Counter(
+            "offsite_video_evidence_errors_total",
+            "Evidence that could not be stored (the detection still goes out, without id)",
+            registry=registry,
+        )
+        self.evidence_verify_failures = Counter(
+            "offsite_video_evidence_verify_failures_total",
+            "Evidence files whose content no longer matches their SHA-256 (or are missing)",
+            registry=registry,
+        )
+        self.evidence_removed = Counter(
+            "offsite_video_evidence_removed_total",
+            "Evidence rows removed by retention",
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "offsite_video_queue_depth", "Frames waiting for a worker", registry=registry
+        )
+        self.worker_restarts = Counter(
+            "offsite_video_worker_restarts_total",
+            "Detection worker processes restarted after they died",
+            registry=registry,
+        )
+        self.worker_errors = Counter(
+            "offsite_video_worker_errors_total",
+            "Frames a detector raised an error on (the frame is skipped)",
+            registry=registry,
+        )
+        self.cameras_online = Gauge(
+            "offsite_video_cameras_online", "Cameras sending frames", registry=registry
+        )
