@@ -11,6 +11,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -23,13 +24,18 @@ CHANNEL = "offsite_subjects"
 # Beyond this many affected subjects a full reload is cheaper than per-subject queries.
 PARTIAL_LIMIT = 500
 
-_SUBJECTS_SQL = """
+_COLUMNS = """
     SELECT s.credit_code, s.name, s.grid, s.industry, s.credit_grade, s.risk_level, s.tags,
-           s.attributes, COALESCE(d.departments, '{}')
-    FROM subjects s
-    LEFT JOIN LATERAL (SELECT v.departments FROM subject_current_departments v
-                       WHERE v.credit_code = s.credit_code) d ON true
+           s.attributes::text, COALESCE(d.departments, '{}')
 """
+# The whole library joins the view once; a few subjects probe it per subject.
+_ALL_SUBJECTS_SQL = _COLUMNS + (
+    " FROM subjects s LEFT JOIN subject_current_departments d USING (credit_code)"
+)
+_SOME_SUBJECTS_SQL = _COLUMNS + (
+    " FROM subjects s LEFT JOIN LATERAL (SELECT v.departments FROM subject_current_departments v"
+    " WHERE v.credit_code = s.credit_code) d ON true WHERE s.credit_code = ANY(%s)"
+)
 _BINDINGS_SQL = "SELECT device_id, credit_code, role FROM device_bindings"
 # When the next supervision period starts or ends: "current" changes then without any write.
 _NEXT_TRANSITION_SQL = """
@@ -41,12 +47,18 @@ _NEXT_TRANSITION_SQL = """
 
 @dataclass(slots=True)
 class _Snapshot:
-    """One consistent generation of the cache, swapped in whole so readers never lock."""
+    """A generation of the cache: built whole on a full reload, patched by partial ones."""
 
     subjects: dict[str, SubjectInfo] = field(default_factory=dict)
     devices: dict[str, DeviceContext] = field(default_factory=dict)
     by_subject: dict[str, frozenset[str]] = field(default_factory=dict)
     next_transition: datetime | None = None
+    grades: dict[CreditGrade, int] = field(default_factory=lambda: dict.fromkeys(CreditGrade, 0))
+    cross: int = 0
+
+    def count(self, info: SubjectInfo, sign: int) -> None:
+        self.grades[info.credit_grade] += sign
+        self.cross += sign * info.cross_department
 
 
 def _info(row: Sequence[Any]) -> SubjectInfo:
@@ -59,7 +71,7 @@ def _info(row: Sequence[Any]) -> SubjectInfo:
         risk_level=RiskLevel(row[5]),
         tags=frozenset(row[6]),
         departments=frozenset(row[8]),
-        attributes=MappingProxyType({k: float(v) for k, v in row[7].items()}),
+        attributes=MappingProxyType({k: float(v) for k, v in orjson.loads(row[7]).items()}),
     )
 
 
@@ -129,7 +141,8 @@ class SubjectDirectory:
 
     def subjects_of(self, department: str) -> Sequence[SubjectInfo]:
         """Subjects the department supervises now, ordered by credit code."""
-        found = [s for s in self._snap.subjects.values() if department in s.departments]
+        # list() copies in one step, safe against a concurrent in-place patch.
+        found = [s for s in list(self._snap.subjects.values()) if department in s.departments]
         return sorted(found, key=lambda s: s.credit_code)
 
     def devices_of(self, credit_code: str) -> tuple[DeviceContext, ...]:
@@ -139,8 +152,8 @@ class SubjectDirectory:
         return tuple(snap.devices[d] for d in ids if d in snap.devices)
 
     def bound_devices(self) -> Mapping[str, DeviceContext]:
-        """Every binding (read-only view of the current snapshot)."""
-        return MappingProxyType(self._snap.devices)
+        """Every binding (a copy: the cache is patched in place)."""
+        return dict(self._snap.devices)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called after the cache changed (e.g. the rule engine drops its own lookups)."""
@@ -166,14 +179,19 @@ class SubjectDirectory:
         codes = set(codes)
         devices = set(devices)
         if len(codes) + len(devices) > PARTIAL_LIMIT or not self.loaded:
-            self.refresh()
+            if self._threads and self.loaded:
+                # A bulk change (an import): reload in the background rather than make the
+                # importing request wait; the previous snapshot serves meanwhile.
+                self._queue(full=True)
+            else:
+                self.refresh()
             return
         started = time.perf_counter()
         with self._write:
-            old = self._snap
+            snap = self._snap
             with self.pool.connection() as conn:
                 # A moved device names its new subject in the database and its old one here.
-                codes |= {old.devices[d].credit_code for d in devices if d in old.devices}
+                codes |= {snap.devices[d].credit_code for d in devices if d in snap.devices}
                 rows = conn.execute(
                     "SELECT device_id, credit_code, role FROM device_bindings"
                     " WHERE credit_code = ANY(%(codes)s) OR device_id = ANY(%(devices)s)",
@@ -181,38 +199,50 @@ class SubjectDirectory:
                 ).fetchall()
                 codes |= {r[1] for r in rows}
                 subjects = {
-                    r[0]: _info(r)
-                    for r in conn.execute(
-                        _SUBJECTS_SQL + " WHERE s.credit_code = ANY(%s)", (list(codes),)
-                    )
+                    r[0]: _info(r) for r in conn.execute(_SOME_SUBJECTS_SQL, (list(codes),))
                 }
-                next_transition = conn.execute(_NEXT_TRANSITION_SQL).fetchone()
-            snap = _Snapshot(
-                subjects=dict(old.subjects),
-                devices=dict(old.devices),
-                by_subject=dict(old.by_subject),
-                next_transition=next_transition[0] if next_transition else None,
-            )
-            stale = set(devices)
+                transition = conn.execute(_NEXT_TRANSITION_SQL).fetchone()
+            fresh = _Snapshot(subjects=subjects)
+            self._bind(fresh, rows)
+            gone = set(devices).union(*(snap.by_subject.get(c, ()) for c in codes))
+            gone -= fresh.devices.keys()
             for code in codes:
-                stale |= snap.by_subject.pop(code, frozenset())
-                snap.subjects.pop(code, None)
-            for d in stale:
-                snap.devices.pop(d, None)
+                old = snap.subjects.get(code)
+                if old is not None:
+                    snap.count(old, -1)
             for info in subjects.values():
-                snap.subjects[info.credit_code] = info
-            self._bind(snap, rows)
-            self._swap(snap)
+                snap.count(info, +1)
+            # Updated in place (copying the whole snapshot per edit costs milliseconds at
+            # city scale). New entries are written before stale ones are removed, so a
+            # reader never misses a device that stays bound; each value is self-contained.
+            snap.subjects.update(subjects)
+            snap.devices.update(fresh.devices)
+            for code in codes:
+                if code in fresh.by_subject:
+                    snap.by_subject[code] = fresh.by_subject[code]
+                else:
+                    snap.by_subject.pop(code, None)
+                if code not in subjects:
+                    snap.subjects.pop(code, None)
+            for d in gone:
+                snap.devices.pop(d, None)
+            self._set_transition(transition[0] if transition else None)
+            self.version += 1
         self.metrics.refreshes.labels("partial").inc()
         self.metrics.refresh_seconds.labels("partial").observe(time.perf_counter() - started)
         self._publish_gauges(snap)
         self._changed()
 
     def _swap(self, snap: _Snapshot) -> None:
-        moved = snap.next_transition != self._snap.next_transition
+        old = self._snap
         self._snap = snap
         self.version += 1
-        if moved:
+        if snap.next_transition != old.next_transition:
+            self._wake.set()
+
+    def _set_transition(self, at: datetime | None) -> None:
+        if at != self._snap.next_transition:
+            self._snap.next_transition = at
             # The upkeep thread sleeps until the old transition; let it re-plan.
             self._wake.set()
 
@@ -224,9 +254,10 @@ class SubjectDirectory:
 
     def _load_all(self, conn: psycopg.Connection[Any]) -> _Snapshot:
         snap = _Snapshot()
-        for row in conn.execute(_SUBJECTS_SQL):
+        for row in conn.execute(_ALL_SUBJECTS_SQL):
             info = _info(row)
             snap.subjects[info.credit_code] = info
+            snap.count(info, +1)
         self._bind(snap, conn.execute(_BINDINGS_SQL).fetchall())
         row = conn.execute(_NEXT_TRANSITION_SQL).fetchone()
         snap.next_transition = row[0] if row else None
@@ -245,14 +276,9 @@ class SubjectDirectory:
             snap.by_subject[code] = snap.by_subject.get(code, frozenset()) | ids
 
     def _publish_gauges(self, snap: _Snapshot) -> None:
-        counts = dict.fromkeys(CreditGrade, 0)
-        cross = 0
-        for info in snap.subjects.values():
-            counts[info.credit_grade] += 1
-            cross += info.cross_department
-        for grade, n in counts.items():
+        for grade, n in snap.grades.items():
             self.metrics.subjects.labels(grade.value).set(n)
-        self.metrics.cross_department.set(cross)
+        self.metrics.cross_department.set(snap.cross)
         self.metrics.bindings.set(len(snap.devices))
 
     def _changed(self) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
-from subjects.repository import Actor, SubjectRepository, snapshot
+from subjects.repository import Actor, SubjectConflictError, SubjectRepository, snapshot
 from subjects.schema import SubjectIn, SubjectOut, split_list
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class SubjectImporter:
                 plan = self._plan(tx.conn, rows, lock=True)
                 for change in self._write(tx.conn, plan, actor):
                     tx.emit(change)
-        except psycopg.Error as err:
+        except (psycopg.Error, SubjectConflictError) as err:
             log.warning("subject import rolled back: %s", err)
             report.errors.append(
                 RowError(row=0, column="(database)", reason=f"rolled back, nothing imported: {err}")

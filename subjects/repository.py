@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -87,9 +88,10 @@ class SubjectQuery:
 ORDERS = {"credit_code": "s.credit_code", "name": "s.name, s.credit_code",
           "updated_at": "s.updated_at DESC, s.credit_code"}  # fmt: skip
 
+# attributes as text: orjson parses it several times faster than psycopg's stdlib loader.
 SUBJECT_COLUMNS = (
     "s.credit_code, s.name, s.address, s.grid, s.industry, s.credit_grade, s.risk_level,"
-    " s.tags, s.attributes, s.created_at, s.updated_at, COALESCE(d.departments, '{}')"
+    " s.tags, s.attributes::text, s.created_at, s.updated_at, COALESCE(d.departments, '{}')"
 )
 # Departments supervising now come from the view, the one definition of "current".
 SUBJECT_FROM = (
@@ -111,7 +113,7 @@ def subject_out(row: Sequence[Any]) -> SubjectOut:
         credit_grade=CreditGrade(row[5]),
         risk_level=RiskLevel(row[6]),
         tags=list(row[7]),
-        attributes={k: float(v) for k, v in row[8].items()},
+        attributes={k: float(v) for k, v in orjson.loads(row[8]).items()},
         departments=departments,
         cross_department=len(departments) >= 2,
         created_at=row[9],
@@ -163,9 +165,15 @@ class SubjectRepository:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A transaction whose changes reach the hook inside it and listeners after commit."""
-        with self.pool.connection() as conn, conn.transaction():
-            tx = Tx(conn, self.on_change)
-            yield tx
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                tx = Tx(conn, self.on_change)
+                yield tx
+        except psycopg.errors.IntegrityError as err:
+            # A concurrent edit won a race the checks above could not see (same link, code).
+            raise SubjectConflictError(
+                f"the edit clashed with a concurrent one ({err.diag.message_primary}); retry"
+            ) from err
         for change in tx.changes:
             self.metrics.changes.labels(change.kind.value).inc()
         if tx.changes:

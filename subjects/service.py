@@ -23,6 +23,7 @@ class SubjectsService:
         on_change: ChangeHook | None = None,
     ) -> None:
         self.settings = settings
+        self.registry = registry
         self.metrics = SubjectsMetrics(registry)
         self.repository = SubjectRepository(pool, self.metrics, on_change=on_change)
         self.directory = SubjectDirectory(

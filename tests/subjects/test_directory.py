@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -14,7 +15,7 @@ from subjects.credit_code import make
 from subjects.directory import SubjectDirectory
 from subjects.metrics import SubjectsMetrics
 from subjects.models import CreditGrade
-from subjects.repository import Actor
+from subjects.repository import Actor, SubjectConflictError
 from subjects.schema import BindingIn, LinkIn, SubjectIn, SubjectPatch
 from subjects.service import SubjectsService
 from tests.helpers import wait_until
@@ -151,3 +152,44 @@ def test_another_instance_learns_of_changes_by_notify(
     db.execute("DELETE FROM subjects WHERE credit_code = %s", (A,))
     wait_until(lambda: listening.context("n-1") is None, timeout=10, what="NOTIFY of delete")
     assert changed
+
+
+def test_concurrent_links_and_creates_leave_one_row(
+    service: SubjectsService, db: psycopg.Connection[Any]
+) -> None:
+    repo = service.repository
+    results: list[str] = []
+
+    def attempt(fn: Callable[[], object]) -> None:
+        try:
+            fn()
+            results.append("ok")
+        except SubjectConflictError:
+            results.append("conflict")
+
+    def race(fn: Callable[[], object], n: int = 4) -> list[str]:
+        results.clear()
+        threads = [threading.Thread(target=attempt, args=(fn,)) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(results)
+
+    assert race(lambda: repo.create(SubjectIn(credit_code=A, name="a"), EEB)) == [
+        "conflict",
+        "conflict",
+        "conflict",
+        "ok",
+    ]
+    assert race(lambda: repo.link(A, LinkIn(department="HLT"), HLT)) == [
+        "conflict",
+        "conflict",
+        "conflict",
+        "ok",
+    ]
+    row = db.execute(
+        "SELECT count(*) FROM subject_departments WHERE credit_code = %s AND department = 'HLT'",
+        (A,),
+    ).fetchone()
+    assert row == (1,)

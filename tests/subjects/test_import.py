@@ -193,3 +193,24 @@ def test_json_import_and_dry_run(client: TestClient, key: Key, db: psycopg.Conne
 def test_import_needs_an_officer(client: TestClient, key: Key) -> None:
     r = post(client, f"credit_code,name\n{A},x\n", key("EEB", "viewer"))
     assert r.status_code == 403
+
+
+def test_metrics_count_imports_and_library(
+    client: TestClient, key: Key, service: SubjectsService
+) -> None:
+    registry = service.registry  # a fresh CollectorRegistry per test
+    post(client, f"credit_code,name,credit_grade\n{A},a,D\n{B},b,D\n", key("EEB"))
+    post(client, f"credit_code,name\n{C},c\n{C},c\n", key("EEB"))
+    post(client, f"credit_code,name\n{C},c\n", key("EEB"), dry_run="true")
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("offsite_subjects_imports_total", result="committed") == 1
+    assert value("offsite_subjects_imports_total", result="rejected") == 1
+    assert value("offsite_subjects_imports_total", result="dry_run") == 1
+    assert value("offsite_subjects_import_rows_total", result="created") == 2
+    assert value("offsite_subjects_import_rows_total", result="invalid") == 1
+    assert value("offsite_subjects_library_subjects", grade="D") == 2
+    assert value("offsite_subjects_library_subjects", grade="A") == 0
+    assert value("offsite_subjects_changes_total", kind="subject.created") == 2
