@@ -1,7 +1,621 @@
-"""/api/v1 routes of the alerts package."""
+"""/api/v1 routes of the alerts package: alerts, tasks, silences, draws and the live stream."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts import events
+from alerts.audit import canonical_json
+from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
+from alerts.records import ALERT_COLUMNS, TASK_COLUMNS, TaskKind, TaskRow, TaskStatus
+from alerts.service import AlertService
+from alerts.silences import Matcher, SilenceError, SilenceRow
+from alerts.silences import fetch as fetch_silences
+from alerts.store import DrawError, NotFoundError, Outcome
+from api.auth import Caller, Officer, Viewer
+from api.context import ApiContext, get_context
+from rules.models import Severity
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+T = TypeVar("T")
+HEARTBEAT_S = 15.0
+
+
+def actor_of(caller: Caller) -> Actor:
+    return Actor(f"key:{caller.key_id}", caller.department)
+
+
+def _service(ctx: ApiContext) -> AlertService:
+    try:
+        return ctx.get(AlertService)
+    except LookupError as err:
+        raise HTTPException(503, "alerting is not running in this process") from err
+
+
+def _call(fn: Callable[[], T]) -> T:
+    """Run a service command, translating its refusals into HTTP answers."""
+    try:
+        return fn()
+    except NotFoundError as err:
+        raise HTTPException(404, str(err)) from err
+    except TransitionRefused as err:
+        raise HTTPException(409, {"code": err.code, "message": str(err)}) from err
+    except (SilenceError, DrawError) as err:
+        raise HTTPException(422, str(err)) from err
+
+
+def _aware(t: datetime | None, name: str) -> datetime | None:
+    if t is not None and t.tzinfo is None:
+        raise HTTPException(422, f"{name} must carry a UTC offset, e.g. 2026-11-26T08:00:00Z")
+    return t
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+class AlertOut(BaseModel):
+    id: int
+    subject_key: str
+    credit_code: str | None
+    state: AlertState
+    severity: Severity
+    departments: list[str]
+    grid: str
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    dispatched_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    dismiss_reason: DismissReason | None
+    close_note: str
+    clues_resolved_at: datetime | None
+    last_notified_at: datetime | None
+    reopen_count: int
+
+
+_ALERT_FIELDS = [c.strip() for c in ALERT_COLUMNS.split(",")]
+
+
+def _alert_out(row: Any) -> AlertOut:
+    return AlertOut(**dict(zip(_ALERT_FIELDS, row, strict=True)))
+
+
+class ClueOut(BaseModel):
+    clue_id: int
+    rule_id: str
+    rule_version: int
+    title: str
+    department: str
+    severity: Severity
+    status: str
+    device_ids: list[str]
+    evidence_ids: list[str]
+    started_at: datetime
+    ended_at: datetime | None
+    summary: str
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    actor: str
+    kind: str
+    detail: dict[str, Any]
+
+
+class TaskOut(BaseModel):
+    id: int
+    kind: TaskKind
+    source: str
+    subject_key: str
+    credit_code: str | None
+    lead_department: str
+    departments: list[str]
+    severity: Severity
+    status: TaskStatus
+    due_at: datetime
+    findings: str
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    started_at: datetime | None
+    done_at: datetime | None
+    draw_period: str | None
+
+
+_TASK_FIELDS = [c.strip() for c in TASK_COLUMNS.split(",")]
+
+
+def _task_out(row: Any) -> TaskOut:
+    if isinstance(row, TaskRow):
+        return TaskOut(**{f: getattr(row, f) for f in _TASK_FIELDS})
+    return TaskOut(**dict(zip(_TASK_FIELDS, row, strict=True)))
+
+
+class AlertDetail(AlertOut):
+    clues: list[ClueOut]
+    timeline: list[TimelineEntry]
+    tasks: list[TaskOut]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000, description="why, in a sentence")
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: DismissReason = Field(description="reason code")
+    note: str = Field(default="", max_length=2000, description="needed for reason 'other'")
+
+
+class ActionOut(BaseModel):
+    alert: AlertOut
+    task: TaskOut | None = None
+
+
+class TaskUpdateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: TaskStatus
+    findings: str | None = Field(default=None, max_length=20_000)
+
+
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matcher: Matcher
+    value: str = Field(min_length=1, max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SilencePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ends_at: datetime | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class SilenceOut(BaseModel):
+    id: int
+    department: str
+    matcher: Matcher
+    value: str
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    reason: str
+    created_at: datetime
+    expired_at: datetime | None
+    expired_by: str | None
+
+
+def _silence_out(row: SilenceRow) -> SilenceOut:
+    return SilenceOut(**{f: getattr(row, f) for f in SilenceOut.model_fields})
+
+
+class DrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(pattern=r"^[0-9A-Za-z_.-]{1,32}$", description="e.g. 2026-Q4")
+    credit_codes: list[str] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="the department's own draw; omitted: sampled by credit grade",
+    )
+    seed: int | None = Field(default=None, description="makes a sampled draw reproducible")
+
+
+class DrawOut(BaseModel):
+    id: int
+    department: str
+    period: str
+    credit_codes: list[str]
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(pattern=r"^[0-9A-Za-z_.-]{1,32}$")
+
+
+class MergeOut(BaseModel):
+    period: str
+    joint_tasks: int = Field(description="joint tasks the merge produced or joined, all depts")
+    tasks: list[TaskOut] = Field(description="those the caller's department takes part in")
+
+
+class NotificationOut(BaseModel):
+    id: int
+    alert_id: int | None
+    route: str
+    event: str
+    status: Literal["pending", "sent", "dead", "suppressed"]
+    suppressed_by: str | None
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def list_alerts(
+    ctx: Ctx,
+    caller: Viewer,
+    state: Annotated[list[AlertState] | None, Query()] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    department: str | None = None,
+    grid: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AlertOut]:
+    """Alerts the caller's department takes part in, newest first; `since`/`until` bound
+    the opening time."""
+    params = {
+        "dept": caller.department,
+        "states": [s.value for s in state] if state else None,
+        "severities": [s.value for s in severity] if severity else None,
+        "department": department,
+        "grid": grid,
+        "subject": subject,
+        "since": _aware(since, "since"),
+        "until": _aware(until, "until"),
+        "limit": limit,
+        "offset": offset,
+    }
+    with ctx.pool.connection() as conn:
+        rows = conn.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE %(dept)s = ANY(departments)"
+            " AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
+            " AND (%(severities)s::text[] IS NULL OR severity = ANY(%(severities)s))"
+            " AND (%(department)s::text IS NULL OR %(department)s = ANY(departments))"
+            " AND (%(grid)s::text IS NULL OR grid = %(grid)s)"
+            " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
+            " AND (%(since)s::timestamptz IS NULL OR opened_at >= %(since)s)"
+            " AND (%(until)s::timestamptz IS NULL OR opened_at < %(until)s)"
+            " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+    return [_alert_out(r) for r in rows]
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetail)
+def get_alert(alert_id: int, ctx: Ctx, caller: Viewer) -> AlertDetail:
+    """An alert with its clues (and their evidence ids), timeline and tasks."""
+    with ctx.pool.connection() as conn:
+        row = conn.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s AND %s = ANY(departments)",
+            (alert_id, caller.department),
+        ).fetchone()
+        if row is None:
+            raise HTTPException(404, f"alert {alert_id} not found")
+        clues = conn.execute(
+            "SELECT clue_id, rule_id, rule_version, title, department, severity, status,"
+            " device_ids, evidence_ids, started_at, ended_at, summary FROM alert_clues"
+            " WHERE alert_id = %s ORDER BY started_at, clue_id",
+            (alert_id,),
+        ).fetchall()
+        timeline = conn.execute(
+            "SELECT at, actor, kind, detail FROM alert_timeline WHERE alert_id = %s ORDER BY id",
+            (alert_id,),
+        ).fetchall()
+        tasks = conn.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN"
+            " (SELECT task_id FROM task_alerts WHERE alert_id = %s) ORDER BY id",
+            (alert_id,),
+        ).fetchall()
+    return AlertDetail(
+        **_alert_out(row).model_dump(),
+        clues=[ClueOut(**dict(zip(ClueOut.model_fields, c, strict=True))) for c in clues],
+        timeline=[TimelineEntry(at=t[0], actor=t[1], kind=t[2], detail=t[3]) for t in timeline],
+        tasks=[_task_out(t) for t in tasks],
+    )
+
+
+def _action_out(outcome: Outcome) -> ActionOut:
+    assert outcome.alert is not None
+    alert = AlertOut(**{f: getattr(outcome.alert, f) for f in _ALERT_FIELDS})
+    return ActionOut(alert=alert, task=_task_out(outcome.task) if outcome.task else None)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=ActionOut)
+def acknowledge(alert_id: int, ctx: Ctx, caller: Officer) -> ActionOut:
+    """open -> acknowledged."""
+    service = _service(ctx)
+    return _action_out(_call(lambda: service.act(alert_id, Action.ACKNOWLEDGE, actor_of(caller))))
+
+
+@router.post("/alerts/{alert_id}/dispatch", response_model=ActionOut)
+def dispatch(alert_id: int, ctx: Ctx, caller: Officer) -> ActionOut:
+    """Create a remote supervision task, or create or join the subject's joint inspection."""
+    service = _service(ctx)
+    return _action_out(_call(lambda: service.act(alert_id, Action.DISPATCH, actor_of(caller))))
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=ActionOut)
+def resolve(alert_id: int, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
+    service = _service(ctx)
+    note = body.note if body else ""
+    return _action_out(
+        _call(lambda: service.act(alert_id, Action.RESOLVE, actor_of(caller), note=note))
+    )
+
+
+@router.post("/alerts/{alert_id}/dismiss", response_model=ActionOut)
+def dismiss(alert_id: int, body: DismissIn, ctx: Ctx, caller: Officer) -> ActionOut:
+    service = _service(ctx)
+    return _action_out(
+        _call(
+            lambda: service.act(alert_id, Action.DISMISS, actor_of(caller), body.reason, body.note)
+        )
+    )
+
+
+@router.post("/alerts/{alert_id}/reopen", response_model=ActionOut)
+def reopen(alert_id: int, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
+    """resolved or dismissed -> open, unless the subject already has an open alert."""
+    service = _service(ctx)
+    note = body.note if body else ""
+    return _action_out(
+        _call(lambda: service.act(alert_id, Action.REOPEN, actor_of(caller), note=note))
+    )
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+@router.get("/tasks", response_model=list[TaskOut])
+def list_tasks(
+    ctx: Ctx,
+    caller: Viewer,
+    status: TaskStatus | None = None,
+    kind: TaskKind | None = None,
+    subject: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TaskOut]:
+    """Tasks the caller's department leads or takes part in."""
+    with ctx.pool.connection() as conn:
+        rows = conn.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE %(dept)s = ANY(departments)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+            " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
+            " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+            {
+                "dept": caller.department,
+                "status": status.value if status else None,
+                "kind": kind.value if kind else None,
+                "subject": subject,
+                "limit": limit,
+                "offset": offset,
+            },
+        ).fetchall()
+    return [_task_out(r) for r in rows]
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut)
+def get_task(task_id: int, ctx: Ctx, caller: Viewer) -> TaskOut:
+    with ctx.pool.connection() as conn:
+        row = conn.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s AND %s = ANY(departments)",
+            (task_id, caller.department),
+        ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"task {task_id} not found")
+    return _task_out(row)
+
+
+@router.patch("/tasks/{task_id}", response_model=TaskOut)
+def update_task(task_id: int, body: TaskUpdateIn, ctx: Ctx, caller: Officer) -> TaskOut:
+    """planned -> in_progress -> done (done needs findings; the lead closes a joint task)."""
+    service = _service(ctx)
+    outcome = _call(
+        lambda: service.update_task(task_id, body.status, actor_of(caller), body.findings)
+    )
+    assert outcome.task is not None
+    return _task_out(outcome.task)
+
+
+# -- silences -----------------------------------------------------------------------------
+
+
+@router.get("/silences", response_model=list[SilenceOut])
+def list_silences(ctx: Ctx, caller: Viewer, active: bool = False) -> list[SilenceOut]:
+    """The caller's department's silences; `active=true` keeps those in force now."""
+    with ctx.pool.connection() as conn:
+        now = conn.execute("SELECT now()").fetchone()
+        assert now is not None
+        rows = fetch_silences(conn, caller.department, active_at=now[0] if active else None)
+    return [_silence_out(r) for r in rows]
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=201)
+def create_silence(body: SilenceIn, ctx: Ctx, caller: Officer) -> SilenceOut:
+    """Mute notifications (never the recording of alerts) for a time, with a reason."""
+    service = _service(ctx)
+    row = _call(
+        lambda: service.create_silence(
+            actor_of(caller), body.matcher, body.value, body.starts_at, body.ends_at, body.reason
+        )
+    )
+    return _silence_out(row)
+
+
+@router.get("/silences/{silence_id}", response_model=SilenceOut)
+def get_silence(silence_id: int, ctx: Ctx, caller: Viewer) -> SilenceOut:
+    with ctx.pool.connection() as conn:
+        rows = fetch_silences(conn, caller.department, silence_id)
+    if not rows:
+        raise HTTPException(404, f"silence {silence_id} not found")
+    return _silence_out(rows[0])
+
+
+@router.patch("/silences/{silence_id}", response_model=SilenceOut)
+def change_silence(silence_id: int, body: SilencePatch, ctx: Ctx, caller: Officer) -> SilenceOut:
+    service = _service(ctx)
+    _aware(body.ends_at, "ends_at")
+    row = _call(
+        lambda: service.change_silence(actor_of(caller), silence_id, body.ends_at, body.reason)
+    )
+    return _silence_out(row)
+
+
+@router.delete("/silences/{silence_id}", response_model=SilenceOut)
+def expire_silence(silence_id: int, ctx: Ctx, caller: Officer) -> SilenceOut:
+    """Expire now; the silence stays on record (and in the audit log)."""
+    service = _service(ctx)
+    row = _call(lambda: service.change_silence(actor_of(caller), silence_id, expire=True))
+    return _silence_out(row)
+
+
+# -- notifications ------------------------------------------------------------------------
+
+
+@router.get("/notifications", response_model=list[NotificationOut])
+def list_notifications(
+    ctx: Ctx,
+    caller: Viewer,
+    status: Literal["pending", "sent", "dead", "suppressed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[NotificationOut]:
+    """The outbox for the caller's alerts: what was sent, is retrying, is dead or muted."""
+    with ctx.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT o.id, o.alert_id, o.route, o.event, o.status, o.suppressed_by, o.attempts,"
+            " o.next_attempt_at, o.last_error, o.created_at, o.sent_at FROM outbox o"
+            " JOIN alerts a ON a.id = o.alert_id WHERE %(dept)s = ANY(a.departments)"
+            " AND (%(status)s::text IS NULL OR o.status = %(status)s)"
+            " ORDER BY o.id DESC LIMIT %(limit)s",
+            {"dept": caller.department, "status": status, "limit": limit},
+        ).fetchall()
+    return [
+        NotificationOut(**dict(zip(NotificationOut.model_fields, r, strict=True))) for r in rows
+    ]
+
+
+# -- double-random draws ------------------------------------------------------------------
+
+
+@router.post("/inspections/draws", response_model=DrawOut, status_code=201)
+def submit_draw(body: DrawIn, ctx: Ctx, caller: Officer) -> DrawOut:
+    """Submit the department's draw for a period, or sample one by credit grade."""
+    service = _service(ctx)
+    draw_id, codes = _call(
+        lambda: service.submit_draw(actor_of(caller), body.period, body.credit_codes, body.seed)
+    )
+    return DrawOut(id=draw_id, department=caller.department, period=body.period, credit_codes=codes)
+
+
+@router.get("/inspections/draws", response_model=list[DrawOut])
+def list_draws(ctx: Ctx, caller: Viewer, period: str | None = None) -> list[DrawOut]:
+    with ctx.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT d.id, d.department, d.period,"
+            " coalesce(array_agg(s.credit_code ORDER BY s.credit_code)"
+            " FILTER (WHERE s.credit_code IS NOT NULL), '{}')"
+            " FROM draws d LEFT JOIN draw_subjects s ON s.draw_id = d.id"
+            " WHERE d.department = %s AND (%s::text IS NULL OR d.period = %s)"
+            " GROUP BY d.id ORDER BY d.id DESC",
+            (caller.department, period, period),
+        ).fetchall()
+    return [DrawOut(id=r[0], department=r[1], period=r[2], credit_codes=r[3]) for r in rows]
+
+
+@router.post("/inspections/draws/merge", response_model=MergeOut)
+def merge_draws(body: MergeIn, ctx: Ctx, caller: Officer) -> MergeOut:
+    """Subjects drawn by two or more departments in the period become joint inspections
+    (one per subject; running the merge again joins the same tasks)."""
+    service = _service(ctx)
+    tasks = _call(lambda: service.merge_draws(actor_of(caller), body.period))
+    mine = [_task_out(t) for t in tasks if caller.department in t.departments]
+    return MergeOut(period=body.period, joint_tasks=len(tasks), tasks=mine)
+
+
+# -- live stream --------------------------------------------------------------------------
+
+
+def _frame(event: events.FeedEvent) -> str:
+    data = canonical_json({"kind": event.kind, "id": event.entity_id, "at": event.at,
+                           **event.payload})  # fmt: skip
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+
+
+@router.get("/stream")
+async def stream(
+    request: Request,
+    ctx: Ctx,
+    caller: Viewer,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    from_id: Annotated[int | None, Query(ge=0, description="like Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-sent events of alert, clue and task changes concerning the caller's department.
+
+    Reconnect with `Last-Event-ID` (or `from_id`) to receive everything after that event;
+    without either, the stream starts with the next event.
+    """
+    start: int | None = from_id
+    if last_event_id is not None:
+        try:
+            start = int(last_event_id)
+        except ValueError:
+            raise HTTPException(422, "Last-Event-ID must be an event id (an integer)") from None
+    pool, department = ctx.pool, caller.department
+    try:
+        service: AlertService | None = ctx.get(AlertService)
+    except LookupError:
+        service = None
+    poll_s = service.settings.stream_poll_s if service is not None else 0.5
+
+    def read(after: int) -> list[events.FeedEvent]:
+        with pool.connection() as conn:
+            return events.read(conn, department, after)
+
+    def current() -> int:
+        with pool.connection() as conn:
+            return events.last_id(conn)
+
+    async def generate() -> AsyncIterator[str]:
+        last = start if start is not None else await run_in_threadpool(current)
+        yield f"retry: 2000\n: stream of {department} from event {last}\n\n"
+        beat = time.monotonic()
+        while not await request.is_disconnected():
+            seen = service.events_version if service is not None else 0
+            batch = await run_in_threadpool(read, last)
+            for event in batch:
+                last = event.id
+                yield _frame(event)
+            if batch:
+                beat = time.monotonic()
+                continue
+            if time.monotonic() - beat > HEARTBEAT_S:
+                beat = time.monotonic()
+                yield ": keep-alive\n\n"
+            # Wake at once on a commit in this process; other instances' events within poll_s.
+            deadline = time.monotonic() + poll_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                if service is not None and service.events_version != seen:
+                    break
+
+    return StreamingResponse(
+        generate(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

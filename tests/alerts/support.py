@@ -89,6 +89,9 @@ class Received:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def header(self, name: str) -> str:
+        return next(v for k, v in self.headers.items() if k.lower() == name.lower())
+
 
 @dataclass
 class Receiver:
