@@ -40,6 +40,29 @@ class CameraOwnership(Protocol):
     def owner_departments(self, camera_id: str) -> frozenset[str] | None: ...
 
 
+class _Departments(Protocol):
+    @property
+    def departments(self) -> frozenset[str]: ...
+
+
+class DeviceLookup(Protocol):
+    """Anything that maps a device to a context with `departments` (the subject directory)."""
+
+    def context(self, device_id: str) -> _Departments | None: ...
+
+
+class DirectoryOwnership:
+    """CameraOwnership from the subject directory: the departments supervising the subject
+    the camera is bound to; None (unknown) for an unbound camera."""
+
+    def __init__(self, directory: DeviceLookup) -> None:
+        self.directory = directory
+
+    def owner_departments(self, camera_id: str) -> frozenset[str] | None:
+        ctx = self.directory.context(camera_id)
+        return None if ctx is None else ctx.departments
+
+
 class KeepAll:
     """The guard used when none is wired: retention then removes nothing."""
 

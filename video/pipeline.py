@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -131,8 +132,15 @@ class CameraPipeline:
         snapshots: list[Snapshot] = []
         if any(u.started for u in updates):
             t1 = time.perf_counter()
+            at = datetime.fromtimestamp(task.time, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             snapshots = [
-                make_snapshot(image, u, self._blurrer, self.settings.jpeg_quality)
+                make_snapshot(
+                    image,
+                    u,
+                    self._blurrer,
+                    self.settings.jpeg_quality,
+                    f"{self.camera.id}  {at}  {u.episode_id.rsplit(':', 1)[-1]}",
+                )
                 for u in updates
                 if u.started
             ]

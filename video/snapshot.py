@@ -61,8 +61,15 @@ class FaceBlurrer:
         return out
 
 
-def draw_boxes(image: Image, updates: Sequence[EpisodeUpdate]) -> Image:
+def draw_boxes(image: Image, updates: Sequence[EpisodeUpdate], caption: str = "") -> Image:
     out = image.copy()
+    if caption:
+        # Camera, capture time and episode burnt in: the picture says where it came from,
+        # and two episodes never share an annotated image (nor an evidence id).
+        h = out.shape[0]
+        cv2.rectangle(out, (0, h - 20), (out.shape[1], h), (0, 0, 0), -1)
+        cv2.putText(out, caption, (4, h - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255),
+                    1, cv2.LINE_AA)  # fmt: skip
     for u in updates:
         colour = _COLOURS.get(u.label, (255, 0, 255))
         b = u.box
@@ -87,13 +94,15 @@ def make_snapshot(
     update: EpisodeUpdate,
     blurrer: FaceBlurrer | None,
     quality: int,
+    caption: str = "",
 ) -> Snapshot:
     """The episode's evidence: annotated and clean, plus face-blurred copies of both."""
-    annotated = draw_boxes(image, [update])
+    caption = caption or update.episode_id
+    annotated = draw_boxes(image, [update], caption)
     faces = blurrer.faces(image) if blurrer is not None else []
     if faces and blurrer is not None:
         clean_shared = blurrer.blur(image, faces)
-        annotated_shared = draw_boxes(clean_shared, [update])
+        annotated_shared = draw_boxes(clean_shared, [update], caption)
     else:
         clean_shared, annotated_shared = image, annotated
     enc = {

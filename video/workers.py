@@ -92,14 +92,22 @@ class Worker:
         self.busy = False
 
     @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
     def depth(self) -> int:
         return len(self._queue)
 
     def start(self) -> None:
-        self._spawn()
-        self._thread = threading.Thread(target=self._feed, name=f"video-feed-{self.index}",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
+        """Spawn the process and the feeder (the pool does it at the first frame)."""
+        with self._cond:
+            if self._thread is not None or self._stopping:
+                return
+            self._spawn()
+            self._thread = threading.Thread(target=self._feed, name=f"video-feed-{self.index}",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
 
     def _spawn(self) -> None:
         parent, child = self._mp.Pipe(duplex=True)
@@ -217,8 +225,7 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        for w in self.workers:
-            w.start()
+        """Workers start with their first frame (a server without cameras spawns none)."""
 
     def stop(self) -> None:
         for w in self.workers:
@@ -235,7 +242,10 @@ class WorkerPool:
         return self.workers[index]
 
     def submit(self, camera: CameraSettings, task: FrameTask) -> None:
-        self.worker_of(camera.id).submit(camera, task)
+        worker = self.worker_of(camera.id)
+        if not worker.started:
+            worker.start()
+        worker.submit(camera, task)
         self.metrics.queue_depth.set(sum(w.depth for w in self.workers))
 
     def idle(self) -> bool:
