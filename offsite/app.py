@@ -151,16 +151,14 @@ class OffsiteApp:
         ctx.provide(SubjectsService, subjects_service)
         ctx.provide(SubjectDirectory, subjects_service.directory)
         # [rules] ---------------------------------------------------------------------
-        from rules.directory import UnboundDirectory
         from rules.models import ClueSink
         from rules.service import RuleService
-        from subjects.models import DeviceDirectory
 
-        # Until the subjects block hands its SubjectDirectory here, no device is bound.
-        rules_directory: DeviceDirectory = UnboundDirectory()
         # Alerts append their ClueSink here; the service keeps this list by reference.
         clue_sinks: list[ClueSink] = []
-        rule_service = RuleService(s.rules, self.pool, self.registry, rules_directory, clue_sinks)
+        rule_service = RuleService(
+            s.rules, self.pool, self.registry, subjects_service.directory, clue_sinks
+        )
         ctx.provide(RuleService, rule_service)
         rule_service.start()
         self._stoppers.append(rule_service.stop)

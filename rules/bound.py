@@ -110,6 +110,8 @@ class Bound:
         "missing_for",
         "offset_s",
         "per",
+        "quiet",
+        "replayed",
         "rule",
         "rule_id",
         "schedule",
@@ -169,6 +171,10 @@ class Bound:
         self.zones: frozenset[str] = frozenset()
         self.min_score = 0.0
         self.clear_after = 0.0
+        # Hot-path hints for the engine: a threshold without a schedule that is inactive and
+        # not breached needs no evaluation at all; these kinds keep history for late data.
+        self.quiet = rule.kind == "threshold" and rule.schedule is None
+        self.replayed = rule.kind in ("threshold", "window", "rate", "flatline", "composite")
         if isinstance(rule, ThresholdRule | WindowRule | RateRule | CompositeRule | DetectionRule):
             self.hold = credit.hold(rule.hold, mod)
             self.keep = credit.hold(rule.keep_firing_for, mod)

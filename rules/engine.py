@@ -15,7 +15,18 @@ from typing import Any, NamedTuple
 
 from ingest.models import DeviceStatus, Reading
 from rules.bound import Bound, MissingAttributeError
-from rules.evaluate import INITIAL, Sample, Seen, State, Tick, Transition, TriggerItem, evaluate
+from rules.evaluate import (
+    INITIAL,
+    NO_TRANSITIONS,
+    SAMPLE_EVALUATORS,
+    Sample,
+    Seen,
+    State,
+    Tick,
+    Transition,
+    TriggerItem,
+    evaluate,
+)
 from rules.settings import CreditModifier
 from rules.spec import AbsenceRule, CompositeRule, DetectionRule, Rule, Selector
 from subjects.models import CreditGrade, DeviceContext, DeviceDirectory
@@ -42,12 +53,10 @@ class ClueOp(NamedTuple):
     trigger: tuple[TriggerItem, ...]
 
 
-class _Entry(NamedTuple):
-    t: float
-    key: tuple[str, str]
-    inp: Sample
-    state: State
-    out: tuple[Transition, ...]
+# A history entry is a plain tuple (cheaper than a NamedTuple on the hot path):
+# (event time, (device, metric), the reading, the device's role for composites,
+#  state after it, transitions it produced).
+_Entry = tuple[float, tuple[str, str], Reading, str, State, tuple[Transition, ...]]
 
 
 class Stream:
@@ -202,6 +211,7 @@ class Engine:
     def on_readings(self, readings: Iterable[Reading]) -> list[ClueOp]:
         ops: list[ClueOp] = []
         entries_of = self._entries
+        lateness = self.lateness
         evals = 0
         for r in readings:
             key = (r.device_id, r.metric)
@@ -211,32 +221,53 @@ class Engine:
             if not entries:
                 continue
             t = r.time.timestamp()
+            value = r.value
+            s: Sample | None = None
             for stream, role in entries:
                 evals += 1
-                self._apply(stream, Sample(t, r.device_id, r.metric, r.value, role), key, ops)
+                b = stream.bound
+                if t > stream.last_t:
+                    # In order, the common case: evaluate, remember for replay, prune.
+                    st = stream.state
+                    if (
+                        b.quiet
+                        and st.pending_since is None
+                        and st.firing_since is None
+                        and not b.cmp(value, b.limit)
+                    ):
+                        out = NO_TRANSITIONS  # an inactive threshold stays inactive
+                    else:
+                        if role:
+                            inp = Sample(t, r.device_id, r.metric, value, role)
+                        else:
+                            if s is None:
+                                s = Sample(t, r.device_id, r.metric, value)
+                            inp = s
+                        st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
+                        stream.state = st
+                    stream.last_t = t
+                    if b.replayed:
+                        hist = stream.history
+                        hist.append((t, key, r, role, st, out))
+                        horizon = t - lateness
+                        while hist[0][0] < horizon:
+                            stream.base = hist.popleft()[4]
+                    for tr in out:
+                        ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
+                else:
+                    self._apply_out_of_order(stream, r, t, role, ops)
         if self._on_evals is not None and evals:
             self._on_evals(evals)
         return ops
 
-    def _apply(self, stream: Stream, s: Sample, key: tuple[str, str], ops: list[ClueOp]) -> None:
+    def _apply_out_of_order(
+        self, stream: Stream, r: Reading, t: float, role: str, ops: list[ClueOp]
+    ) -> None:
         b = stream.bound
-        t = s.t
-        if b.kind not in REPLAYED:
+        s = Sample(t, r.device_id, r.metric, r.value, role)
+        if not b.replayed:
             st, out = evaluate(b, stream.state, s, t)
             stream.state = st
-            stream.last_t = max(stream.last_t, t)
-            for tr in out:
-                ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
-            return
-        hist = stream.history
-        if t > stream.last_t:
-            st, out = evaluate(b, stream.state, s, t)
-            stream.state = st
-            stream.last_t = t
-            hist.append(_Entry(t, key, s, st, out))
-            horizon = t - self.lateness
-            while hist[0].t < horizon:
-                stream.base = hist.popleft().state
             for tr in out:
                 ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
             return
@@ -244,27 +275,26 @@ class Engine:
             if self._on_late is not None:
                 self._on_late(b.rule_id)
             return
-        self._insert_late(stream, s, key, ops)
+        self._insert_late(stream, r, s, ops)
 
-    def _insert_late(
-        self, stream: Stream, s: Sample, key: tuple[str, str], ops: list[ClueOp]
-    ) -> None:
+    def _insert_late(self, stream: Stream, r: Reading, s: Sample, ops: list[ClueOp]) -> None:
         hist = stream.history
-        order = (s.t, key)
-        i = bisect.bisect_left(hist, order, key=lambda e: (e.t, e.key))
-        if i < len(hist) and hist[i].t == s.t and hist[i].key == key:
+        key = (r.device_id, r.metric)
+        i = bisect.bisect_left(hist, (s.t, key), key=lambda e: (e[0], e[1]))
+        if i < len(hist) and hist[i][0] == s.t and hist[i][1] == key:
             return  # the same reading again (redelivery): nothing new
         b = stream.bound
-        before = stream.base if i == 0 else hist[i - 1].state
-        old = [tr for e in list(hist)[i:] for tr in e.out]
-        tail = [e.inp for e in list(hist)[i:]]
+        before = stream.base if i == 0 else hist[i - 1][4]
+        tail = list(hist)[i:]
+        old = [tr for e in tail for tr in e[5]]
         while len(hist) > i:
             hist.pop()
         st = before
         new: list[Transition] = []
-        for inp in (s, *tail):
-            st, out = evaluate(b, st, inp, inp.t)
-            hist.append(_Entry(inp.t, (inp.device_id, inp.metric), inp, st, out))
+        for t, k, reading, role in [(s.t, key, r, s.role)] + [e[:4] for e in tail]:
+            inp = Sample(t, reading.device_id, reading.metric, reading.value, role)
+            st, out = evaluate(b, st, inp, t)
+            hist.append((t, k, reading, role, st, out))
             new += out
         stream.state = st
         if old == new:

@@ -7,6 +7,7 @@ evaluation that changes nothing returns the very same state object.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from rules.bound import Bound
@@ -80,12 +81,17 @@ NO_TRANSITIONS: tuple[Transition, ...] = ()
 Result = tuple[State, tuple[Transition, ...]]
 
 
+def _with_k(st: State, k: Any) -> State:
+    # Faster than NamedTuple._replace on the hot path.
+    return State(st.pending_since, st.firing_since, st.last_breach, st.trigger, k)
+
+
 def step(
     b: Bound, st: State, t: float, breach: bool | None, item: TriggerItem | None, k: Any
 ) -> Result:
     """The common machine: inactive -> pending -> firing -> resolved, with hold and keep."""
     if breach is None:
-        return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+        return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
     if breach:
         pend = st.pending_since if st.pending_since is not None else t
         trig = st.trigger
@@ -98,11 +104,11 @@ def step(
         return State(pend, None, t, trig, k), NO_TRANSITIONS
     if st.firing_since is not None:
         if b.keep and st.last_breach is not None and t - st.last_breach < b.keep:
-            return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+            return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
         return State(k=k), (Transition("resolve", t, st.firing_since, st.trigger),)
     if st.pending_since is not None:
         return State(k=k), NO_TRANSITIONS
-    return (st if k is st.k else st._replace(k=k)), NO_TRANSITIONS
+    return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
 
 
 def _scheduled(b: Bound, t: float) -> bool:
@@ -159,7 +165,7 @@ def _window(b: Bound, st: State, s: Sample) -> Result:
             acc = (bucket, s.value, 1, s.value, s.value)
         else:
             acc = (bucket, acc[1] + s.value, acc[2] + 1, min(acc[3], s.value), max(acc[4], s.value))
-        return (st._replace(k=acc)), NO_TRANSITIONS
+        return _with_k(st, acc), NO_TRANSITIONS
     if bucket < acc[0]:
         return st, NO_TRANSITIONS  # an older window is closed; the engine orders late data
     # A reading of a later window closes the current one: that window decides.
@@ -182,6 +188,8 @@ def _rate(b: Bound, st: State, s: Sample) -> Result:
         return step(b, st, s.t, None, None, k)
     rate = (s.value - prev[1]) / (s.t - prev[0]) * b.per
     breach = _scheduled(b, s.t) and b.cmp(rate, b.limit)
+    if not breach and st.pending_since is None:
+        return State(k=k), NO_TRANSITIONS
     return step(b, st, s.t, breach, TriggerItem(s.t, s.device_id, s.metric, s.value), k)
 
 
@@ -197,7 +205,7 @@ def _flatline(b: Bound, st: State, s: Sample) -> Result:
     item = TriggerItem(s.t, s.device_id, s.metric, v)
     if flat and st.firing_since is None:
         # The episode began when the value stopped changing, not when we noticed.
-        st = st._replace(pending_since=k[0])
+        st = State(k[0], None, st.last_breach, st.trigger, st.k)
     return step(b, st, s.t, flat, item, k)
 
 
@@ -219,6 +227,8 @@ def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
     last = st.k
     if last is not None and s.t <= last:
         return st, NO_TRANSITIONS  # older than what we have seen: data was not missing then
+    if st.firing_since is None:
+        return State(k=s.t), NO_TRANSITIONS  # data arrives: nothing missing, nothing pending
     return step(b, st, s.t, False, None, s.t)
 
 
@@ -229,7 +239,7 @@ def _absence_tick(b: Bound, st: State, now: float) -> Result:
     if now - last < b.missing_for or not _scheduled(b, now):
         return st, NO_TRANSITIONS
     # Data has been missing since the last reading: that is when the episode began.
-    st = st._replace(pending_since=last)
+    st = State(last, None, st.last_breach, st.trigger, last)
     return step(b, st, now, True, TriggerItem(last, b.scope, "", None), last)
 
 
@@ -252,23 +262,26 @@ def _detection_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, last + b.clear_after, False, None, st.k)
 
 
+def _ignore(b: Bound, st: State, s: Sample) -> Result:
+    return st, NO_TRANSITIONS
+
+
+SAMPLE_EVALUATORS: dict[str, Callable[[Bound, State, Sample], Result]] = {
+    "threshold": _threshold,
+    "window": _window,
+    "rate": _rate,
+    "flatline": _flatline,
+    "composite": _composite,
+    "absence": _absence_sample,
+    "detection": _ignore,
+}
+
+
 def evaluate(b: Bound, st: State, inp: Sample | Seen | Tick, now: float) -> Result:
     """Apply one input to one bound rule's state. `now` is the wall clock, for ticks only."""
     kind = b.kind
     if type(inp) is Sample:
-        if kind == "threshold":
-            return _threshold(b, st, inp)
-        if kind == "window":
-            return _window(b, st, inp)
-        if kind == "rate":
-            return _rate(b, st, inp)
-        if kind == "flatline":
-            return _flatline(b, st, inp)
-        if kind == "composite":
-            return _composite(b, st, inp)
-        if kind == "absence":
-            return _absence_sample(b, st, inp)
-        return st, NO_TRANSITIONS
+        return SAMPLE_EVALUATORS[kind](b, st, inp)
     if type(inp) is Seen:
         return _detection(b, st, inp) if kind == "detection" else (st, NO_TRANSITIONS)
     if kind == "absence":

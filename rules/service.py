@@ -103,7 +103,8 @@ class RuleService:
         self.settings = settings
         self.pool = pool
         self.directory = directory
-        self.sinks = list(sinks)
+        # A list passed in is kept by reference: sinks wired after construction still count.
+        self.sinks = sinks if isinstance(sinks, list) else list(sinks)
         self.clock = clock
         self.metrics = RulesMetrics(registry)
         self.ruleset = RuleSet((), {})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,14 @@ def directory() -> MemoryDirectory:
     )
 
 
-def minute_data(device_id: str, metric: str, start: int, end: int, value: float) -> list[Reading]:
-    return [Reading(at(m), device_id, metric, value) for m in range(start, end + 1)]
+def scenario(at: Callable[[float], datetime] = at) -> list[Reading]:
+    """Readings that breach every reading-driven sample rule; minute 0 is 12:00 local."""
 
+    def minute_data(
+        device_id: str, metric: str, start: int, end: int, value: float
+    ) -> list[Reading]:
+        return [Reading(at(m), device_id, metric, value) for m in range(start, end + 1)]
 
-def scenario() -> list[Reading]:
     data: list[Reading] = []
     # A polluted day at the air station, from local midnight (minute -720) to the next one.
     data += minute_data("air-1", "pm25", -720, 720, 120.0)
