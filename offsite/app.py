@@ -171,6 +171,25 @@ class OffsiteApp:
         status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
         # [video] ---------------------------------------------------------------------
+        if s.video.enabled:
+            from video.evidence import DirectoryOwnership
+            from video.service import VideoService
+
+            # Status sinks are passed by reference: camera offline reaches the rules too.
+            # Without an evidence guard from alerts, retention keeps everything (logged).
+            video_service = VideoService(
+                s.video,
+                self.pool,
+                self.registry,
+                s.state_dir,
+                detection_sink=rule_service,
+                status_sinks=status_sinks,
+                ownership=DirectoryOwnership(subjects_service.directory),
+            )
+            ctx.provide(VideoService, video_service)
+            video_service.start()
+            self._stoppers.append(video_service.stop)
+            frame_sink = video_service
 
         self.ingest = IngestService(
             s.mqtt,

@@ -1,0 +1,101 @@
+"""End to end: JPEG frames published over MQTT → detection → clue with evidence, via the app."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from api.auth import create_key
+from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedBroker
+from tests.helpers import Publisher, wait_until
+from tests.rules.test_sample_pack import PACK
+from video.synthetic import Scene, synthetic_frames
+
+SUBJECT = "91310000MA1FL4CT3X"
+
+
+def seed(db: psycopg.Connection[Any]) -> None:
+    db.execute(
+        "INSERT INTO subjects (credit_code, name, industry, grid, tags)"
+        " VALUES (%s, 'Tank farm Co.', 'hazardous_chemicals', 'G1', '{burning_watch}')",
+        (SUBJECT,),
+    )
+    db.execute(
+        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EMB')", (SUBJECT,)
+    )
+    db.execute(
+        "INSERT INTO device_bindings (device_id, credit_code, role) VALUES ('cam-1', %s, 'camera')",
+        (SUBJECT,),
+    )
+
+
+@pytest.mark.slow
+def test_flame_frames_over_mqtt_raise_a_fire_clue_with_evidence(
+    make_settings: Callable[..., Any], broker: EmbeddedBroker, db: psycopg.Connection[Any]
+) -> None:
+    seed(db)
+    settings = make_settings(
+        rules={"directory": str(PACK)},
+        video={
+            "cameras": [{"id": "cam-1", "detectors": ["motion", "fire", "smoke", "tamper"]}],
+            "workers": 1,
+        },
+    )
+    emb, eeb = create_key(db, "EMB", "viewer"), create_key(db, "EEB", "viewer")
+    with OffsiteApp(settings) as app:
+        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+        pub = Publisher(broker.port)
+        sent = 0
+        try:
+            start = time.monotonic()
+            for f in synthetic_frames(Scene(movers=0, flame=True), count=60):
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.UserProperty = ("ts", str(int(time.time() * 1000)))
+                pub.publish("offsite/v1/devices/cam-1/frames", f.jpeg, properties=props)
+                sent += 1
+                delay = start + (f.index + 1) / 5 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            pub.wait_acked(sent)
+
+            def clue() -> tuple[Any, ...] | None:
+                return db.execute(
+                    "SELECT rule_id, device_ids, evidence_ids, department FROM clues"
+                    " WHERE rule_id = 'site-fire'"
+                ).fetchone()
+
+            row = wait_until(clue, timeout=30, what="the site-fire clue")
+            assert row[1] == ["cam-1"]
+            assert row[3] == "EMB"
+            assert row[2], "the clue carries no evidence id"
+            evidence_id = row[2][0]
+            stored = db.execute(
+                "SELECT camera_id, detections->0->>'label' FROM video_evidence WHERE sha256 = %s",
+                (evidence_id,),
+            ).fetchone()
+            assert stored == ("cam-1", "fire")
+
+            url = f"http://127.0.0.1:{app.http_port}/api/v1/evidence/{evidence_id}"
+            r = httpx.get(url, headers={"Authorization": f"Bearer {emb}"})
+            assert r.status_code == 200
+            assert r.headers["x-content-sha256"] == evidence_id
+            assert hashlib.sha256(r.content).hexdigest() == evidence_id
+            assert r.headers["x-evidence-variant"] == "annotated"  # EMB owns the subject
+            r = httpx.get(url, headers={"Authorization": f"Bearer {eeb}"})
+            assert r.headers["x-evidence-variant"] == "annotated_shared"
+
+            device = db.execute(
+                "SELECT kind, online FROM devices WHERE device_id = 'cam-1'"
+            ).fetchone()
+            assert device == ("camera", True)
+        finally:
+            pub.close()
