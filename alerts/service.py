@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -94,6 +94,26 @@ class AlertService:
         so the edit and its record commit together or not at all."""
         self.store.record_subject_change(conn, change)
 
+    def is_protected(self, evidence_id: str) -> bool:
+        """video.evidence.EvidenceGuard: evidence of open or recently closed alerts stays.
+
+        When the database cannot answer, the evidence is kept.
+        """
+        hold = timedelta(days=self.settings.evidence_hold_days)
+        try:
+            with self.pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT 1 FROM alert_clues c JOIN alerts a ON a.id = c.alert_id"
+                    " WHERE c.evidence_ids @> ARRAY[%s]::text[]"
+                    " AND (a.closed_at IS NULL OR a.closed_at > %s) LIMIT 1",
+                    (evidence_id, self.clock() - hold),
+                ).fetchone()
+        except psycopg.Error as err:
+            log.warning("evidence guard could not ask the database, keeping %s: %s",
+                        evidence_id, err)  # fmt: skip
+            return True
+        return row is not None
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -114,6 +134,11 @@ class AlertService:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called; live streams end then so HTTP can shut down."""
+        return self._stop.is_set()
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until every queued clue event is applied (tests and bench)."""

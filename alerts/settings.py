@@ -157,6 +157,12 @@ class AlertsSettings(BaseModel):
     outbox_poll_s: float = Field(
         default=1.0, gt=0, description="how often the outbox is scanned when nothing wakes it"
     )
+    evidence_hold_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="evidence of an alert's clues is kept while the alert is open and this "
+        "many days after it closed (video retention asks before deleting)",
+    )
     stream_poll_s: float = Field(
         default=0.5,
         gt=0,

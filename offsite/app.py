@@ -170,6 +170,16 @@ class OffsiteApp:
         reading_sinks.append(rule_service)
         status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
+        from alerts.service import AlertService
+
+        alert_service = AlertService(s.alerts, self.pool, self.registry, subjects_service.directory)
+        # Subject edits are audited inside the editing transaction.
+        subjects_service.repository.on_change = alert_service.subject_change_hook
+        clue_sinks.append(alert_service)
+        ctx.provide(AlertService, alert_service)
+        alert_service.start()
+        # Stopped after the rules (stoppers run in reverse) so their last clues still land.
+        self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         if s.video.enabled:
             from video.evidence import DirectoryOwnership

@@ -106,6 +106,22 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             pg.stop()
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from alerts.cli import verify_command
+
+    settings = _settings(args)
+    url, pg = _database_url(settings)
+    try:
+        with psycopg.connect(url) as conn:
+            return verify_command(conn)
+    except psycopg.OperationalError as err:
+        print(f"offsite audit verify: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if pg is not None:
+            pg.stop()
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -132,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["viewer", "officer", "admin"])
     p.add_argument("--name", help="who or what the key is for")
     p.set_defaults(func=cmd_keys_create)
+
+    audit = sub.add_parser("audit", help="the full-process audit chain").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    p = audit.add_parser("verify", help="check every link; print the first broken one")
+    p.set_defaults(func=cmd_audit_verify)
 
     return parser
 

@@ -596,6 +596,8 @@ async def stream(
         yield f"retry: 2000\n: stream of {department} from event {last}\n\n"
         beat = time.monotonic()
         while not await request.is_disconnected():
+            if service is not None and service.stopping:
+                return
             seen = service.events_version if service is not None else 0
             batch = await run_in_threadpool(read, last)
             for event in batch:
