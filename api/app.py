@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.context import ApiContext
-from api.routers import alerts, health, ingest, rules, subjects, video
+from api.routers import alerts, dashboard, health, ingest, rules, subjects, video
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -15,6 +15,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description="Off-site regulatory supervision: readings, clues, alerts and inspections.",
     )
     app.state.ctx = ctx
-    for module in (health, ingest, subjects, rules, alerts, video):
+    for module in (health, ingest, subjects, rules, alerts, video, dashboard):
         app.include_router(module.router)
     return app
