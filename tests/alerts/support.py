@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -139,8 +143,6 @@ class Receiver:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -153,3 +155,90 @@ def running_receiver(status: int = 200) -> Iterator[Receiver]:
         yield r
     finally:
         r.stop()
+
+
+@dataclass
+class Frame:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+class Reader:
+    """An SSE client on a raw socket, read in a thread so the test can wait with a deadline.
+
+    A raw socket so that close() really hangs up: the server then sees the disconnect.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.frames: list[Frame] = []
+        self.comments: list[str] = []
+        parsed = urllib.parse.urlsplit(url)
+        self._sock = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
+        lines = [
+            f"GET {parsed.path}?{parsed.query} HTTP/1.1",
+            f"Host: {parsed.netloc}",
+            "Accept: text/event-stream",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self._file = self._sock.makefile("rb")
+        status = self._file.readline().decode()
+        assert " 200 " in status, status
+        while self._file.readline() not in (b"\r\n", b""):
+            pass  # response headers
+        self._sock.settimeout(None)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _lines(self) -> Iterator[str]:
+        # Chunked transfer: a size line, then the chunk; events may span chunks.
+        buffer = ""
+        while True:
+            size_line = self._file.readline()
+            if not size_line:
+                return
+            size = int(size_line.strip() or b"0", 16)
+            if size == 0:
+                return
+            buffer += self._file.read(size).decode()
+            self._file.readline()
+            *complete, buffer = buffer.split("\n")
+            yield from complete
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            for line in self._lines():
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line == "":
+                    if "id" in fields:
+                        self.frames.append(
+                            Frame(int(fields["id"]), fields["event"], json.loads(fields["data"]))
+                        )
+                    fields = {}
+                else:
+                    key, _, value = line.partition(": ")
+                    fields[key] = value
+        except (OSError, ValueError):
+            return
+
+    def wait(self, n: int, timeout: float = 10.0) -> list[Frame]:
+        deadline = time.monotonic() + timeout
+        while len(self.frames) < n:
+            assert time.monotonic() < deadline, f"only {len(self.frames)} of {n} frames"
+            time.sleep(0.02)
+        return list(self.frames)
+
+    def wait_connected(self) -> None:
+        deadline = time.monotonic() + 10
+        while not self.comments:
+            assert time.monotonic() < deadline, "no stream preamble"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(5)

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 
 from rules.models import ClueStatus, Severity
 from tests.alerts.conftest import Api
-from tests.alerts.support import CHEM, PLANT, clue
-
-
-@dataclass
-class Frame:
-    id: int
-    event: str
-    data: dict[str, Any]
+from tests.alerts.support import CHEM, PLANT, Reader, clue
 
 
 @pytest.fixture
@@ -41,56 +30,6 @@ def served(api: Api) -> Iterator[tuple[Api, str]]:
     server.should_exit = True
     thread.join(10)
     assert not thread.is_alive()
-
-
-class Reader:
-    """Reads SSE frames in a thread so the test can wait with a deadline."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        self.frames: list[Frame] = []
-        self.comments: list[str] = []
-        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=None))
-        self._response = self._client.send(
-            self._client.build_request("GET", url, headers=headers), stream=True
-        )
-        assert self._response.status_code == 200
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        fields: dict[str, str] = {}
-        try:
-            for line in self._response.iter_lines():
-                if line.startswith(":"):
-                    self.comments.append(line)
-                elif line == "":
-                    if "id" in fields:
-                        self.frames.append(
-                            Frame(int(fields["id"]), fields["event"], json.loads(fields["data"]))
-                        )
-                    fields = {}
-                else:
-                    key, _, value = line.partition(": ")
-                    fields[key] = value
-        except (httpx.HTTPError, RuntimeError):
-            return
-
-    def wait(self, n: int, timeout: float = 10.0) -> list[Frame]:
-        deadline = time.monotonic() + timeout
-        while len(self.frames) < n:
-            assert time.monotonic() < deadline, f"only {len(self.frames)} of {n} frames"
-            time.sleep(0.02)
-        return list(self.frames)
-
-    def wait_connected(self) -> None:
-        deadline = time.monotonic() + 10
-        while not self.comments:
-            assert time.monotonic() < deadline, "no stream preamble"
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self._response.close()
-        self._client.close()
 
 
 def test_stream_is_scoped_and_resumes_after_last_event_id(served: tuple[Api, str]) -> None:
