@@ -27,8 +27,11 @@ def publish_worker(
     stamp: bool = False,
 ) -> None:
     """Publish every (topic, payload) at `rate` msg/s (None: as fast as possible)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
     # paho slows down badly with a large bounded window (bookkeeping per ack); unbounded is
     # fastest, and publish() itself refuses past 65,535 outstanding, which we wait out.
     client.max_inflight_messages_set(0)
@@ -42,10 +45,11 @@ def publish_worker(
     client.connect("127.0.0.1", port)
     client.loop_start()
     start = time.monotonic()
-    for i, (topic, payload) in enumerate(topics_payloads):
-        if stamp:
-            # The payload carries the publish time, so commit lag = publish-to-commit.
-            payload = payload.replace(b"@TS@", str(int(time.time() * 1000)).encode())
+    for i, (topic, template) in enumerate(topics_payloads):
+        # A stamped payload carries the publish time, so commit lag = publish-to-commit.
+        payload = (
+            template.replace(b"@TS@", str(int(time.time() * 1000)).encode()) if stamp else template
+        )
         while True:
             info = client.publish(topic, payload, qos=qos)
             if info.rc == mqtt.MQTT_ERR_SUCCESS:
@@ -61,8 +65,7 @@ def publish_worker(
         time.sleep(0.01)
     client.disconnect()
     client.loop_stop()
-    result.put((len(topics_payloads), acked[0] if qos else len(topics_payloads),
-                sent_at - start))
+    result.put((len(topics_payloads), acked[0] if qos else len(topics_payloads), sent_at - start))
 
 
 def start_publisher(
@@ -81,7 +84,7 @@ def start_publisher(
 
 def scrape(url: str) -> dict[str, float]:
     """Prometheus text to {"name{labels}": value}."""
-    text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -90,8 +93,9 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
-def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str,
-                       q: float) -> float:
+def histogram_quantile(
+    before: dict[str, float], after: dict[str, float], name: str, q: float
+) -> float:
     """Quantile of the observations made between two scrapes, interpolated in the bucket."""
     pat = re.compile(re.escape(name) + r'_bucket\{le="([^"]+)"\}')
     buckets = []
@@ -133,5 +137,9 @@ def median(values: Sequence[float]) -> float:
 
 def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "offsite.cli", "run"],
-                                env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "offsite.cli", "run"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

@@ -27,14 +27,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     histogram_quantile,
     rss_mb,
     scrape,
     start_publisher,
     start_server,
 )
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port  # noqa: E402
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 
 DEVICES = 1000
 
@@ -82,14 +82,21 @@ def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
         conn.commit()
         start = time.perf_counter()
         for b in range(0, rows, batch):
-            with conn.cursor() as cur, cur.copy(
-                "COPY bench_copy (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY bench_copy (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
                 copy.set_types(["timestamptz", "text", "text", "float8"])
                 for i in range(b, min(rows, b + batch)):
                     copy.write_row(
-                        (datetime.fromtimestamp(base - i / 1000, UTC), f"d{i % DEVICES}", "v",
-                         float(i))
+                        (
+                            datetime.fromtimestamp(base - i / 1000, UTC),
+                            f"d{i % DEVICES}",
+                            "v",
+                            float(i),
+                        )
                     )
             conn.commit()
         elapsed = time.perf_counter() - start
@@ -122,7 +129,12 @@ def written(metrics_url: str) -> float:
 
 
 def run_ingest(
-    broker_port: int, metrics_url: str, db_url: str, tag: str, messages: int, per: int,
+    broker_port: int,
+    metrics_url: str,
+    db_url: str,
+    tag: str,
+    messages: int,
+    per: int,
     rate: float | None = None,
 ) -> dict[str, float]:
     """Publish `messages` of `per` readings; time from first to last commit."""
@@ -134,9 +146,14 @@ def run_ingest(
         if per == 1:
             body = f'{{"ts": {ts}, "values": {{"pm25": {i % 500}.5}}}}'
         else:
-            body = "[" + ", ".join(
-                f'{{"ts": {ts + k}, "values": {{"pm25": {(i + k) % 500}.5}}}}' for k in range(per)
-            ) + "]"
+            body = (
+                "["
+                + ", ".join(
+                    f'{{"ts": {ts + k}, "values": {{"pm25": {(i + k) % 500}.5}}}}'
+                    for k in range(per)
+                )
+                + "]"
+            )
         items.append((f"offsite/v1/devices/{device}/telemetry", body.encode()))
     target = messages * per
     before = written(metrics_url)
@@ -174,12 +191,15 @@ def run_ingest(
     }
 
 
-def run_latency(broker_port: int, metrics_url: str, rate: float, seconds: float) -> tuple[float,
-                                                                                          float]:
+def run_latency(
+    broker_port: int, metrics_url: str, rate: float, seconds: float
+) -> tuple[float, float]:
     n = int(rate * seconds)
     items = [
-        (f"offsite/v1/devices/lat-{i % DEVICES:04d}/telemetry",
-         b'{"ts": @TS@, "values": {"pm25": 12.5}}')
+        (
+            f"offsite/v1/devices/lat-{i % DEVICES:04d}/telemetry",
+            b'{"ts": @TS@, "values": {"pm25": 12.5}}',
+        )
         for i in range(n)
     ]
     before = scrape(metrics_url)
@@ -191,8 +211,10 @@ def run_latency(broker_port: int, metrics_url: str, rate: float, seconds: float)
         time.sleep(0.1)
     after = scrape(metrics_url)
     name = "offsite_ingest_lag_seconds"
-    return (histogram_quantile(before, after, name, 0.5),
-            histogram_quantile(before, after, name, 0.99))
+    return (
+        histogram_quantile(before, after, name, 0.5),
+        histogram_quantile(before, after, name, 0.99),
+    )
 
 
 def main() -> int:
@@ -276,10 +298,7 @@ def main() -> int:
         )
         sampler.stop()
         rss = [x for x in sampler.samples if x == x]
-        print(
-            f"server RSS: start {rss_start:.0f} MB, peak {max(rss):.0f} MB, "
-            f"end {rss[-1]:.0f} MB"
-        )
+        print(f"server RSS: start {rss_start:.0f} MB, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
     finally:
         if server is not None:
             server.terminate()
