@@ -24,6 +24,7 @@ class _Clue:
     title: str
     status: str
     department: str
+    started_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +98,9 @@ class Router:
         if not routes:
             return 0
         clues = [
-            _Clue(r[0], tuple(r[1]), r[2], r[3], r[4])
+            _Clue(r[0], tuple(r[1]), r[2], r[3], r[4], r[5])
             for r in conn.execute(
-                "SELECT rule_id, device_ids, title, status, department FROM alert_clues"
+                "SELECT rule_id, device_ids, title, status, department, started_at FROM alert_clues"
                 " WHERE alert_id = %s ORDER BY clue_id",
                 (alert.id,),
             )
@@ -119,7 +120,8 @@ class Router:
             "alert": alert.summary(),
             "clues": [
                 {"rule_id": c.rule_id, "title": c.title, "status": c.status,
-                 "department": c.department, "device_ids": list(c.device_ids)}
+                 "department": c.department, "device_ids": list(c.device_ids),
+                 "started_at": c.started_at}
                 for c in clues
             ],
         }  # fmt: skip

@@ -1,0 +1,248 @@
+"""Publish -> webhook delivered, end to end: `offsite run` at 1,000 msg/s, 1% of readings breaching.
+
+Run: .venv/bin/python bench/alerts.py [--rate 1000] [--seconds 20]
+Starts an embedded PostgreSQL and Mosquitto, runs the server as a subprocess with one
+threshold rule and one signed webhook route pointing at a receiver in this process, and
+publishes QoS 1 telemetry stamped with the publish time. Each breaching reading is on a
+device of its own subject, so it opens one alert and one notification. Latency per
+notification = its arrival at the receiver - the publish time of the breaching reading (the
+clue's started_at, carried in the payload). Also prints the server's own histogram of
+outbox commit -> delivered, i.e. the in-process share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from bench._common import histogram_quantile, scrape, start_publisher, start_server
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+
+DEVICES = 1000
+SECRET = "bench-secret"
+RULE = """\
+id: bench-pm25-high
+version: 1
+department: EEB
+title: PM2.5 reading above 500
+legal_basis: bench
+severity: major
+selector: {metric: pm25}
+kind: threshold
+op: ">"
+limit: 500
+"""
+
+
+class Receiver:
+    """Records (arrival time, payload, signature ok) for every POST."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[float, dict[str, Any], bool]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                at = time.time()
+                ok = verify_signature(
+                    SECRET,
+                    self.headers.get(TIMESTAMP_HEADER, ""),
+                    body,
+                    self.headers.get(SIGNATURE_HEADER, ""),
+                )
+                with receiver.lock:
+                    receiver.got.append((at, json.loads(body), ok))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.got)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def unlabel(scraped: dict[str, float], name: str, channel: str) -> dict[str, float]:
+    """The buckets of one channel's series, keyed as an unlabelled histogram's."""
+    prefix = f'{name}_bucket{{channel="{channel}",'
+    return {
+        f"{name}_bucket{{" + key[len(prefix) :]: value
+        for key, value in scraped.items()
+        if key.startswith(prefix)
+    }
+
+
+def seed_subjects(db_url: str) -> None:
+    """Each device watches a subject of its own, supervised by EEB."""
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO subjects (credit_code, name, grid) VALUES (%s, %s, 'G-bench')",
+            [(f"9132050000BENCH{d:03d}", f"bench subject {d}") for d in range(DEVICES)],
+        )
+        cur.executemany(
+            "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EEB')",
+            [(f"9132050000BENCH{d:03d}",) for d in range(DEVICES)],
+        )
+        cur.executemany(
+            "INSERT INTO device_bindings (device_id, credit_code, role)"
+            " VALUES (%s, %s, 'air_station')",
+            [(f"ab-{d:04d}", f"9132050000BENCH{d:03d}") for d in range(DEVICES)],
+        )
+
+
+def run(rate: float, seconds: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix="offsite-bench-alerts-"))
+    rules_dir = work / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "bench.yaml").write_text(RULE, encoding="utf-8")
+    receiver = Receiver()
+    broker = EmbeddedBroker(work / "broker", port=free_port())
+    broker.start()
+    pg = EmbeddedPostgres(work / "pg", durable=True)
+    pg.start()
+    admin = psycopg.connect(pg.url, autocommit=True)
+    dbname = f"bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{dbname}"')
+    db_url = psycopg.conninfo.make_conninfo(pg.url, dbname=dbname)
+    http_port = free_port()
+    route = {
+        "name": "bench",
+        "kind": "webhook",
+        "url": f"http://127.0.0.1:{receiver.port}/hook",
+        "secret": SECRET,
+        "min_severity": "warning",
+    }
+    server = start_server(
+        {
+            "OFFSITE_DATABASE__URL": db_url,
+            "OFFSITE_MQTT__URL": broker.url,
+            "OFFSITE_MQTT__CLIENT_ID": "offsite-bench-alerts",
+            "OFFSITE_HTTP__PORT": str(http_port),
+            "OFFSITE_STATE_DIR": str(work / "state"),
+            "OFFSITE_LOG_LEVEL": "WARNING",
+            "OFFSITE_RULES__DIRECTORY": str(rules_dir),
+            "OFFSITE_ALERTS__ROUTES": json.dumps([route]),
+        },
+        work / "server.log",
+    )
+    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                scrape(metrics_url)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print((work / "server.log").read_text())
+                    raise
+                time.sleep(0.2)
+        seed_subjects(db_url)
+        time.sleep(2.0)  # the subject directory picks the bindings up through NOTIFY
+        n = int(rate * seconds)
+        # 1% of readings breach; a device breaches at most once in a run, so every breach
+        # opens its own alert and its own notification.
+        breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
+        items = []
+        for i in range(n):
+            value = "900.0" if breaching[i] else "12.5"
+            body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
+            items.append((f"offsite/v1/devices/ab-{i % DEVICES:04d}/telemetry", body))
+        breaches = sum(breaching)
+        before = scrape(metrics_url)
+        started = time.monotonic()
+        proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
+        proc.join(seconds + 120)
+        publish_s = time.monotonic() - started
+        deadline = time.monotonic() + 60
+        while receiver.count() < breaches and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        after = scrape(metrics_url)
+        with receiver.lock:
+            got = list(receiver.got)
+        latencies = []
+        for at, doc, _ok in got:
+            clue = doc["clues"][0]
+            published = datetime.fromisoformat(clue["started_at"].replace("Z", "+00:00"))
+            latencies.append(at - published.timestamp())
+        signed = sum(ok for _, _, ok in got)
+        print(
+            f"== publish -> webhook delivered at {rate:,.0f} msg/s for {seconds:.0f} s "
+            f"(QoS 1, publishing took {publish_s:.1f} s; {breaches} breaching readings = "
+            f"1% of {n:,})"
+        )
+        print(
+            f"notifications received: {len(got)} of {breaches} expected, "
+            f"{signed} with a valid signature"
+        )
+        print(
+            f"publish -> webhook delivered: p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
+            f"p99 {pct(latencies, 0.99) * 1000:.0f} ms, max {max(latencies or [0]) * 1000:.0f} ms, "
+            f"mean {statistics.fmean(latencies or [0]) * 1000:.0f} ms"
+        )
+        name = "offsite_alerts_notification_delay_seconds"
+        b, a = unlabel(before, name, "bench"), unlabel(after, name, "bench")
+        print(
+            "in process, outbox commit -> delivered (server histogram, interpolated): "
+            f"p50 {histogram_quantile(b, a, name, 0.5) * 1000:.1f} ms, "
+            f"p99 {histogram_quantile(b, a, name, 0.99) * 1000:.1f} ms"
+        )
+        clue = "offsite_rules_clue_latency_seconds"
+        print(
+            "for comparison, publish -> clue committed (rules histogram): "
+            f"p50 {histogram_quantile(before, after, clue, 0.5) * 1000:.0f} ms, "
+            f"p99 {histogram_quantile(before, after, clue, 0.99) * 1000:.0f} ms"
+        )
+    finally:
+        server.terminate()
+        server.wait(30)
+        receiver.server.shutdown()
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+        broker.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    run(args.rate, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
