@@ -90,6 +90,9 @@ class OutboxDelivery:
                 notifier.send(Notification(outbox_id, route, event, payload, created_at))
             except NotifyError as err:
                 error = str(err)
+            except Exception as err:  # a channel's bug: retried and, in the end, dead
+                log.exception("channel %s raised on notification %s", route, outbox_id)
+                error = f"channel error: {err!r}"
             else:
                 now = self.clock()
                 conn.execute(

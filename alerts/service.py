@@ -192,6 +192,8 @@ class AlertService:
                 self.tick()
             except psycopg.Error as err:
                 log.warning("alerts tick failed: %s", err)
+            except Exception:
+                log.exception("alerts tick failed")
 
     def tick(self) -> None:
         """Auto-resolve quiet alerts, queue repeats, refresh the gauges."""
@@ -239,6 +241,10 @@ class AlertService:
                 due_in = self.delivery.next_due_in()
             except psycopg.Error as err:
                 log.warning("outbox delivery failed: %s", err)
+                due_in = None
+            except Exception:
+                # A channel bug must not stop delivery for every other route.
+                log.exception("outbox delivery failed")
                 due_in = None
             wait = self.settings.outbox_poll_s if due_in is None else due_in
             self._outbox_wake.wait(min(wait, self.settings.outbox_poll_s))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -75,5 +76,5 @@ class WebhookNotifier:
                 response.read()
         except urllib.error.HTTPError as err:
             raise NotifyError(f"webhook answered HTTP {err.code}") from err
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             raise NotifyError(f"webhook unreachable: {err}") from err
