@@ -53,10 +53,17 @@ class ClueOp(NamedTuple):
     trigger: tuple[TriggerItem, ...]
 
 
-# A history entry is a plain tuple (cheaper than a NamedTuple on the hot path):
-# (event time, (device, metric), the reading, the device's role for composites,
-#  state after it, transitions it produced).
-_Entry = tuple[float, tuple[str, str], Reading, str, State, tuple[Transition, ...]]
+# A history entry is either the Reading itself, for a reading that changed nothing (no
+# allocation on the hot path: most readings), or a plain tuple (event time, the reading,
+# the device's role for composites, state after it, transitions it produced).
+_Full = tuple[float, Reading, str, State, tuple[Transition, ...]]
+_Entry = Reading | _Full
+
+
+def _entry_order(e: _Entry) -> tuple[float, str, str]:
+    r = e if type(e) is Reading else e[1]  # type: ignore[index]
+    assert isinstance(r, Reading)
+    return (r.time.timestamp(), r.device_id, r.metric)
 
 
 class Stream:
@@ -145,7 +152,8 @@ class Engine:
                 self.absence_rules.append(rule)
         self.streams: dict[str, Stream] = {}
         self.ticked: dict[str, Stream] = {}  # absence and detection streams
-        self._entries: dict[tuple[str, str], tuple[tuple[Stream, str], ...]] = {}
+        # device -> metric -> the streams a reading of it feeds (nested: no key tuple).
+        self._entries: dict[str, dict[str, tuple[tuple[Stream, str], ...]]] = {}
         self._contexts: dict[str, DeviceContext | None] = {}
         self._open_at_start: dict[str, float] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -203,7 +211,7 @@ class Engine:
             if stream is not None:
                 found.append((stream, role))
         entries = tuple(found)
-        self._entries[(device_id, metric)] = entries
+        self._entries.setdefault(device_id, {})[metric] = entries
         return entries
 
     # -- inputs -----------------------------------------------------------------------
@@ -214,8 +222,8 @@ class Engine:
         lateness = self.lateness
         evals = 0
         for r in readings:
-            key = (r.device_id, r.metric)
-            entries = entries_of.get(key)
+            by_metric = entries_of.get(r.device_id)
+            entries = by_metric.get(r.metric) if by_metric is not None else None
             if entries is None:
                 entries = self._build_entries(r.device_id, r.metric)
             if not entries:
@@ -236,6 +244,7 @@ class Engine:
                         and not b.cmp(value, b.limit)
                     ):
                         out = NO_TRANSITIONS  # an inactive threshold stays inactive
+                        entry: _Entry = r
                     else:
                         if role:
                             inp = Sample(t, r.device_id, r.metric, value, role)
@@ -244,14 +253,23 @@ class Engine:
                                 s = Sample(t, r.device_id, r.metric, value)
                             inp = s
                         st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
+                        entry = r if st is stream.state and not role else (t, r, role, st, out)
                         stream.state = st
                     stream.last_t = t
                     if b.replayed:
                         hist = stream.history
-                        hist.append((t, key, r, role, st, out))
+                        hist.append(entry)
                         horizon = t - lateness
-                        while hist[0][0] < horizon:
-                            stream.base = hist.popleft()[4]
+                        while True:
+                            head = hist[0]
+                            if type(head) is Reading:
+                                if head.time.timestamp() >= horizon:
+                                    break
+                                hist.popleft()  # changed nothing: base stays
+                            else:
+                                if head[0] >= horizon:  # type: ignore[index]
+                                    break
+                                stream.base = hist.popleft()[3]  # type: ignore[index]
                     for tr in out:
                         ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
                 else:
@@ -277,24 +295,37 @@ class Engine:
             return
         self._insert_late(stream, r, s, ops)
 
+    def _state_before(self, stream: Stream, i: int) -> State:
+        """State before history[i]: a Reading entry changed nothing, so look further back."""
+        hist = stream.history
+        for j in range(i - 1, -1, -1):
+            e = hist[j]
+            if type(e) is not Reading:
+                return e[3]  # type: ignore[index]
+        return stream.base
+
     def _insert_late(self, stream: Stream, r: Reading, s: Sample, ops: list[ClueOp]) -> None:
         hist = stream.history
-        key = (r.device_id, r.metric)
-        i = bisect.bisect_left(hist, (s.t, key), key=lambda e: (e[0], e[1]))
-        if i < len(hist) and hist[i][0] == s.t and hist[i][1] == key:
+        order = (s.t, r.device_id, r.metric)
+        i = bisect.bisect_left(hist, order, key=_entry_order)
+        if i < len(hist) and _entry_order(hist[i]) == order:
             return  # the same reading again (redelivery): nothing new
         b = stream.bound
-        before = stream.base if i == 0 else hist[i - 1][4]
+        before = self._state_before(stream, i)
         tail = list(hist)[i:]
-        old = [tr for e in tail for tr in e[5]]
+        old = [tr for e in tail if type(e) is not Reading for tr in e[4]]  # type: ignore[index]
         while len(hist) > i:
             hist.pop()
+        replay: list[tuple[Reading, str]] = [(r, s.role)]
+        for e in tail:
+            replay.append((e, "") if type(e) is Reading else (e[1], e[2]))  # type: ignore[index]
         st = before
         new: list[Transition] = []
-        for t, k, reading, role in [(s.t, key, r, s.role)] + [e[:4] for e in tail]:
+        for reading, role in replay:
+            t = reading.time.timestamp()
             inp = Sample(t, reading.device_id, reading.metric, reading.value, role)
             st, out = evaluate(b, st, inp, t)
-            hist.append((t, k, reading, role, st, out))
+            hist.append((t, reading, role, st, out))
             new += out
         stream.state = st
         if old == new:
@@ -395,6 +426,9 @@ class Engine:
                 # The stored clue is the episode: keep it open under its own start.
                 pend = st.pending_since if st.firing_since is not None else started
                 stream.state = st._replace(pending_since=pend, firing_since=started)
+                # Replays start from the stored episode, not from a history that lacks it.
+                stream.base = stream.state
+                stream.history.clear()
             elif st.firing_since is not None and stream.bound.kind in REPLAYED:
                 ops.append(ClueOp("open", stream.bound, st.firing_since, stream.last_t, st.trigger))
         # Open clues of streams not seen yet take effect when their stream is created.

@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.models import Reading
-from rules.engine import ClueOp, Engine
+from ingest.models import DeviceStatus, Reading
+from rules.bound import fingerprint
+from rules.engine import ClueOp, Engine, OpenClue
 from rules.episodes import EpisodeBook
 from rules.settings import RulesSettings
 from tests.rules.support import T0, MemoryDirectory, at, device, readings, rule
@@ -136,3 +137,26 @@ def test_any_order_within_lateness_gives_the_same_clues(
     in_order = clues(_arrival_order(points, [0.0] * n))
     shuffled = clues(_arrival_order(points, jitter))
     assert shuffled == in_order
+
+
+def test_offline_status_starts_absence_watch_without_data() -> None:
+    r = rule(kind="absence", selector={"role": "outlet"}, **{"for": "30m"})
+    e = engine_for(r)
+    assert e.tick(at(60).timestamp()) == []  # never heard of d1: nothing to watch
+    e.on_status(DeviceStatus("d1", online=False, time=at(0)))
+    assert minutes(e.tick(at(20).timestamp())) == []
+    assert minutes(e.tick(at(31).timestamp())) == [("open", 0, 31)]
+    assert minutes(e.tick(at(40).timestamp())) == []  # already firing: no second clue
+    assert minutes(e.on_readings(readings("d1", "x", [(45, 1.0)]))) == [("resolve", 0, 45)]
+
+
+def test_restored_open_clue_is_continued_not_reopened() -> None:
+    r = rule(kind="threshold", selector={"metric": "x"}, op=">", limit=50)
+    e = engine_for(r)
+    ops = e.restore(
+        readings("d1", "x", [(0, 60), (1, 70)]),
+        [OpenClue(fingerprint("r1", "d1"), at(0).timestamp())],
+    )
+    assert ops == []
+    assert e.on_readings(readings("d1", "x", [(2, 80)])) == []
+    assert minutes(e.on_readings(readings("d1", "x", [(3, 10)]))) == [("resolve", 0, 3)]
