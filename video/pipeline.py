@@ -72,6 +72,7 @@ class CameraPipeline:
             else None
         )
         self._blurrer = FaceBlurrer() if settings.blur_faces else None
+        self._last_object_run = float("-inf")
 
     def _layout(self, width: int, height: int) -> None:
         """Masks and zones in pixels; a camera that changes resolution starts over."""
@@ -125,7 +126,7 @@ class CameraPipeline:
             height, width = image.shape[:2]
         timings["decode"] = time.perf_counter() - t0
         self._layout(width, height)
-        candidates = self._detect(image, width, height, timings)
+        candidates = self._detect(image, width, height, task.time, timings)
         assert self._zones is not None
         placed = self._zones.place(candidates)
         updates = self.tracker.update(placed, task.time)
@@ -155,7 +156,7 @@ class CameraPipeline:
         )
 
     def _detect(
-        self, image: Image, width: int, height: int, timings: dict[str, float]
+        self, image: Image, width: int, height: int, t_frame: float, timings: dict[str, float]
     ) -> list[Candidate]:
         found: list[Candidate] = []
         t = time.perf_counter()
@@ -193,6 +194,10 @@ class CameraPipeline:
         if DetectorName.MOTION in self.enabled:
             score = min(0.99, 0.6 + 4 * motion.fraction)
             found.append(Candidate("motion", score, union_box(motion.regions)))
+        # Object detectors cost 10-100x the rest: a few runs a second follow a walking person.
+        if t_frame - self._last_object_run < self.settings.object_interval_s:
+            return found
+        self._last_object_run = t_frame
         if self._person is not None:
             t = time.perf_counter()
             found += self._person.detect(image, motion.regions)

@@ -177,7 +177,7 @@ class VideoSettings(BaseModel):
     )
     workers: int = Field(default=2, ge=1, le=64, description="detection worker processes")
     queue_frames: int = Field(
-        default=16,
+        default=32,
         ge=1,
         description="frames waiting per worker; when full the oldest is dropped and counted",
     )
@@ -185,8 +185,16 @@ class VideoSettings(BaseModel):
         default_factory=lambda: {
             "motion": FilterSettings(min_area=400, min_score=0.5, min_frames=2),
             "tamper": FilterSettings(min_score=0.5, min_frames=5),
+            # A full-body Haar box alone scores 0.55: too many false people on its own.
+            "person": FilterSettings(min_score=0.6, min_frames=3),
         },
         description="per label; labels not listed use the defaults of a filter",
+    )
+    object_interval_s: float = Field(
+        default=0.4,
+        ge=0,
+        description="person and ONNX detectors run at most this often per camera, and only "
+        "on frames with motion; tracks carry over between runs (0: every frame with motion)",
     )
     motion_min_area: int = Field(
         default=200, ge=1, description="moving blobs smaller than this (pixels) are noise"

@@ -38,10 +38,14 @@ class FaceBlurrer:
             raise RuntimeError("the frontal-face Haar cascade did not load from cv2.data")
 
     def faces(self, image: Image) -> list[Box]:
-        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
-        found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                               minSize=(20, 20))  # fmt: skip
-        return [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        # Searched at half size: faces of 28 px and more in the frame (smaller ones identify
+        # nobody), about 4x cheaper than a full-size search at OpenCV's default steps.
+        half = cv2.equalizeHist(cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2),
+                                           interpolation=cv2.INTER_AREA))  # fmt: skip
+        found = self._cascade.detectMultiScale(half, scaleFactor=1.1, minNeighbors=5,
+                                               minSize=(14, 14))  # fmt: skip
+        return [Box(2 * int(x), 2 * int(y), 2 * int(w), 2 * int(h)) for x, y, w, h in found]
 
     def blur(self, image: Image, faces: Sequence[Box]) -> Image:
         out = image.copy()

@@ -225,7 +225,11 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Workers start with their first frame (a server without cameras spawns none)."""
+        """Workers with configured cameras start now (spawning and importing OpenCV takes a
+        second or two, frames would pile up meanwhile); others with their first frame, so a
+        server without cameras spawns none."""
+        for index in sorted(set(self._assigned.values())):
+            self.workers[index].start()
 
     def stop(self) -> None:
         for w in self.workers:

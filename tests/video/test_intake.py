@@ -198,3 +198,33 @@ def test_a_crashed_worker_is_replaced(pool: ConnectionPool, tmp_path: Path) -> N
     finally:
         svc.stop()
     assert registry.get_sample_value("offsite_video_worker_restarts_total") == 1
+
+
+def test_a_streaming_camera_is_pulled(pool: ConnectionPool, tmp_path: Path) -> None:
+    import cv2
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
+    cam = SyntheticCamera(Scene(movers=1))
+    for i in range(15):
+        writer.write(cam.frame(i))
+    writer.release()
+    assert video.stat().st_size > 0
+    settings = VideoSettings(
+        cameras=[CameraSettings(id="rtsp-cam", url=f"file://{video}", fps=10)], workers=1
+    )
+    registry = CollectorRegistry()
+    svc = VideoService(settings, pool, registry, tmp_path)
+    svc.start()
+    try:
+        wait_until(lambda: (registry.get_sample_value("offsite_video_frames_decoded_total")
+                            or 0) >= 5, what="pulled frames analysed")  # fmt: skip
+        wait_until(lambda: svc.cameras.statuses()[0].state is CameraState.ONLINE, what="online")
+    finally:
+        svc.stop()
+    assert registry.get_sample_value("offsite_video_frames_received_total",
+                                      {"source": "pull"}) >= 5  # fmt: skip
+    with pool.connection() as conn:
+        assert conn.execute(
+            "SELECT kind, online FROM devices WHERE device_id = 'rtsp-cam'"
+        ).fetchone() == ("camera", True)
