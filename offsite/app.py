@@ -186,7 +186,7 @@ class OffsiteApp:
             from video.service import VideoService
 
             # Status sinks are passed by reference: camera offline reaches the rules too.
-            # Without an evidence guard from alerts, retention keeps everything (logged).
+            # Retention asks alerts whether an open or recent alert still needs evidence.
             video_service = VideoService(
                 s.video,
                 self.pool,
@@ -194,6 +194,7 @@ class OffsiteApp:
                 s.state_dir,
                 detection_sink=rule_service,
                 status_sinks=status_sinks,
+                guard=alert_service,
                 ownership=DirectoryOwnership(subjects_service.directory),
             )
             ctx.provide(VideoService, video_service)
