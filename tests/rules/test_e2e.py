@@ -79,4 +79,5 @@ def test_published_telemetry_raises_each_sample_rule(
             wait_until(lambda: fired() >= expected, timeout=60, what=f"clues of {expected}")
         finally:
             pub.close()
-    assert fired() - expected == set()
+    # Nothing else fires; the production-hours absence may, depending on the local hour now.
+    assert fired() - expected <= {"stack-monitor-offline-production-hours"}
