@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from tests.helpers import Publisher, wait_until
 from tests.rules.test_sample_pack import PACK
+from video.service import VideoService
 from video.synthetic import Scene, synthetic_frames
 
 SUBJECT = "91310000MA1FL4CT3X"
@@ -92,6 +94,25 @@ def test_flame_frames_over_mqtt_raise_a_fire_clue_with_evidence(
             assert r.headers["x-evidence-variant"] == "annotated"  # EMB owns the subject
             r = httpx.get(url, headers={"Authorization": f"Bearer {eeb}"})
             assert r.headers["x-evidence-variant"] == "annotated_shared"
+
+            # The alert holds the clue with its evidence, so retention keeps that evidence
+            # (alerts' guard) and removes only what no alert refers to.
+            wait_until(
+                lambda: db.execute(
+                    "SELECT 1 FROM alert_clues WHERE %s = ANY(evidence_ids)", (evidence_id,)
+                ).fetchone(),
+                what="the alert carrying the evidence",
+            )
+            unreferenced = db.execute(
+                "SELECT count(*) FROM video_evidence v WHERE NOT EXISTS (SELECT 1 FROM"
+                " alert_clues a WHERE v.sha256 = ANY(a.evidence_ids))"
+            ).fetchone()
+            assert app.api_context is not None
+            video = app.api_context.get(VideoService)
+            removed = video.apply_retention(datetime.now(UTC) + timedelta(days=400))
+            assert (removed,) == unreferenced
+            assert video.evidence.record(evidence_id) is not None
+            assert video.evidence.read(evidence_id)
 
             device = db.execute(
                 "SELECT kind, online FROM devices WHERE device_id = 'cam-1'"
