@@ -5,14 +5,23 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alerts import audit
 from alerts.audit import canonical_json
-from alerts.subjects_port import SubjectView
+from alerts.commit import finish
+from alerts.dispatch import DispatchPlan, choose_lead, open_joint_task
+from alerts.errors import DrawError
+from alerts.lifecycle import Actor
+from alerts.records import Changes, TaskKind, TaskRow
+from alerts.routing import Router
+from alerts.settings import AlertsSettings
+from alerts.subjects_port import SubjectLookup, SubjectView
+from rules.models import Severity
 from subjects.models import CreditGrade
 
 
@@ -69,3 +78,67 @@ def drawn_by_several(conn: psycopg.Connection[Any], period: str) -> list[tuple[s
         (period,),
     ).fetchall()
     return [(str(r[0]), list(r[1])) for r in rows]
+
+
+def submit(
+    conn: psycopg.Connection[Any],
+    subjects: SubjectLookup,
+    ratios: Mapping[CreditGrade, float],
+    actor: Actor,
+    period: str,
+    codes: Sequence[str] | None,
+    seed: int | None,
+    now: datetime,
+) -> tuple[int, list[str]]:
+    """Store a department's draw: the codes it submits, or a sample by credit grade."""
+    department = actor.department
+    if department is None:
+        raise DrawError("a draw belongs to a department")
+    supervised = {s.credit_code: s for s in subjects.subjects_of(department)}
+    method: dict[str, Any]
+    if codes is None:
+        chosen = sample(list(supervised.values()), ratios, random.Random(seed))
+        method = {"kind": "sampled", "ratios": dict(ratios), "seed": seed,
+                  "population": len(supervised)}  # fmt: skip
+    else:
+        unknown = sorted(set(codes) - supervised.keys())
+        if unknown:
+            raise DrawError(
+                f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}"
+            )
+        chosen, method = sorted(set(codes)), {"kind": "submitted"}
+    with conn.transaction():
+        draw_id = save(conn, department, period, chosen, actor.name, now, method)
+        record = audit.AuditRecord(actor.name, "draw", str(draw_id), "draw.submitted",
+                                   {"period": period, "department": department,
+                                    "credit_codes": chosen, "method": method})  # fmt: skip
+        audit.append(conn, [record], now)
+    return draw_id, chosen
+
+
+def merge(
+    conn: psycopg.Connection[Any],
+    subjects: SubjectLookup,
+    settings: AlertsSettings,
+    router: Router,
+    actor: Actor,
+    period: str,
+    now: datetime,
+) -> tuple[list[TaskRow], int]:
+    """Subjects drawn by two or more departments become (or join) joint inspections."""
+    changes = Changes()
+    due_at = now + timedelta(days=settings.draw_due_days)
+    tasks: list[TaskRow] = []
+    with conn.transaction():
+        for code, departments in drawn_by_several(conn, period):
+            subject = subjects.subject(code)
+            lead, why = choose_lead(departments, subject, settings.lead_by_domain, {})
+            plan = DispatchPlan(
+                TaskKind.JOINT, lead, frozenset(departments), due_at, f"drawn; lead: {why}"
+            )
+            task, _ = open_joint_task(
+                conn, code, code, plan, Severity.INFO, "draw", actor, now, changes, period
+            )
+            tasks.append(task)
+        pending = finish(conn, changes, router, now)
+    return tasks, pending

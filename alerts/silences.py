@@ -10,6 +10,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from alerts import audit
+from alerts.errors import NotFoundError
+from alerts.lifecycle import Actor
+
 
 class Matcher(StrEnum):
     SUBJECT = "subject"
@@ -100,3 +104,71 @@ def fetch(
     sql += " ORDER BY id DESC" + (" FOR UPDATE" if lock else "")
     with conn.cursor(row_factory=class_row(SilenceRow)) as cur:
         return cur.execute(sql, {"dept": department, "id": silence_id, "at": active_at}).fetchall()
+
+
+def _record(
+    conn: psycopg.Connection[Any], actor: Actor, row: SilenceRow, action: str, now: datetime
+) -> None:
+    audit.append(
+        conn, [audit.AuditRecord(actor.name, "silence", str(row.id), action, row.summary())], now
+    )
+
+
+def create(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    matcher: Matcher,
+    value: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    now: datetime,
+) -> SilenceRow:
+    """A silence of the actor's department, audited in the same transaction."""
+    if actor.department is None:
+        raise SilenceError("a silence belongs to a department")
+    with conn.transaction():
+        row = insert(
+            conn, actor.department, matcher, value, starts_at, ends_at, actor.name, reason, now
+        )
+        _record(conn, actor, row, "silence.created", now)
+    return row
+
+
+def change(
+    conn: psycopg.Connection[Any],
+    actor: Actor,
+    silence_id: int,
+    now: datetime,
+    ends_at: datetime | None = None,
+    reason: str | None = None,
+    expire: bool = False,
+) -> SilenceRow:
+    """Change the end or the reason, or expire now; a silence is never deleted."""
+    if actor.department is None:
+        raise SilenceError("a silence belongs to a department")
+    with conn.transaction():
+        found = fetch(conn, actor.department, silence_id, lock=True)
+        if not found:
+            raise NotFoundError(f"silence {silence_id} not found")
+        row = found[0]
+        if row.expired_at is not None:
+            raise SilenceError(f"silence {silence_id} has already expired")
+        if expire:
+            conn.execute(
+                "UPDATE silences SET expired_at = %s, expired_by = %s WHERE id = %s",
+                (now, actor.name, silence_id),
+            )
+            action = "silence.expired"
+        else:
+            new_end = ends_at if ends_at is not None else row.ends_at
+            new_reason = reason if reason is not None else row.reason
+            validate(row.starts_at, new_end, new_reason, row.value)
+            conn.execute(
+                "UPDATE silences SET ends_at = %s, reason = %s WHERE id = %s",
+                (new_end, new_reason, silence_id),
+            )
+            action = "silence.updated"
+        (row,) = fetch(conn, actor.department, silence_id)
+        _record(conn, actor, row, action, now)
+    return row

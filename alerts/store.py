@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,18 +11,17 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts import audit, draws, events, silences
+from alerts import audit, draws, silences
 from alerts.audit import canonical_json
+from alerts.commit import finish
 from alerts.dispatch import (
-    DispatchPlan,
     check_task_transition,
-    choose_lead,
     create_remote_task,
     open_joint_task,
     plan_dispatch,
 )
+from alerts.errors import NotFoundError
 from alerts.lifecycle import (
-    OPEN_STATES,
     SYSTEM,
     Action,
     Actor,
@@ -48,7 +46,7 @@ from alerts.records import (
 )
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
-from alerts.silences import Matcher, SilenceError, SilenceRow
+from alerts.silences import Matcher, SilenceRow
 from alerts.subjects_port import SubjectChange, SubjectLookup
 from rules.models import ClueEvent, ClueStatus, Severity
 
@@ -61,14 +59,6 @@ _NOTIFY_ON = {
     Action.DISMISS: NotifyEvent.DISMISSED,
     Action.REOPEN: NotifyEvent.REOPENED,
 }
-
-
-class NotFoundError(LookupError):
-    """No such alert or task for this caller (another department's ids look the same)."""
-
-
-class DrawError(ValueError):
-    """A submitted draw names subjects the department does not supervise."""
 
 
 def subject_key_of(event: ClueEvent) -> str:
@@ -105,11 +95,7 @@ class AlertStore:
     # -- the end of every transaction -----------------------------------------------------
 
     def _finish(self, conn: psycopg.Connection[Any], changes: Changes, now: datetime) -> int:
-        events.write(conn, changes.events)
-        pending = self.router.enqueue(conn, changes.notify, now)
-        # Last: the audit append takes the chain's lock (see audit.append).
-        audit.append(conn, changes.audit, now)
-        return pending
+        return finish(conn, changes, self.router, now)
 
     def _timeline(
         self,
@@ -579,7 +565,7 @@ class AlertStore:
                 )
         return pending
 
-    # -- double-random draws --------------------------------------------------------------
+    # -- double-random draws and silences (their modules do the work) --------------------
 
     def submit_draw(
         self,
@@ -589,58 +575,14 @@ class AlertStore:
         codes: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> tuple[int, list[str]]:
-        """Store a department's draw: the codes it submits, or a sample by credit grade."""
-        department = actor.department
-        if department is None:
-            raise ValueError("a draw belongs to a department")
-        supervised = {s.credit_code: s for s in self.subjects.subjects_of(department)}
-        if codes is None:
-            rng = random.Random(seed)
-            chosen = draws.sample(list(supervised.values()), self.settings.draw_ratios, rng)
-            method = {"kind": "sampled", "ratios": dict(self.settings.draw_ratios), "seed": seed,
-                      "population": len(supervised)}  # fmt: skip
-        else:
-            unknown = sorted(set(codes) - supervised.keys())
-            if unknown:
-                raise DrawError(
-                    f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}"
-                )
-            chosen, method = sorted(set(codes)), {"kind": "submitted"}
-        now = self.clock()
-        with conn.transaction():
-            draw_id = draws.save(conn, department, period, chosen, actor.name, now, method)
-            audit.append(
-                conn,
-                [audit.AuditRecord(actor.name, "draw", str(draw_id), "draw.submitted",
-                                   {"period": period, "department": department,
-                                    "credit_codes": chosen, "method": method})],
-                now,
-            )  # fmt: skip
-        return draw_id, chosen
+        ratios = self.settings.draw_ratios
+        return draws.submit(conn, self.subjects, ratios, actor, period, codes, seed, self.clock())
 
     def merge_draws(
         self, conn: psycopg.Connection[Any], actor: Actor, period: str
     ) -> tuple[list[TaskRow], int]:
-        """Subjects drawn by two or more departments become (or join) joint inspections."""
-        now = self.clock()
-        changes = Changes()
-        due_at = now + timedelta(days=self.settings.draw_due_days)
-        tasks: list[TaskRow] = []
-        with conn.transaction():
-            for code, departments in draws.drawn_by_several(conn, period):
-                subject = self.subjects.subject(code)
-                lead, why = choose_lead(departments, subject, self.settings.lead_by_domain, {})
-                plan = DispatchPlan(
-                    TaskKind.JOINT, lead, frozenset(departments), due_at, f"drawn; lead: {why}"
-                )
-                task, _ = open_joint_task(
-                    conn, code, code, plan, Severity.INFO, "draw", actor, now, changes, period
-                )
-                tasks.append(task)
-            pending = self._finish(conn, changes, now)
-        return tasks, pending
-
-    # -- silences -------------------------------------------------------------------------
+        return draws.merge(conn, self.subjects, self.settings, self.router, actor, period,
+                           self.clock())  # fmt: skip
 
     def create_silence(
         self,
@@ -652,15 +594,8 @@ class AlertStore:
         ends_at: datetime,
         reason: str,
     ) -> SilenceRow:
-        assert actor.department is not None
-        now = self.clock()
-        with conn.transaction():
-            row = silences.insert(
-                conn, actor.department, matcher, value, starts_at, ends_at, actor.name, reason,
-                now,
-            )  # fmt: skip
-            self.record_silence(conn, actor, row.id, "silence.created", row.summary())
-        return row
+        return silences.create(conn, actor, matcher, value, starts_at, ends_at, reason,
+                               self.clock())  # fmt: skip
 
     def change_silence(
         self,
@@ -671,34 +606,7 @@ class AlertStore:
         reason: str | None = None,
         expire: bool = False,
     ) -> SilenceRow:
-        """Change the end or the reason, or expire now; a silence is never deleted."""
-        assert actor.department is not None
-        now = self.clock()
-        with conn.transaction():
-            found = silences.fetch(conn, actor.department, silence_id, lock=True)
-            if not found:
-                raise NotFoundError(f"silence {silence_id} not found")
-            row = found[0]
-            if row.expired_at is not None:
-                raise SilenceError(f"silence {silence_id} has already expired")
-            if expire:
-                conn.execute(
-                    "UPDATE silences SET expired_at = %s, expired_by = %s WHERE id = %s",
-                    (now, actor.name, silence_id),
-                )
-                action = "silence.expired"
-            else:
-                new_end = ends_at if ends_at is not None else row.ends_at
-                new_reason = reason if reason is not None else row.reason
-                silences.validate(row.starts_at, new_end, new_reason, row.value)
-                conn.execute(
-                    "UPDATE silences SET ends_at = %s, reason = %s WHERE id = %s",
-                    (new_end, new_reason, silence_id),
-                )
-                action = "silence.updated"
-            (row,) = silences.fetch(conn, actor.department, silence_id)
-            self.record_silence(conn, actor, row.id, action, row.summary())
-        return row
+        return silences.change(conn, actor, silence_id, self.clock(), ends_at, reason, expire)
 
     # -- subject edits --------------------------------------------------------------------
 
@@ -718,21 +626,6 @@ class AlertStore:
             change.actor, "subject", change.credit_code, str(change.kind), payload
         )
         audit.append(conn, [record], self.clock())
-
-    def record_silence(
-        self,
-        conn: psycopg.Connection[Any],
-        actor: Actor,
-        silence_id: int,
-        action: str,
-        payload: dict[str, Any],
-    ) -> None:
-        """Audit a silence change inside the caller's transaction."""
-        audit.append(
-            conn,
-            [audit.AuditRecord(actor.name, "silence", str(silence_id), action, payload)],
-            self.clock(),
-        )
 
 
 def _clue_payload(e: ClueEvent) -> dict[str, Any]:
@@ -766,6 +659,3 @@ def events_clue(e: ClueEvent, alert: AlertRow, action: str) -> StreamEvent:
         "action": action,
     }
     return StreamEvent("clue", e.clue_id, tuple(alert.departments), payload)
-
-
-__all__ = ["OPEN_STATES", "AlertStore", "DrawError", "NotFoundError", "Outcome", "subject_key_of"]

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import events
 from alerts.audit import canonical_json
+from alerts.errors import DrawError, NotFoundError
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
 from alerts.records import ALERT_COLUMNS, TASK_COLUMNS, TaskKind, TaskRow, TaskStatus
 from alerts.service import AlertService
 from alerts.silences import Matcher, SilenceError, SilenceRow
 from alerts.silences import fetch as fetch_silences
-from alerts.store import DrawError, NotFoundError, Outcome
+from alerts.store import Outcome
 from api.auth import Caller, Officer, Viewer
 from api.context import ApiContext, get_context
 from rules.models import Severity

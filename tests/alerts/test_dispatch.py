@@ -9,10 +9,11 @@ import psycopg
 import pytest
 
 from alerts.dispatch import choose_lead, plan_dispatch
+from alerts.errors import NotFoundError
 from alerts.lifecycle import Action, Actor, TransitionRefused
 from alerts.records import TaskKind, TaskStatus
 from alerts.settings import AlertsSettings
-from alerts.store import AlertStore, NotFoundError
+from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject
 from rules.models import Severity
 from tests.alerts.support import CHEM, PLANT, SHOP, T0, Clock, clue, subjects

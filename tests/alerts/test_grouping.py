@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from alerts.errors import NotFoundError
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
 from alerts.settings import AlertsSettings
-from alerts.store import AlertStore, NotFoundError
+from alerts.store import AlertStore
 from rules.models import ClueStatus, Severity
 from tests.alerts.support import CHEM, PLANT, Clock, clue, subjects
 
