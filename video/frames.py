@@ -30,6 +30,7 @@ class DropReason(StrEnum):
     QUEUE_FULL = "queue_full"
     WORKER_LOST = "worker_lost"
     STOPPING = "stopping"
+    INTAKE_ERROR = "intake_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,8 +62,18 @@ class FrameIntake:
 
     def frame_received(self, frame: FrameMessage) -> None:
         self.metrics.frames_received.labels("mqtt").inc()
+        try:
+            self._received(frame)
+        except Exception:  # the MQTT thread serves every device: one frame must not stop it
+            self.metrics.frames_dropped.labels(DropReason.INTAKE_ERROR.value).inc()
+            log.exception("frame from %s could not be taken in", frame.device_id)
+
+    def _received(self, frame: FrameMessage) -> None:
         cam_id, payload = frame.device_id, frame.payload
-        camera = self.cameras.lookup(cam_id)
+        try:
+            camera = self.cameras.lookup(cam_id)
+        except ValueError:  # an id the camera settings refuse (pydantic's error is one)
+            camera = None
         if camera is None:
             self._reject(cam_id, FrameRejectReason.UNKNOWN_CAMERA,
                          f"camera {cam_id!r} is not configured (video.cameras) and unknown "
