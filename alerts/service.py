@@ -37,6 +37,8 @@ from rules.models import ClueEvent, Severity
 
 log = logging.getLogger(__name__)
 
+PRUNE_INTERVAL_S = 3600.0
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -72,6 +74,7 @@ class AlertService:
         self._version_lock = threading.Lock()
         # Bumped after each commit that wrote events; live streams in this process poll it.
         self.events_version = 0
+        self._next_prune = 0.0
 
     # -- ClueSink -------------------------------------------------------------------------
 
@@ -196,13 +199,29 @@ class AlertService:
                 log.exception("alerts tick failed")
 
     def tick(self) -> None:
-        """Auto-resolve quiet alerts, queue repeats, refresh the gauges."""
+        """Auto-resolve quiet alerts, queue repeats, refresh the gauges, prune now and then."""
         with self.pool.connection() as conn:
             for outcome in self.store.auto_resolve_due(conn):
                 self._after(outcome)
             if self.store.repeat_due(conn):
                 self._outbox_wake.set()
             self.refresh_gauges(conn)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                self.prune(conn)
+
+    def prune(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
+        """Delete stream events and finished notifications past `retention_days`."""
+        cutoff = self.clock() - timedelta(days=self.settings.retention_days)
+        with conn.transaction():
+            events_ = conn.execute("DELETE FROM alert_events WHERE at < %s", (cutoff,)).rowcount
+            sent = conn.execute(
+                "DELETE FROM outbox WHERE status IN ('sent', 'suppressed') AND created_at < %s",
+                (cutoff,),
+            ).rowcount
+        if events_ or sent:
+            log.info("pruned %d stream events and %d notifications", events_, sent)
+        return events_, sent
 
     def refresh_gauges(self, conn: psycopg.Connection[Any]) -> None:
         m = self.metrics

@@ -163,6 +163,13 @@ class AlertsSettings(BaseModel):
         description="evidence of an alert's clues is kept while the alert is open and this "
         "many days after it closed (video retention asks before deleting)",
     )
+    retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="live-stream events and delivered or suppressed notifications older than "
+        "this are deleted (dead notifications stay until handled); a stream cannot resume "
+        "from before it",
+    )
     stream_poll_s: float = Field(
         default=0.5,
         gt=0,

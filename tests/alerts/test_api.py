@@ -82,6 +82,12 @@ def test_detail_actions_and_errors(api: Api) -> None:
     assert r.json()["alert"]["dismiss_reason"] == "permitted_activity"
     r = c.post(f"/api/v1/alerts/{aid}/reopen", headers=api.as_("EEB-officer"))
     assert r.json()["alert"]["state"] == "open"
+    r = c.post(f"/api/v1/alerts/{aid}/resolve", json={"note": "operator fixed the valve"},
+               headers=api.as_("EMB-officer"))  # fmt: skip
+    assert (r.json()["alert"]["state"], r.json()["alert"]["close_note"]) == (
+        "resolved", "operator fixed the valve")  # fmt: skip
+    r = c.post(f"/api/v1/alerts/{aid}/resolve", json={"bogus": 1}, headers=api.as_("EEB-officer"))
+    assert r.status_code == 422
 
 
 def test_tasks_routes(api: Api) -> None:

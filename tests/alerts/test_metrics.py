@@ -44,3 +44,24 @@ def test_metrics_follow_the_alerts(api: Api) -> None:
     assert registry_value("offsite_alerts_outbox_depth", {"status": "pending"}) == 0
     text = api.client.get("/metrics").text
     assert "offsite_alerts_outbox_oldest_age_seconds 0.0" in text
+
+
+def test_prune_keeps_dead_notifications_and_recent_rows(api: Api) -> None:
+    from datetime import timedelta
+
+    service = api.service
+    with service.pool.connection() as conn:
+        service.store.apply_clue(conn, clue(PLANT, "EEB", Severity.MAJOR))
+        conn.execute(
+            "INSERT INTO outbox (subject_key, route, event, payload, status, next_attempt_at,"
+            " created_at) VALUES ('k', 'r', 'opened', '{}', 'sent', now(), %s),"
+            " ('k', 'r', 'opened', '{}', 'dead', now(), %s)",
+            (api.clock.now, api.clock.now),
+        )
+        conn.execute("UPDATE alert_events SET at = %s", (api.clock.now,))
+        assert service.prune(conn) == (0, 0)
+        api.clock.advance(timedelta(days=31).total_seconds())
+        events, sent = service.prune(conn)
+        assert events > 0
+        assert sent == 1
+        assert conn.execute("SELECT status FROM outbox").fetchall() == [("dead",)]
