@@ -275,7 +275,9 @@ class AlertStore:
                 "escalated",
                 {"from": alert.severity.value, "to": severity.value},
             )
-            changes.notify.append(NotifyRequest(new, NotifyEvent.ESCALATED))
+            # A closed alert records the change but tells no one: it was judged already.
+            if new.state.is_open:
+                changes.notify.append(NotifyRequest(new, NotifyEvent.ESCALATED))
             changes.record(
                 "rules", "alert", alert.id, "alert.escalated", {"severity": severity.value}
             )

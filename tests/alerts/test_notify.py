@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action, Actor, DismissReason
 from alerts.notify.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -287,3 +287,15 @@ def test_notifications_are_written_with_the_state_change(
     assert db.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+
+
+def test_a_closed_alert_escalating_notifies_no_one(
+    db: psycopg.Connection[Any], clock: Clock
+) -> None:
+    store = make_store(clock, routes=[hook("eeb")])
+    out = store.apply_clue(db, clue(PLANT, "EEB", Severity.WARNING, clue_id=41))
+    assert out.alert is not None
+    store.transition(db, out.alert.id, Action.DISMISS, EEB, DismissReason.PERMITTED_ACTIVITY)
+    store.apply_clue(db, clue(PLANT, "EEB", Severity.CRITICAL, clue_id=41))
+    assert db.execute("SELECT state, severity FROM alerts").fetchone() == ("dismissed", "critical")
+    assert [r[1] for r in outbox(db)] == ["opened", "dismissed"]
