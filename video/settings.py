@@ -90,6 +90,14 @@ class FilterSettings(BaseModel):
         return self
 
 
+BUILTIN_FILTERS = {
+    "motion": FilterSettings(min_area=400, min_score=0.5, min_frames=2),
+    "tamper": FilterSettings(min_score=0.5, min_frames=5),
+    # A full-body Haar box alone scores 0.55: too many false people on its own.
+    "person": FilterSettings(min_score=0.6, min_frames=3),
+}
+
+
 class OnnxSettings(BaseModel):
     """A site-supplied YOLO-style ONNX model run through OpenCV's dnn module."""
 
@@ -182,13 +190,10 @@ class VideoSettings(BaseModel):
         description="frames waiting per worker; when full the oldest is dropped and counted",
     )
     filters: dict[str, FilterSettings] = Field(
-        default_factory=lambda: {
-            "motion": FilterSettings(min_area=400, min_score=0.5, min_frames=2),
-            "tamper": FilterSettings(min_score=0.5, min_frames=5),
-            # A full-body Haar box alone scores 0.55: too many false people on its own.
-            "person": FilterSettings(min_score=0.6, min_frames=3),
-        },
-        description="per label; labels not listed use the defaults of a filter",
+        default_factory=dict,
+        description="per label, for every camera; labels not listed use the built-in "
+        "defaults (motion min_area 400 min_frames 2, tamper min_frames 5, person "
+        "min_score 0.6) or those of a filter",
     )
     object_interval_s: float = Field(
         default=0.4,
@@ -247,5 +252,8 @@ class VideoSettings(BaseModel):
         return camera.fps if camera.fps is not None else self.fps
 
     def filter_for(self, camera: CameraSettings, label: str) -> FilterSettings:
+        """The camera's filter for the label, else the video-wide one, else the built-in."""
         found = camera.filters.get(label) or self.filters.get(label)
+        if found is None:
+            found = BUILTIN_FILTERS.get(label)
         return found if found is not None else FilterSettings()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -145,3 +147,24 @@ def test_camera_settings_errors_name_the_rule(camera: dict[str, object], message
 def test_duplicate_camera_ids_are_refused() -> None:
     with pytest.raises(ValidationError, match="repeated: a"):
         VideoSettings(cameras=[{"id": "a"}, {"id": "a"}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("video_filters", "camera_filters", "label", "expected_min_frames"),
+    [
+        ({}, {}, "tamper", 5),  # built-in
+        ({}, {}, "fire", 3),  # FilterSettings default
+        ({"fire": {"min_frames": 4}}, {}, "tamper", 5),  # other labels keep built-ins
+        ({"tamper": {"min_frames": 2}}, {}, "tamper", 2),  # video-wide wins over built-in
+        ({"tamper": {"min_frames": 2}}, {"tamper": {"min_frames": 7}}, "tamper", 7),
+    ],
+)
+def test_filter_precedence(
+    video_filters: dict[str, Any],
+    camera_filters: dict[str, Any],
+    label: str,
+    expected_min_frames: int,
+) -> None:
+    cam = CameraSettings.model_validate({"id": "c", "filters": camera_filters})
+    settings = VideoSettings.model_validate({"filters": video_filters, "cameras": [cam]})
+    assert settings.filter_for(cam, label).min_frames == expected_min_frames
