@@ -101,6 +101,7 @@ class Bound:
         "keep",
         "kind",
         "labels",
+        "lazy_last_seen",
         "limit",
         "match_all",
         "max_gap",
@@ -174,6 +175,8 @@ class Bound:
         # Hot-path hints for the engine: a threshold without a schedule that is inactive and
         # not breached needs no evaluation at all; these kinds keep history for late data.
         self.quiet = rule.kind == "threshold" and rule.schedule is None
+        # Absence keeps only the newest data time: the engine tracks it without evaluating.
+        self.lazy_last_seen = rule.kind == "absence"
         self.replayed = rule.kind in ("threshold", "window", "rate", "flatline", "composite")
         if isinstance(rule, ThresholdRule | WindowRule | RateRule | CompositeRule | DetectionRule):
             self.hold = credit.hold(rule.hold, mod)

@@ -237,6 +237,10 @@ class Engine:
                 if t > stream.last_t:
                     # In order, the common case: evaluate, remember for replay, prune.
                     st = stream.state
+                    if b.lazy_last_seen and st.firing_since is None:
+                        # Absence: data arrived and nothing fires; tick() reads last_t.
+                        stream.last_t = t
+                        continue
                     if (
                         b.quiet
                         and st.pending_since is None
@@ -402,7 +406,12 @@ class Engine:
         ops: list[ClueOp] = []
         tick = Tick(now)
         for stream in self.ticked.values():
-            st, out = evaluate(stream.bound, stream.state, tick, now)
+            st = stream.state
+            if stream.bound.lazy_last_seen and (st.k is None or stream.last_t > st.k):
+                st = State(
+                    st.pending_since, st.firing_since, st.last_breach, st.trigger, stream.last_t
+                )
+            st, out = evaluate(stream.bound, st, tick, now)
             stream.state = st
             for tr in out:
                 ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
