@@ -115,6 +115,10 @@ class RuleService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        # Transitions committed while starting (opens a crash left unevaluated) are handed
+        # on by the engine thread at its first batch or tick, once the composition root has
+        # had the chance to add the sinks wired after this service (alerts).
+        self._held: list[ClueEvent] | None = []
 
     # -- sinks of ingest and video (called from their threads) ------------------------
 
@@ -233,7 +237,9 @@ class RuleService:
         return engine
 
     def _run(self) -> None:
-        next_tick = self.clock()
+        next_tick = self.clock() + self.settings.tick_interval_s
+        held, self._held = self._held or [], None
+        first = True
         next_refresh = time.monotonic() + self.settings.directory_refresh_s
         while True:
             timeout = max(0.0, min(next_tick - self.clock(), self.settings.tick_interval_s))
@@ -243,6 +249,9 @@ class RuleService:
                 work = None
                 if self._stop.is_set():
                     return
+            if first:
+                first = False
+                self._hand_off(held)
             ops: list[ClueOp] = []
             barriers: list[threading.Event] = []
             # Drain what is waiting so one transaction carries many transitions.
@@ -321,7 +330,11 @@ class RuleService:
                 self.metrics.clue_latency.observe(max(0.0, now - op.at))
             if event.status is ClueStatus.RESOLVED:
                 self.metrics.clues_resolved.labels(*labels).inc()
-        self._hand_off([event for _op, event in events])
+        fresh = [event for _op, event in events]
+        if self._held is not None:
+            self._held += fresh
+        else:
+            self._hand_off(fresh)
 
     def _hand_off(self, events: list[ClueEvent]) -> None:
         for event in events:
