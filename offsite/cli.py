@@ -12,6 +12,7 @@ from collections.abc import Callable
 import psycopg
 
 from api.auth import KeyRequestError, create_key
+from ingest import simulate
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare_database
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = audit.add_parser("verify", help="check every link; print the first broken one")
     p.set_defaults(func=cmd_audit_verify)
+
+    simulate.add_parser(sub)
 
     return parser
 
