@@ -227,6 +227,8 @@ class OffsiteApp:
             port=self.settings.http.port,
             log_level="warning",
             access_log=False,
+            # Open event streams (the live board) must not hold shutdown for long.
+            timeout_graceful_shutdown=2,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="http", daemon=True)
