@@ -27,19 +27,22 @@ class FrameDispatcher(Protocol):
 
 
 class RateCap:
-    """At most `fps` frames per second per camera; a little slack absorbs network jitter."""
+    """A token bucket per camera: `fps` frames per second sustained, and a burst of `burst`
+    so that a frame arriving early (network jitter) uses a saved token instead of being
+    dropped."""
 
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
+    def __init__(self, burst: float = 2.0) -> None:
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # camera -> (tokens, time)
         self._lock = threading.Lock()
 
     def admit(self, camera_id: str, fps: float, now: float) -> bool:
         with self._lock:
-            last = self._last.get(camera_id)
-            if last is not None and now - last < 0.9 / fps:
-                return False
-            self._last[camera_id] = now
-            return True
+            tokens, last = self._buckets.get(camera_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * fps)
+            admitted = tokens >= 1.0
+            self._buckets[camera_id] = (tokens - 1.0 if admitted else tokens, now)
+            return admitted
 
 
 class FrameIntake:

@@ -109,15 +109,24 @@ def test_full_queue_drops_the_oldest_and_counts() -> None:
 @pytest.mark.parametrize(
     ("fps", "arrivals", "admitted"),
     [
-        (5.0, [0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.2, 0.4]),
-        (5.0, [0.0, 0.19, 0.38], [0.0, 0.19, 0.38]),  # jitter within 10% is tolerated
-        (1.0, [0.0, 0.5, 0.95, 1.5, 2.0], [0.0, 0.95, 2.0]),
-        (10.0, [0.0, 0.05, 0.1], [0.0, 0.1]),
+        # a camera at twice its cap: the saved burst, then every other frame
+        (5.0, [0.1 * i for i in range(10)], [0.0, 0.1, 0.2, 0.4, 0.6, 0.8]),
+        # on time but jittery (0.15 s, then 0.25 s): nothing dropped
+        (5.0, [0.0, 0.15, 0.4, 0.55, 0.8, 0.95, 1.2], [0.0, 0.15, 0.4, 0.55, 0.8, 0.95, 1.2]),
+        (1.0, [0.0, 0.5, 0.95, 1.5, 2.0, 2.2], [0.0, 0.5, 1.5, 2.0]),
     ],
 )
 def test_rate_cap(fps: float, arrivals: list[float], admitted: list[float]) -> None:
     cap = RateCap()
-    assert [t for t in arrivals if cap.admit("c", fps, t)] == admitted
+    got = [t for t in arrivals if cap.admit("c", fps, t)]
+    assert got == pytest.approx(admitted)
+
+
+def test_rate_cap_holds_the_sustained_rate() -> None:
+    cap = RateCap()
+    arrivals = [i / 25 for i in range(25 * 60)]  # a camera sending 25 fps for a minute
+    admitted = sum(cap.admit("c", 5.0, t) for t in arrivals)
+    assert 300 <= admitted <= 302  # 5 fps x 60 s, plus the initial burst
 
 
 class Statuses:
