@@ -91,8 +91,12 @@ class FrameIntake:
             self._reject(cam_id, FrameRejectReason.NOT_JPEG,
                          "frames must be JPEG images (they start with FF D8)", payload)  # fmt: skip
             return
-        self._admit(camera, frame.device_time or frame.received_at, frame.received_at,
-                    payload=payload)  # fmt: skip
+        at = frame.device_time or frame.received_at
+        if abs((at - frame.received_at).total_seconds()) > self.settings.max_clock_skew_s:
+            # A camera with a wrong clock must not send tracks and hold times back in time.
+            self.metrics.clock_skew.inc()
+            at = frame.received_at
+        self._admit(camera, at, frame.received_at, payload=payload)
 
     def image_received(self, camera: CameraSettings, image: Image, at: datetime) -> None:
         """A frame pulled from a stream (already decoded)."""

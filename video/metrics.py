@@ -37,6 +37,11 @@ class VideoMetrics:
             ["reason"],
             registry=registry,
         )
+        self.clock_skew = Counter(
+            "offsite_video_clock_skew_total",
+            "Frames whose device time was too far from their arrival (arrival time used)",
+            registry=registry,
+        )
         self.dead_letters_lost = Counter(
             "offsite_video_dead_letters_lost_total",
             "Dead letters not written (their queue was full or the database failed)",

@@ -201,6 +201,12 @@ class VideoSettings(BaseModel):
         description="person and ONNX detectors run at most this often per camera, and only "
         "on frames with motion; tracks carry over between runs (0: every frame with motion)",
     )
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a frame's device time (MQTT user property ts) further than this from "
+        "its arrival is not trusted: the arrival time is used and the frame counted",
+    )
     motion_min_area: int = Field(
         default=200, ge=1, description="moving blobs smaller than this (pixels) are noise"
     )

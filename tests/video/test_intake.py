@@ -237,3 +237,37 @@ def test_a_streaming_camera_is_pulled(pool: ConnectionPool, tmp_path: Path) -> N
         assert conn.execute(
             "SELECT kind, online FROM devices WHERE device_id = 'rtsp-cam'"
         ).fetchone() == ("camera", True)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.tasks: list[FrameTask] = []
+
+    def submit(self, camera: CameraSettings, task: FrameTask) -> None:
+        self.tasks.append(task)
+
+
+@pytest.mark.parametrize(
+    ("device_offset_s", "uses_device_time"),
+    [(None, False), (-2.0, True), (-299.0, True), (-301.0, False), (3600.0, False)],
+)
+def test_device_time_is_used_unless_skewed(
+    pool: ConnectionPool, device_offset_s: float | None, uses_device_time: bool
+) -> None:
+    from video.deadletters import DeadLetterWriter
+    from video.intake import FrameIntake
+
+    settings = VideoSettings(cameras=[{"id": "c"}])  # type: ignore[list-item]
+    registry = CollectorRegistry()
+    metrics = VideoMetrics(registry)
+    recorder = Recorder()
+    intake = FrameIntake(settings, CameraRegistry(settings, pool, metrics), recorder,
+                         DeadLetterWriter(pool, metrics, 64, 10), metrics)  # fmt: skip
+    now = datetime.now(UTC)
+    device = None if device_offset_s is None else now + timedelta(seconds=device_offset_s)
+    intake.frame_received(FrameMessage("c", b"\xff\xd8jpeg", device, now))
+    (task,) = recorder.tasks
+    expected = device if uses_device_time and device is not None else now
+    assert task.time == expected.timestamp()
+    skewed = registry.get_sample_value("offsite_video_clock_skew_total")
+    assert skewed == (1 if device is not None and not uses_device_time else 0)
