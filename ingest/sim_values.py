@@ -36,6 +36,8 @@ class DeviceSim:
         self.leader = leader
         self._rng = rng
         self._metrics = {m.name: m for m in profile.metrics}
+        # How many of its values a breach episode moves out of range.
+        self.breach_metrics = sum(m.breach is not None for m in profile.metrics)
         self._utc_offset_h = utc_offset_h
         self._phase = rng.uniform(0, _TAU)
         self._period_s = rng.uniform(600, 2400)

@@ -137,8 +137,8 @@ class SimResult:
     messages_sent: int
     messages_acked: int
     messages_failed: int
-    readings_sent: int
-    breach_readings: int
+    readings_sent: int  # values, as offsite stores them: one per (device, metric, time)
+    breach_readings: int  # of those, values inside a breach episode
     frames_sent: int
     frames_acked: int
     frames_failed: int
@@ -180,8 +180,9 @@ class TokenBucket:
         """Take one token; 0.0 when taken, else the seconds until one is due (none taken)."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        # A token refilled by exactly the advised wait can fall short by a rounding error.
+        if self.tokens >= 1.0 - 1e-9:
+            self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
@@ -428,10 +429,11 @@ class _Simulator:
             ts = first + j * step_ms
             values, breach = device.values(ts, dt_s)
             dt_s = step_ms / 1000
-            self.breaches += breach
+            if breach:
+                self.breaches += device.breach_metrics
             entries.append({"ts": ts, "values": values})
         last_ts[i] = first + (k - 1) * step_ms
-        self.readings += k
+        self.readings += k * len(device.profile.metrics)
         return orjson.dumps(entries if k > 1 else entries[0])
 
     def run_frames(self) -> None:
