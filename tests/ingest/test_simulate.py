@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -30,6 +32,7 @@ from ingest.simulate import (
     run_simulation,
 )
 from ingest.topics import PREFIX, parse_topic
+from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, free_port
 from tests.helpers import wait_until
 
@@ -410,3 +413,45 @@ def test_cli_rejects_bad_options_with_exit_code_2(capsys: pytest.CaptureFixture[
 
     assert main(["simulate", "--batch", "0"]) == 2
     assert "--batch must be 1..1000" in capsys.readouterr().err
+
+
+def test_offsite_stores_every_simulated_reading_and_refuses_none(
+    make_settings: Callable[..., Any],
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    prefix: str,
+) -> None:
+    with OffsiteApp(make_settings()) as app:
+        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+        result = run_simulation(
+            config(broker, prefix, devices=6, rate=300, duration_s=1.0, batch=4, breach_ratio=0.3)
+        )
+        assert result.ok, result
+
+        def stored() -> int:
+            row = db.execute(
+                "SELECT count(*) FROM readings WHERE device_id LIKE %s", (prefix + "%",)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        wait_until(lambda: stored() >= result.readings_sent, what="every simulated reading")
+        assert stored() == result.readings_sent
+        dead = db.execute(
+            "SELECT count(*) FROM dead_letters WHERE topic LIKE %s", (f"%/{prefix}%",)
+        ).fetchone()
+        assert dead == (0,)
+        devices = wait_until(
+            lambda: (
+                (
+                    rows := db.execute(
+                        "SELECT device_id, online FROM devices WHERE device_id LIKE %s",
+                        (prefix + "%",),
+                    ).fetchall()
+                )
+                and len(rows) == 7
+                and not any(online for _, online in rows)
+                and rows
+            ),
+            what="every device registered and offline at the end",
+        )
+        assert {d for d, _ in devices} == {result.client_id, *result.devices}
