@@ -46,6 +46,13 @@ def migrated_template(pg_admin_url: str) -> Iterator[str]:
     try:
         with psycopg.connect(_with_db(pg_admin_url, name)) as conn:
             prepare_database(conn, load_settings(config_file=None))
+            # TimescaleDB runs a job scheduler in each database with the extension; one
+            # connected to the template makes CREATE DATABASE ... TEMPLATE fail at random.
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+                conn.execute("SELECT _timescaledb_functions.stop_background_workers()")
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            # Also keeps TimescaleDB from restarting that scheduler on CREATE DATABASE.
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         yield name
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
