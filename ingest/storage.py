@@ -21,6 +21,8 @@ _LOCK_KEY = 0x0FF5170
 # Partitions kept behind "now" at start. Older backfill lands in readings_default, which
 # retention trims like any partition; it saves creating a year of empty tables.
 LOOKBACK_PARTITIONS = 2
+# The newest hour is still filling; the continuous aggregate leaves it to real-time queries.
+_CAGG_END_OFFSET = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +146,27 @@ def _expire_dead_letters(
 
 def _timescale_policies(conn: psycopg.Connection[Any], settings: StorageSettings) -> None:
     conn.execute("SELECT set_chunk_time_interval('readings', %s)", (settings.chunk_interval,))
-    conn.execute(
-        "ALTER TABLE readings SET (timescaledb.compress,"
-        " timescaledb.compress_segmentby = 'device_id, metric',"
-        " timescaledb.compress_orderby = 'time DESC')"
-    )
-    conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
-    conn.execute(
-        "SELECT add_compression_policy('readings', compress_after => %s)",
-        (settings.compress_after,),
-    )
-    conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
-    conn.execute("SELECT add_retention_policy('readings', drop_after => %s)", (settings.retention,))
+    if not _compression_configured(conn):
+        conn.execute(
+            "ALTER TABLE readings SET (timescaledb.compress,"
+            " timescaledb.compress_segmentby = 'device_id, metric',"
+            " timescaledb.compress_orderby = 'time DESC')"
+        )
+    # Each policy is replaced only when its setting changed: a job added anew restarts its
+    # schedule, and TimescaleDB refuses a second, overlapping aggregate policy.
+    if not _has_policy(
+        conn, "policy_compression", "readings", compress_after=settings.compress_after
+    ):
+        conn.execute("SELECT remove_compression_policy('readings', if_exists => true)")
+        conn.execute(
+            "SELECT add_compression_policy('readings', compress_after => %s)",
+            (settings.compress_after,),
+        )
+    if not _has_policy(conn, "policy_retention", "readings", drop_after=settings.retention):
+        conn.execute("SELECT remove_retention_policy('readings', if_exists => true)")
+        conn.execute(
+            "SELECT add_retention_policy('readings', drop_after => %s)", (settings.retention,)
+        )
     # Hourly means are what air-quality standards judge; keep them materialised.
     # (CREATE ... WITH (timescaledb.continuous) cannot run in a transaction, hence here.)
     conn.execute(
@@ -164,12 +175,62 @@ def _timescale_policies(conn: psycopg.Connection[Any], settings: StorageSettings
         " avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count"
         " FROM readings GROUP BY bucket, device_id, metric WITH NO DATA"
     )
-    conn.execute(
-        "SELECT add_continuous_aggregate_policy('readings_1h',"
-        " start_offset => %s, end_offset => INTERVAL '1 hour',"
-        " schedule_interval => INTERVAL '5 minutes', if_not_exists => true)",
-        (settings.retention,),
+    # Real-time aggregation: rows not materialised yet (the current hour, late data) are
+    # aggregated on read, so readings_1h answers like the plain-PostgreSQL view does.
+    # TimescaleDB >= 2.13 creates materialised-only aggregates by default.
+    only = conn.execute(
+        "SELECT materialized_only FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_schema = current_schema() AND view_name = 'readings_1h'"
+    ).fetchone()
+    if only is not None and only[0]:
+        conn.execute(
+            "ALTER MATERIALIZED VIEW readings_1h SET (timescaledb.materialized_only = false)"
+        )
+    if not _has_policy(
+        conn,
+        "policy_refresh_continuous_aggregate",
+        "readings_1h",
+        start_offset=settings.retention,
+        end_offset=_CAGG_END_OFFSET,
+    ):
+        conn.execute("SELECT remove_continuous_aggregate_policy('readings_1h', if_exists => true)")
+        conn.execute(
+            "SELECT add_continuous_aggregate_policy('readings_1h',"
+            " start_offset => %s, end_offset => %s,"
+            " schedule_interval => INTERVAL '5 minutes')",
+            (settings.retention, _CAGG_END_OFFSET),
+        )
+
+
+def _compression_configured(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT string_agg(attname, ', ' ORDER BY segmentby_column_index)"
+        " FILTER (WHERE segmentby_column_index IS NOT NULL),"
+        " string_agg(attname, ', ' ORDER BY orderby_column_index)"
+        " FILTER (WHERE orderby_column_index IS NOT NULL)"
+        " FROM timescaledb_information.compression_settings"
+        " WHERE hypertable_schema = current_schema() AND hypertable_name = 'readings'"
+    ).fetchone()
+    return row == ("device_id, metric", "time")
+
+
+def _has_policy(
+    conn: psycopg.Connection[Any], proc: str, relation: str, **offsets: timedelta
+) -> bool:
+    """Whether exactly one `proc` job exists on `relation` with these interval settings."""
+    same = sql.SQL(" AND ").join(
+        sql.SQL("(config->>{})::interval = {}").format(sql.Literal(key), sql.Placeholder())
+        for key in offsets
     )
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FILTER (WHERE {}), count(*) FROM timescaledb_information.jobs"
+            " WHERE proc_name = {} AND hypertable_schema = current_schema()"
+            " AND hypertable_name = {}"
+        ).format(same, sql.Placeholder(), sql.Placeholder()),
+        (*offsets.values(), proc, relation),
+    ).fetchone()
+    return row == (1, 1)
 
 
 def _plain_hourly_view(conn: psycopg.Connection[Any]) -> None:

@@ -156,10 +156,11 @@ def device_readings(
             raise HTTPException(
                 422, f"that range holds more than {MAX_POINTS} buckets of {bucket}; widen it"
             )
-        # time_bucket on TimescaleDB, its plain-PostgreSQL twin date_bin elsewhere; both
-        # align buckets to the epoch so the two give the same answer.
+        # time_bucket on TimescaleDB, its plain-PostgreSQL twin date_bin elsewhere. Both get
+        # the epoch as origin: time_bucket's default origin (2000-01-03) would shift buckets
+        # whose width does not divide the 10,959 days between the two, e.g. 2d, 7d or 7m.
         fn = (
-            "time_bucket(%(width)s, time)"
+            "time_bucket(%(width)s, time, origin => '1970-01-01 00:00:00+00'::timestamptz)"
             if is_hypertable(conn)
             else "date_bin(%(width)s, time, '1970-01-01 00:00:00+00')"
         )

@@ -6,11 +6,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from ingest.settings import StorageSettings
-from ingest.storage import maintain, partition_bounds, partition_name
+from ingest.storage import is_hypertable, maintain, partition_bounds, partition_name
 
 NOW = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    if is_hypertable(db):
+        pytest.skip(
+            "readings is a TimescaleDB hypertable on this server; these tests cover native"
+            " partitions (tests/ingest/test_timescaledb.py covers the hypertable)"
+        )
+    return db
 
 
 def partitions(db: psycopg.Connection[Any]) -> list[str]:
