@@ -187,14 +187,7 @@ class MqttIntake:
         try:
             parsed = parse_topic(topic)
         except TopicError as err:
-            self._enqueue(
-                msg,
-                None,
-                now,
-                letters=[
-                    DeadLetter(topic, err.device_id, RejectReason.UNKNOWN_TOPIC, str(err), payload)
-                ],
-            )
+            self._reject(msg, err.device_id, now, RejectReason.UNKNOWN_TOPIC, str(err))
             return
         device = parsed.device_id
         if parsed.channel is Channel.TELEMETRY:
@@ -205,20 +198,10 @@ class MqttIntake:
             online = decode_status(payload)
             if online is None:
                 shown = payload[:40].decode("utf-8", "replace")
-                self._enqueue(
-                    msg,
-                    device,
-                    now,
-                    letters=[
-                        DeadLetter(
-                            topic,
-                            device,
-                            RejectReason.BAD_STATUS,
-                            f"status payload must be 'online' or 'offline', got {shown!r}",
-                            payload,
-                        )
-                    ],
-                )
+                self._reject(
+                    msg, device, now, RejectReason.BAD_STATUS,
+                    f"status payload must be 'online' or 'offline', got {shown!r}",
+                )  # fmt: skip
             else:
                 self._enqueue(msg, device, now, status=DeviceStatus(device, online, now))
         elif self.frame_sink is not None:
@@ -231,20 +214,22 @@ class MqttIntake:
             if msg.qos > 0:
                 self.ack(msg.mid, msg.qos)
         else:
-            self._enqueue(
-                msg,
-                device,
-                now,
-                letters=[
-                    DeadLetter(
-                        topic,
-                        device,
-                        RejectReason.UNKNOWN_TOPIC,
-                        "frames are not accepted: the video pipeline is not running",
-                        payload,
-                    )
-                ],
-            )
+            self._reject(
+                msg, device, now, RejectReason.UNKNOWN_TOPIC,
+                "frames are not accepted: the video pipeline is not running",
+            )  # fmt: skip
+
+    def _reject(
+        self,
+        msg: mqtt.MQTTMessage,
+        device: str | None,
+        now: datetime,
+        reason: RejectReason,
+        detail: str,
+    ) -> None:
+        """Dead-letter the whole message (committed, then acknowledged, like any other)."""
+        letter = DeadLetter(msg.topic, device, reason, detail, bytes(msg.payload))
+        self._enqueue(msg, device, now, letters=[letter])
 
     def _enqueue(
         self,
