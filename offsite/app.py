@@ -160,6 +160,8 @@ class OffsiteApp:
             s.rules, self.pool, self.registry, subjects_service.directory, clue_sinks
         )
         ctx.provide(RuleService, rule_service)
+        # A new binding reaches the rules within a tick, not at the periodic refresh.
+        subjects_service.directory.add_listener(rule_service.directory_changed)
         rule_service.start()
         self._stoppers.append(rule_service.stop)
 

@@ -103,6 +103,7 @@ class RuleService:
         self.settings = settings
         self.pool = pool
         self.directory = directory
+        self._directory_changed = threading.Event()
         # A list passed in is kept by reference: sinks wired after construction still count.
         self.sinks = sinks if isinstance(sinks, list) else list(sinks)
         self.clock = clock
@@ -236,6 +237,11 @@ class RuleService:
             self._commit(ops)
         return engine
 
+    def directory_changed(self) -> None:
+        """The subject directory changed (any thread): look devices up again at the next
+        turn of the engine loop, within a tick, instead of at the periodic refresh."""
+        self._directory_changed.set()
+
     def _run(self) -> None:
         next_tick = self.clock() + self.settings.tick_interval_s
         held, self._held = self._held or [], None
@@ -267,7 +273,9 @@ class RuleService:
             if now >= next_tick and self._engine is not None:
                 ops += self._engine.tick(now)
                 next_tick = now + self.settings.tick_interval_s
-            if time.monotonic() >= next_refresh and self._engine is not None:
+            changed = self._directory_changed.is_set()
+            if (changed or time.monotonic() >= next_refresh) and self._engine is not None:
+                self._directory_changed.clear()
                 self._engine.invalidate_directory()
                 next_refresh = time.monotonic() + self.settings.directory_refresh_s
             if ops:
