@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -59,7 +60,9 @@ class DeadLetterWriter:
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            # Bounded: with the database gone the queue may stay full; then give up waiting.
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=10)
             self._thread.join(10)
 
     def _run(self) -> None:
