@@ -11,11 +11,16 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 
 
 def publish_worker(
@@ -143,3 +148,86 @@ def start_server(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+@dataclass(frozen=True)
+class Infra:
+    """A broker and a fresh database of the benchmark's own."""
+
+    broker: EmbeddedBroker
+    db_url: str
+
+
+@contextmanager
+def infrastructure(work: Path, database_url: str | None = None) -> Iterator[Infra]:
+    """Mosquitto with the project's config and a new database (on an embedded PostgreSQL
+    unless `database_url` names a server); both removed afterwards."""
+    broker = EmbeddedBroker(work / "broker", port=free_port())
+    broker.start()
+    pg = None
+    url = database_url
+    if not url:
+        pg = EmbeddedPostgres(work / "pg", durable=True)
+        pg.start()
+        url = pg.url
+    admin = psycopg.connect(url, autocommit=True)
+    dbname = f"bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        yield Infra(broker, psycopg.conninfo.make_conninfo(url, dbname=dbname))
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+        broker.stop()
+        if pg is not None:
+            pg.stop()
+
+
+@dataclass(frozen=True)
+class Server:
+    """`offsite run` in a child process, as operators run it."""
+
+    process: subprocess.Popen[bytes]
+    metrics_url: str
+    http_port: int
+
+
+@contextmanager
+def offsite_server(
+    work: Path,
+    infra: Infra,
+    client_id: str,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 90.0,
+) -> Iterator[Server]:
+    """Start the server on the benchmark's broker and database; wait until it serves."""
+    http_port = free_port()
+    log = work / "server.log"
+    process = start_server(
+        {
+            "OFFSITE_DATABASE__URL": infra.db_url,
+            "OFFSITE_MQTT__URL": infra.broker.url,
+            "OFFSITE_MQTT__CLIENT_ID": client_id,
+            "OFFSITE_HTTP__PORT": str(http_port),
+            "OFFSITE_STATE_DIR": str(work / "state"),
+            "OFFSITE_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
+        log,
+    )
+    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                scrape(metrics_url)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    print(log.read_text())
+                    raise
+                time.sleep(0.2)
+        yield Server(process, metrics_url, http_port)
+    finally:
+        process.terminate()
+        process.wait(30)

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,8 +30,14 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from bench._common import histogram_quantile, scrape, start_publisher, start_server
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench._common import (
+    histogram_quantile,
+    infrastructure,
+    offsite_server,
+    scrape,
+    start_publisher,
+)
+from offsite.embedded import free_port
 
 DEVICES = 1000
 SECRET = "bench-secret"
@@ -126,15 +131,6 @@ def run(rate: float, seconds: float) -> None:
     rules_dir.mkdir()
     (rules_dir / "bench.yaml").write_text(RULE, encoding="utf-8")
     receiver = Receiver()
-    broker = EmbeddedBroker(work / "broker", port=free_port())
-    broker.start()
-    pg = EmbeddedPostgres(work / "pg", durable=True)
-    pg.start()
-    admin = psycopg.connect(pg.url, autocommit=True)
-    dbname = f"bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    db_url = psycopg.conninfo.make_conninfo(pg.url, dbname=dbname)
-    http_port = free_port()
     route = {
         "name": "bench",
         "kind": "webhook",
@@ -142,96 +138,80 @@ def run(rate: float, seconds: float) -> None:
         "secret": SECRET,
         "min_severity": "warning",
     }
-    server = start_server(
-        {
-            "OFFSITE_DATABASE__URL": db_url,
-            "OFFSITE_MQTT__URL": broker.url,
-            "OFFSITE_MQTT__CLIENT_ID": "offsite-bench-alerts",
-            "OFFSITE_HTTP__PORT": str(http_port),
-            "OFFSITE_STATE_DIR": str(work / "state"),
-            "OFFSITE_LOG_LEVEL": "WARNING",
-            "OFFSITE_RULES__DIRECTORY": str(rules_dir),
-            "OFFSITE_ALERTS__ROUTES": json.dumps([route]),
-        },
-        work / "server.log",
-    )
-    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                scrape(metrics_url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print((work / "server.log").read_text())
-                    raise
-                time.sleep(0.2)
-        seed_subjects(db_url)
-        time.sleep(2.0)  # the subject directory picks the bindings up through NOTIFY
-        n = int(rate * seconds)
-        # 1% of readings breach; a device breaches at most once in a run, so every breach
-        # opens its own alert and its own notification.
-        breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
-        items = []
-        for i in range(n):
-            value = "900.0" if breaching[i] else "12.5"
-            body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
-            items.append((f"offsite/v1/devices/ab-{i % DEVICES:04d}/telemetry", body))
-        breaches = sum(breaching)
-        before = scrape(metrics_url)
-        started = time.monotonic()
-        proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
-        proc.join(seconds + 120)
-        publish_s = time.monotonic() - started
-        deadline = time.monotonic() + 60
-        while receiver.count() < breaches and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)
-        after = scrape(metrics_url)
-        with receiver.lock:
-            got = list(receiver.got)
-        latencies = []
-        for at, doc, _ok in got:
-            clue = doc["clues"][0]
-            published = datetime.fromisoformat(clue["started_at"].replace("Z", "+00:00"))
-            latencies.append(at - published.timestamp())
-        signed = sum(ok for _, _, ok in got)
-        print(
-            f"== publish -> webhook delivered at {rate:,.0f} msg/s for {seconds:.0f} s "
-            f"(QoS 1, publishing took {publish_s:.1f} s; {breaches} breaching readings = "
-            f"1% of {n:,})"
-        )
-        print(
-            f"notifications received: {len(got)} of {breaches} expected, "
-            f"{signed} with a valid signature"
-        )
-        print(
-            f"publish -> webhook delivered: p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
-            f"p99 {pct(latencies, 0.99) * 1000:.0f} ms, max {max(latencies or [0]) * 1000:.0f} ms, "
-            f"mean {statistics.fmean(latencies or [0]) * 1000:.0f} ms"
-        )
-        name = "offsite_alerts_notification_delay_seconds"
-        b, a = unlabel(before, name, "bench"), unlabel(after, name, "bench")
-        print(
-            "in process, outbox commit -> delivered (server histogram, interpolated): "
-            f"p50 {histogram_quantile(b, a, name, 0.5) * 1000:.1f} ms, "
-            f"p99 {histogram_quantile(b, a, name, 0.99) * 1000:.1f} ms"
-        )
-        clue = "offsite_rules_clue_latency_seconds"
-        print(
-            "for comparison, publish -> clue committed (rules histogram): "
-            f"p50 {histogram_quantile(before, after, clue, 0.5) * 1000:.0f} ms, "
-            f"p99 {histogram_quantile(before, after, clue, 0.99) * 1000:.0f} ms"
-        )
+        with (
+            infrastructure(work) as infra,
+            offsite_server(
+                work,
+                infra,
+                "offsite-bench-alerts",
+                {
+                    "OFFSITE_RULES__DIRECTORY": str(rules_dir),
+                    "OFFSITE_ALERTS__ROUTES": json.dumps([route]),
+                },
+            ) as srv,
+        ):
+            broker, db_url, metrics_url = infra.broker, infra.db_url, srv.metrics_url
+            seed_subjects(db_url)
+            time.sleep(2.0)  # the subject directory picks the bindings up through NOTIFY
+            n = int(rate * seconds)
+            # 1% of readings breach; a device breaches at most once in a run, so every breach
+            # opens its own alert and its own notification.
+            breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
+            items = []
+            for i in range(n):
+                value = "900.0" if breaching[i] else "12.5"
+                body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
+                items.append((f"offsite/v1/devices/ab-{i % DEVICES:04d}/telemetry", body))
+            breaches = sum(breaching)
+            before = scrape(metrics_url)
+            started = time.monotonic()
+            proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
+            proc.join(seconds + 120)
+            publish_s = time.monotonic() - started
+            deadline = time.monotonic() + 60
+            while receiver.count() < breaches and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            after = scrape(metrics_url)
+            with receiver.lock:
+                got = list(receiver.got)
+            latencies = []
+            for at, doc, _ok in got:
+                clue = doc["clues"][0]
+                published = datetime.fromisoformat(clue["started_at"].replace("Z", "+00:00"))
+                latencies.append(at - published.timestamp())
+            signed = sum(ok for _, _, ok in got)
+            print(
+                f"== publish -> webhook delivered at {rate:,.0f} msg/s for {seconds:.0f} s "
+                f"(QoS 1, publishing took {publish_s:.1f} s; {breaches} breaching readings = "
+                f"1% of {n:,})"
+            )
+            print(
+                f"notifications received: {len(got)} of {breaches} expected, "
+                f"{signed} with a valid signature"
+            )
+            print(
+                f"publish -> webhook delivered: p50 {pct(latencies, 0.5) * 1000:.0f} ms, "
+                f"p99 {pct(latencies, 0.99) * 1000:.0f} ms, "
+                f"max {max(latencies or [0]) * 1000:.0f} ms, "
+                f"mean {statistics.fmean(latencies or [0]) * 1000:.0f} ms"
+            )
+            name = "offsite_alerts_notification_delay_seconds"
+            b, a = unlabel(before, name, "bench"), unlabel(after, name, "bench")
+            print(
+                "in process, outbox commit -> delivered (server histogram, interpolated): "
+                f"p50 {histogram_quantile(b, a, name, 0.5) * 1000:.1f} ms, "
+                f"p99 {histogram_quantile(b, a, name, 0.99) * 1000:.1f} ms"
+            )
+            clue = "offsite_rules_clue_latency_seconds"
+            print(
+                "for comparison, publish -> clue committed (rules histogram): "
+                f"p50 {histogram_quantile(before, after, clue, 0.5) * 1000:.0f} ms, "
+                f"p99 {histogram_quantile(before, after, clue, 0.99) * 1000:.0f} ms"
+            )
     finally:
-        server.terminate()
-        server.wait(30)
         receiver.server.shutdown()
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
-        broker.stop()
-        pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

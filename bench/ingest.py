@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,13 +27,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
+    Server,
     histogram_quantile,
+    infrastructure,
+    offsite_server,
     rss_mb,
     scrape,
     start_publisher,
-    start_server,
 )
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 
 DEVICES = 1000
 
@@ -217,6 +217,38 @@ def run_latency(
     )
 
 
+def end_to_end(
+    args: argparse.Namespace, port: int, srv: Server, db_url: str, recv: float, copy: float
+) -> None:
+    """Offsite's own figures, printed beside the raw limits measured just before."""
+    metrics_url, pid = srv.metrics_url, srv.process.pid
+    sampler = Sampler(pid)
+    rss_start = rss_mb(pid)
+    print("\n== offsite end to end (QoS 1, ack after commit)")
+    single = run_ingest(port, metrics_url, db_url, "s", args.single, 1)
+    print(
+        f"single-reading messages: {single['messages_per_s']:,.0f} msg/s "
+        f"({single['messages_per_s'] / recv:.2f} x raw receive); "
+        f"lost {single['lost']:.0f}, duplicated {single['duplicated']:.0f} "
+        f"of {args.single:,} (broker acked {single['acked_by_broker']:,.0f})"
+    )
+    batched = run_ingest(port, metrics_url, db_url, "b", args.batched, 20)
+    print(
+        f"20-reading messages: {batched['readings_per_s']:,.0f} readings/s "
+        f"({batched['readings_per_s'] / copy:.2f} x raw COPY); "
+        f"lost {batched['lost']:.0f}, duplicated {batched['duplicated']:.0f} "
+        f"of {args.batched * 20:,}"
+    )
+    p50, p99 = run_latency(port, metrics_url, 2000, args.latency_seconds)
+    print(
+        f"publish->commit latency at 2,000 msg/s for {args.latency_seconds:.0f}s: "
+        f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (histogram-interpolated)"
+    )
+    sampler.stop()
+    rss = [x for x in sampler.samples if x == x]
+    print(f"server RSS: start {rss_start:.0f} MB, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--database-url", help="PostgreSQL to use (default: an embedded one)")
@@ -230,84 +262,17 @@ def main() -> int:
         args.single, args.batched, args.raw, args.latency_seconds = 20_000, 5_000, 20_000, 5
 
     work = Path(tempfile.mkdtemp(prefix="offsite-bench-"))
-    broker = EmbeddedBroker(work / "broker", port=free_port())
-    broker.start()
-    pg = None
-    url = args.database_url
-    if not url:
-        pg = EmbeddedPostgres(work / "pg", durable=True)
-        pg.start()
-        url = pg.url
-    admin = psycopg.connect(url, autocommit=True)
-    dbname = f"bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    db_url = psycopg.conninfo.make_conninfo(url, dbname=dbname)
-    server = None
     try:
-        print("== raw limits of this machine")
-        recv = raw_receive_rate(broker.port, args.raw)
-        print(f"paho subscriber receive rate (QoS 1, from Mosquitto): {recv:,.0f} msg/s")
-        copy = raw_copy_rate(db_url, max(200_000, args.single))
-        print(f"binary COPY into a readings-shaped table, 5k-row commits: {copy:,.0f} rows/s")
-
-        http_port = free_port()
-        server = start_server(
-            {
-                "OFFSITE_DATABASE__URL": db_url,
-                "OFFSITE_MQTT__URL": broker.url,
-                "OFFSITE_MQTT__CLIENT_ID": "offsite-bench",
-                "OFFSITE_HTTP__PORT": str(http_port),
-                "OFFSITE_STATE_DIR": str(work / "state"),
-                "OFFSITE_LOG_LEVEL": "WARNING",
-            },
-            work / "server.log",
-        )
-        metrics_url = f"http://127.0.0.1:{http_port}/metrics"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                scrape(metrics_url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print((work / "server.log").read_text())
-                    raise
-                time.sleep(0.2)
-        sampler = Sampler(server.pid)
-        rss_start = rss_mb(server.pid)
-
-        print("\n== offsite end to end (QoS 1, ack after commit)")
-        single = run_ingest(broker.port, metrics_url, db_url, "s", args.single, 1)
-        print(
-            f"single-reading messages: {single['messages_per_s']:,.0f} msg/s "
-            f"({single['messages_per_s'] / recv:.2f} x raw receive); "
-            f"lost {single['lost']:.0f}, duplicated {single['duplicated']:.0f} "
-            f"of {args.single:,} (broker acked {single['acked_by_broker']:,.0f})"
-        )
-        batched = run_ingest(broker.port, metrics_url, db_url, "b", args.batched, 20)
-        print(
-            f"20-reading messages: {batched['readings_per_s']:,.0f} readings/s "
-            f"({batched['readings_per_s'] / copy:.2f} x raw COPY); "
-            f"lost {batched['lost']:.0f}, duplicated {batched['duplicated']:.0f} "
-            f"of {args.batched * 20:,}"
-        )
-        p50, p99 = run_latency(broker.port, metrics_url, 2000, args.latency_seconds)
-        print(
-            f"publish->commit latency at 2,000 msg/s for {args.latency_seconds:.0f}s: "
-            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (histogram-interpolated)"
-        )
-        sampler.stop()
-        rss = [x for x in sampler.samples if x == x]
-        print(f"server RSS: start {rss_start:.0f} MB, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
+        with infrastructure(work, args.database_url) as infra:
+            broker, db_url = infra.broker, infra.db_url
+            print("== raw limits of this machine")
+            recv = raw_receive_rate(broker.port, args.raw)
+            print(f"paho subscriber receive rate (QoS 1, from Mosquitto): {recv:,.0f} msg/s")
+            copy = raw_copy_rate(db_url, max(200_000, args.single))
+            print(f"binary COPY into a readings-shaped table, 5k-row commits: {copy:,.0f} rows/s")
+            with offsite_server(work, infra, "offsite-bench") as srv:
+                end_to_end(args, broker.port, srv, db_url, recv, copy)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
-        broker.stop()
-        if pg is not None:
-            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -15,15 +15,19 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import histogram_quantile, scrape, start_publisher, start_server
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench._common import (
+    histogram_quantile,
+    infrastructure,
+    offsite_server,
+    scrape,
+    start_publisher,
+)
 
 DEVICES = 1000
 RULE = """\
@@ -48,95 +52,67 @@ def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
     for f in pack.glob("*.yaml"):
         shutil.copy(f, rules_dir / f.name)
     (rules_dir / "bench.yaml").write_text(RULE, encoding="utf-8")
-    broker = EmbeddedBroker(work / "broker", port=free_port())
-    broker.start()
-    pg = EmbeddedPostgres(work / "pg", durable=True)
-    pg.start()
-    admin = psycopg.connect(pg.url, autocommit=True)
-    dbname = f"bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    db_url = psycopg.conninfo.make_conninfo(pg.url, dbname=dbname)
-    http_port = free_port()
-    server = start_server(
-        {
-            "OFFSITE_DATABASE__URL": db_url,
-            "OFFSITE_MQTT__URL": broker.url,
-            "OFFSITE_MQTT__CLIENT_ID": "offsite-bench-rules",
-            "OFFSITE_HTTP__PORT": str(http_port),
-            "OFFSITE_STATE_DIR": str(work / "state"),
-            "OFFSITE_LOG_LEVEL": "WARNING",
-            "OFFSITE_RULES__DIRECTORY": str(rules_dir),
-        },
-        work / "server.log",
-    )
-    metrics_url = f"http://127.0.0.1:{http_port}/metrics"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                scrape(metrics_url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print((work / "server.log").read_text())
-                    raise
-                time.sleep(0.2)
-        n = int(rate * seconds)
-        items = []
-        # 1% of readings breach, spread so that a device's next reading is normal again:
-        # each breach is one clue episode (opened, then resolved).
-        breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
-        for i in range(n):
-            value = "900.0" if breaching[i] else "12.5"
-            body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
-            items.append((f"offsite/v1/devices/rb-{i % DEVICES:04d}/telemetry", body))
-        breaches = sum(breaching)
-        before = scrape(metrics_url)
-        proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
-        proc.join(seconds + 120)
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            deadline = time.monotonic() + 60
-            clues = 0
-            while time.monotonic() < deadline:
+        with (
+            infrastructure(work) as infra,
+            offsite_server(
+                work, infra, "offsite-bench-rules", {"OFFSITE_RULES__DIRECTORY": str(rules_dir)}
+            ) as srv,
+        ):
+            broker, db_url, metrics_url = infra.broker, infra.db_url, srv.metrics_url
+            n = int(rate * seconds)
+            items = []
+            # 1% of readings breach, spread so that a device's next reading is normal again:
+            # each breach is one clue episode (opened, then resolved).
+            breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
+            for i in range(n):
+                value = "900.0" if breaching[i] else "12.5"
+                body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
+                items.append((f"offsite/v1/devices/rb-{i % DEVICES:04d}/telemetry", body))
+            breaches = sum(breaching)
+            before = scrape(metrics_url)
+            proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
+            proc.join(seconds + 120)
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                deadline = time.monotonic() + 60
+                clues = 0
+                while time.monotonic() < deadline:
+                    row = conn.execute(
+                        "SELECT count(*) FROM clues WHERE rule_id = 'bench-pm25-high'"
+                    ).fetchone()
+                    clues = int(row[0]) if row else 0
+                    if clues >= breaches:
+                        break
+                    time.sleep(0.2)
                 row = conn.execute(
-                    "SELECT count(*) FROM clues WHERE rule_id = 'bench-pm25-high'"
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x),"
+                    " percentile_cont(0.99) WITHIN GROUP (ORDER BY x), max(x) FROM ("
+                    " SELECT extract(epoch FROM created_at - started_at) AS x FROM clues"
+                    " WHERE rule_id = 'bench-pm25-high') q"
                 ).fetchone()
-                clues = int(row[0]) if row else 0
-                if clues >= breaches:
-                    break
-                time.sleep(0.2)
-            row = conn.execute(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x),"
-                " percentile_cont(0.99) WITHIN GROUP (ORDER BY x), max(x) FROM ("
-                " SELECT extract(epoch FROM created_at - started_at) AS x FROM clues"
-                " WHERE rule_id = 'bench-pm25-high') q"
-            ).fetchone()
-        after = scrape(metrics_url)
-        name = "offsite_rules_clue_latency_seconds"
-        h50 = histogram_quantile(before, after, name, 0.5)
-        h99 = histogram_quantile(before, after, name, 0.99)
-        assert row is not None
-        p50, p99, worst = (float(x) if x is not None else float("nan") for x in row)
-        print(
-            f"\n== publish -> clue end to end at {rate:,.0f} msg/s for {seconds:.0f} s "
-            f"(QoS 1, {breaches} breaching readings, {clues} clues opened)"
-        )
-        print(
-            f"per clue from the database: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {worst * 1000:.0f} ms (target p99 <= 250 ms)"
-        )
-        print(f"server histogram (interpolated): p50 {h50 * 1000:.0f} ms, p99 {h99 * 1000:.0f} ms")
-        lag = histogram_quantile(before, after, "offsite_rules_evaluation_lag_seconds", 0.99)
-        print(
-            f"evaluation lag p99 (wall clock - newest event time of a batch): {lag * 1000:.0f} ms"
-        )
+            after = scrape(metrics_url)
+            name = "offsite_rules_clue_latency_seconds"
+            h50 = histogram_quantile(before, after, name, 0.5)
+            h99 = histogram_quantile(before, after, name, 0.99)
+            assert row is not None
+            p50, p99, worst = (float(x) if x is not None else float("nan") for x in row)
+            print(
+                f"\n== publish -> clue end to end at {rate:,.0f} msg/s for {seconds:.0f} s "
+                f"(QoS 1, {breaches} breaching readings, {clues} clues opened)"
+            )
+            print(
+                f"per clue from the database: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+                f"max {worst * 1000:.0f} ms (target p99 <= 250 ms)"
+            )
+            print(
+                f"server histogram (interpolated): p50 {h50 * 1000:.0f} ms, p99 {h99 * 1000:.0f} ms"
+            )
+            lag = histogram_quantile(before, after, "offsite_rules_evaluation_lag_seconds", 0.99)
+            print(
+                "evaluation lag p99 (wall clock - newest event time of a batch): "
+                f"{lag * 1000:.0f} ms"
+            )
     finally:
-        server.terminate()
-        server.wait(30)
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
-        broker.stop()
-        pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -20,18 +20,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
-import psycopg
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import scrape, start_publisher, start_server
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench._common import infrastructure, offsite_server, scrape, start_publisher
 from video.frames import FrameTask
 from video.pipeline import CameraPipeline
 from video.settings import CameraSettings, DetectorName, VideoSettings
@@ -134,56 +131,22 @@ def sustained(seconds: float, work: Path) -> None:
             items.append((f"offsite/v1/devices/{cam_id}/frames", cam.jpeg(i)))
     size = statistics.median(len(p) for _, p in items)
 
-    broker = EmbeddedBroker(work / "broker", port=free_port())
-    broker.start()
-    pg = EmbeddedPostgres(work / "pg", durable=True)
-    pg.start()
-    admin = psycopg.connect(pg.url, autocommit=True)
-    dbname = f"bench_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    db_url = psycopg.conninfo.make_conninfo(pg.url, dbname=dbname)
     config = work / "offsite.yaml"
     config.write_text(
         yaml.safe_dump({"video": {"workers": 2, "cameras": [{"id": c} for c in cams]}})
     )
-    http_port = free_port()
-    server = start_server(
-        {
-            "OFFSITE_CONFIG": str(config),
-            "OFFSITE_DATABASE__URL": db_url,
-            "OFFSITE_MQTT__URL": broker.url,
-            "OFFSITE_MQTT__CLIENT_ID": "offsite-bench-video",
-            "OFFSITE_HTTP__PORT": str(http_port),
-            "OFFSITE_STATE_DIR": str(work / "state"),
-            "OFFSITE_LOG_LEVEL": "WARNING",
-        },
-        work / "server.log",
-    )
-    url = f"http://127.0.0.1:{http_port}/metrics"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                scrape(url)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print((work / "server.log").read_text())
-                    raise
-                time.sleep(0.2)
-        before = scrape(url)
+    with (
+        infrastructure(work) as infra,
+        offsite_server(work, infra, "offsite-bench-video", {"OFFSITE_CONFIG": str(config)}) as srv,
+    ):
+        before = scrape(srv.metrics_url)
         busy0, total0 = cpu_times()
-        proc, q = start_publisher(broker.port, items, rate=fps * len(cams), qos=1)
+        proc, q = start_publisher(infra.broker.port, items, rate=fps * len(cams), qos=1)
         sent, acked, took = q.get(timeout=seconds * 3 + 120)
         proc.join(10)
         time.sleep(3)  # let the last frames through the workers
         busy1, total1 = cpu_times()
-        after = scrape(url)
-    finally:
-        server.terminate()
-        server.wait(30)
-        broker.stop()
-        pg.stop()
+        after = scrape(srv.metrics_url)
 
     def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
