@@ -1,9 +1,9 @@
 """/api/v1 routes of the video package: evidence (verified on every read) and cameras.
 
-Evidence is addressed by SHA-256, and the hash is the capability: clues and alerts carry
-evidence ids to the departments that see them. What a caller gets depends on ownership:
-the departments that own the camera's subject get the original; everyone else gets the
-copy with faces blurred. When ownership is unknown, only admins get originals.
+Evidence is addressed by SHA-256. The departments that own the camera's subject get the
+original; a department taking part in an alert whose clues carry the evidence gets the copy
+with faces blurred; anyone else is told it does not exist (404), as for any other
+department's ids. When ownership is unknown, only admins get originals.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel
 
+from alerts.visibility import evidence_shared_with
 from api.auth import Caller, Role, Viewer
 from api.context import ApiContext, get_context
 from video.evidence import (
@@ -80,13 +81,23 @@ def may_see_original(svc: VideoService, caller: Caller, camera_id: str) -> bool:
     return caller.department in owners
 
 
-def _find(svc: VideoService, sha256: str) -> tuple[EvidenceRecord, Variant]:
+def _find(
+    ctx: ApiContext, svc: VideoService, caller: Caller, sha256: str
+) -> tuple[EvidenceRecord, Variant, bool]:
+    """The record, the variant asked for, and whether the caller may see the original."""
     if not SHA256_PATTERN.match(sha256):
         raise HTTPException(422, "sha256 must be 64 lower-case hex characters")
     found = svc.evidence.find(sha256)
     if found is None:
         raise HTTPException(404, f"evidence {sha256} not found")
-    return found
+    record, variant = found
+    original = may_see_original(svc, caller, record.camera_id)
+    if not original:
+        with ctx.pool.connection() as conn:
+            shared = evidence_shared_with(conn, record.sha256, caller.department)
+        if not shared:
+            raise HTTPException(404, f"evidence {sha256} not found")
+    return record, variant, original
 
 
 @router.get(
@@ -101,8 +112,8 @@ def get_evidence(sha256: str, ctx: Ctx, caller: Viewer, shared: bool = False) ->
     for (`X-Evidence-Variant` says which); owners may ask for it with `shared=true`.
     """
     svc = _service(ctx)
-    record, variant = _find(svc, sha256)
-    if shared or not may_see_original(svc, caller, record.camera_id):
+    record, variant, original = _find(ctx, svc, caller, sha256)
+    if shared or not original:
         variant = variant.shared
     file = record.files[variant]
     try:
@@ -126,8 +137,7 @@ def get_evidence(sha256: str, ctx: Ctx, caller: Viewer, shared: bool = False) ->
 def get_evidence_meta(sha256: str, ctx: Ctx, caller: Viewer) -> EvidenceMeta:
     """The evidence row: camera, capture and storage times, detections, the files you may get."""
     svc = _service(ctx)
-    record, _ = _find(svc, sha256)
-    original = may_see_original(svc, caller, record.camera_id)
+    record, _, original = _find(ctx, svc, caller, sha256)
     files = [
         EvidenceFileOut(variant=f.variant.value, sha256=f.sha256, size=f.size)
         for v, f in sorted(record.files.items())

@@ -92,8 +92,9 @@ def test_flame_frames_over_mqtt_raise_a_fire_clue_with_evidence(
             assert r.headers["x-content-sha256"] == evidence_id
             assert hashlib.sha256(r.content).hexdigest() == evidence_id
             assert r.headers["x-evidence-variant"] == "annotated"  # EMB owns the subject
+            # EEB takes no part in this alert: the evidence does not exist for it.
             r = httpx.get(url, headers={"Authorization": f"Bearer {eeb}"})
-            assert r.headers["x-evidence-variant"] == "annotated_shared"
+            assert r.status_code == 404
 
             # The alert holds the clue with its evidence, so retention keeps that evidence
             # (alerts' guard) and removes only what no alert refers to.

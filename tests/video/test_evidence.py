@@ -111,6 +111,25 @@ def _key(db_url: str, department: str, role: str = "viewer") -> dict[str, str]:
         return {"Authorization": f"Bearer {create_key(conn, department, role)}"}
 
 
+def _share(db_url: str, evidence_id: str, departments: list[str]) -> None:
+    """An alert whose clue carries the evidence, with these departments taking part."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (subject_key, state, severity, departments, opened_at,"
+            " updated_at) VALUES ('device:cam-a', 'open', 'major', %s, now(), now())"
+            " RETURNING id",
+            (departments,),
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO alert_clues (clue_id, alert_id, fingerprint, rule_id, rule_version,"
+            " title, department, severity, status, device_ids, evidence_ids, started_at,"
+            " summary, updated_at) VALUES (%s, %s, 'f', 'site-fire', 1, 'fire', %s, 'major',"
+            " 'firing', '{cam-a}', %s, now(), 'fire at cam-a', now())",
+            (row[0] * 1000, row[0], departments[0], [evidence_id]),
+        )
+
+
 def test_api_serves_hash_and_blurs_for_other_departments(
     db_url: str, pool: ConnectionPool, tmp_path: Path
 ) -> None:
@@ -128,6 +147,10 @@ def test_api_serves_hash_and_blurs_for_other_departments(
     assert hashlib.sha256(r.content).hexdigest() == evidence_id
     assert r.headers["x-evidence-variant"] == "annotated"
 
+    # Another department sees nothing until an alert it takes part in carries the evidence.
+    assert client.get(f"/api/v1/evidence/{evidence_id}", headers=other).status_code == 404
+    assert client.get(f"/api/v1/evidence/{evidence_id}/meta", headers=other).status_code == 404
+    _share(db_url, evidence_id, ["EMB", "EEB"])
     r = client.get(f"/api/v1/evidence/{evidence_id}", headers=other)
     assert r.status_code == 200
     shared = record.files[Variant.ANNOTATED_SHARED].sha256
@@ -165,6 +188,7 @@ def test_unknown_ownership_blurs_for_all_but_admins(
     svc = make_service(pool, tmp_path)  # no ownership callback wired
     evidence_id = store_one(svc)
     client = _client(db_url, pool, svc)
+    _share(db_url, evidence_id, ["EMB"])
     r = client.get(f"/api/v1/evidence/{evidence_id}", headers=_key(db_url, "EMB", "officer"))
     assert r.headers["x-evidence-variant"] == "annotated_shared"
     r = client.get(f"/api/v1/evidence/{evidence_id}", headers=_key(db_url, "EMB", "admin"))
