@@ -14,6 +14,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from alerts.service import AlertService
 from api.app import create_app
 from api.context import ApiContext
 from ingest.models import FrameSink, ReadingSink, StatusSink
@@ -22,6 +23,10 @@ from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import prepare_database
 from offsite.settings import Settings
+from rules.models import ClueSink
+from rules.service import RuleService
+from subjects.directory import SubjectDirectory
+from subjects.service import SubjectsService
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +145,6 @@ class OffsiteApp:
         self.api_context = ctx
 
         # [subjects] ------------------------------------------------------------------
-        from subjects.directory import SubjectDirectory
-        from subjects.service import SubjectsService
-
         # Alerts may set subjects_service.repository.on_change to append edits to the audit
         # chain inside the editing transaction.
         subjects_service = SubjectsService(s.subjects, self.pool, self.registry)
@@ -151,9 +153,6 @@ class OffsiteApp:
         ctx.provide(SubjectsService, subjects_service)
         ctx.provide(SubjectDirectory, subjects_service.directory)
         # [rules] ---------------------------------------------------------------------
-        from rules.models import ClueSink
-        from rules.service import RuleService
-
         # Alerts append their ClueSink here; the service keeps this list by reference.
         clue_sinks: list[ClueSink] = []
         rule_service = RuleService(
@@ -172,8 +171,6 @@ class OffsiteApp:
         reading_sinks.append(rule_service)
         status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
-        from alerts.service import AlertService
-
         alert_service = AlertService(s.alerts, self.pool, self.registry, subjects_service.directory)
         # Subject edits are audited inside the editing transaction.
         subjects_service.repository.on_change = alert_service.subject_change_hook
@@ -184,6 +181,7 @@ class OffsiteApp:
         self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         if s.video.enabled:
+            # Imported only when enabled: OpenCV is heavy and a server may run without it.
             from video.evidence import DirectoryOwnership
             from video.service import VideoService
 
