@@ -27,6 +27,8 @@ from rules.models import ClueSink
 from rules.service import RuleService
 from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
+from video.evidence import DirectoryOwnership
+from video.service import VideoService
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +183,6 @@ class OffsiteApp:
         self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         if s.video.enabled:
-            # Imported only when enabled: OpenCV is heavy and a server may run without it.
-            from video.evidence import DirectoryOwnership
-            from video.service import VideoService
-
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
             video_service = VideoService(
