@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -33,13 +34,23 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """The configured database, or the embedded one `offsite run` uses."""
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The configured database, or the embedded one `offsite run` uses.
+
+    An embedded server this command started is stopped afterwards; one it found running
+    (a live `offsite run`) is left alone.
+    """
     if settings.database.url:
-        return settings.database.url, None
+        yield settings.database.url
+        return
     pg = EmbeddedPostgres(settings.state_dir / "postgres")
     pg.start()
-    return pg.url, pg
+    try:
+        yield pg.url
+    finally:
+        if not pg.adopted:
+            pg.stop()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -71,9 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    url, pg = _database_url(settings)
     try:
-        with psycopg.connect(url) as conn:
+        with _database(settings) as url, psycopg.connect(url) as conn:
             caps = prepare_database(conn, settings)
         kind = "TimescaleDB hypertables" if caps.timescaledb else "native partitions"
         print(f"database is up to date ({kind})")
@@ -81,16 +91,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     except (MigrationError, psycopg.OperationalError) as err:
         print(f"offsite migrate: {err}", file=sys.stderr)
         return 1
-    finally:
-        if pg is not None:
-            pg.stop()
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    url, pg = _database_url(settings)
     try:
-        with psycopg.connect(url) as conn:
+        with _database(settings) as url, psycopg.connect(url) as conn:
             prepare_database(conn, settings)
             key = create_key(conn, args.department, args.role, args.name or "")
         print(key)
@@ -102,25 +108,18 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     except KeyRequestError as err:
         print(f"offsite keys create: {err}", file=sys.stderr)
         return 2
-    finally:
-        if pg is not None:
-            pg.stop()
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from alerts.cli import verify_command
 
     settings = _settings(args)
-    url, pg = _database_url(settings)
     try:
-        with psycopg.connect(url) as conn:
+        with _database(settings) as url, psycopg.connect(url) as conn:
             return verify_command(conn)
     except psycopg.OperationalError as err:
         print(f"offsite audit verify: {err}", file=sys.stderr)
         return 2
-    finally:
-        if pg is not None:
-            pg.stop()
 
 
 Command = Callable[[argparse.Namespace], int]

@@ -92,6 +92,9 @@ class EmbeddedPostgres:
         self.port = port or free_port()
         self.durable = durable
         self._user: str | None = PG_SYSTEM_USER if os.geteuid() == 0 else None
+        # True when start() found a server already running here (another offsite process,
+        # or one left by a crash) instead of starting one.
+        self.adopted = False
 
     @property
     def url(self) -> str:
@@ -141,6 +144,7 @@ class EmbeddedPostgres:
         existing = self.running_port()
         if existing is not None:
             self.port = existing
+            self.adopted = True
             log.info("embedded PostgreSQL already running on 127.0.0.1:%d", self.port)
             return
         if self._user is not None:
