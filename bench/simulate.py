@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.simulate import SimConfig, run_simulation
 from offsite.embedded import EmbeddedBroker
+from sim.config import SimConfig
+from sim.publisher import run_simulation
 
 
 def bare_paho_rate(port: int, seconds: float) -> float:

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 import psycopg
 
 from api.auth import KeyRequestError, create_key
-from ingest import simulate
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare_database
 from offsite.settings import ConfigError, Settings, load_settings
+from sim import cli as simulate
 
 log = logging.getLogger("offsite")
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,18 +22,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.codec import METRIC_NAME, Limits, decode_telemetry
-from ingest.sim_profiles import PROFILES
-from ingest.sim_values import build_fleet
-from ingest.simulate import (
-    SimConfig,
-    SimConfigError,
-    SimulationError,
-    TokenBucket,
-    run_simulation,
-)
 from ingest.topics import PREFIX, parse_topic
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, free_port
+from sim.config import SimConfig, SimConfigError
+from sim.ledger import Kind, TokenBucket
+from sim.profiles import PROFILES
+from sim.publisher import SimulationError, run_simulation
+from sim.values import build_fleet
 from tests.helpers import wait_until
 
 LIMITS = Limits(
@@ -108,7 +104,7 @@ def config(broker: EmbeddedBroker, prefix: str, **kw: Any) -> SimConfig:
         rate=200,
         duration_s=1.0,
     )
-    return replace(base, **kw)
+    return base.replace(**kw)
 
 
 def decode_all(received: list[Received]) -> list[tuple[str, Any]]:
@@ -455,3 +451,36 @@ def test_offsite_stores_every_simulated_reading_and_refuses_none(
             what="every device registered and offline at the end",
         )
         assert {d for d, _ in devices} == {result.client_id, *result.devices}
+
+
+@pytest.mark.parametrize("abort_set", [True, False])
+def test_offline_announcement_gives_up_when_aborted_or_past_its_deadline(abort_set: bool) -> None:
+    """With the window full (acks not coming), a stop must not wait for room for ever."""
+    from sim.publisher import _Simulator
+
+    sim = _Simulator(SimConfig(devices=2, client_id="sim-full"), threading.Event(), None)
+    sim.ledger.inflight = sim.ledger.limit  # nothing will ever be acknowledged
+    abort = threading.Event()
+    if abort_set:
+        abort.set()
+    outcome: list[bool] = []
+    worker = threading.Thread(target=lambda: outcome.append(sim.announce("offline", abort, 0.5)))
+    worker.start()
+    worker.join(timeout=20)
+
+    assert not worker.is_alive(), "announce() kept waiting for room in a full window"
+    assert outcome == [False]
+    assert sim.ledger.counts[Kind.STATUS].sent == 0
+
+
+def test_cli_options_are_the_config_fields() -> None:
+    """Every command-line option comes from a SimConfig field, with its default there."""
+    import argparse
+
+    from sim.cli import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["simulate", "--devices", "4", "--utc-offset", "0"])
+    assert config_from_args(args) == SimConfig(devices=4, utc_offset_h=0.0)
+    assert config_from_args(parser.parse_args(["simulate"])) == SimConfig()

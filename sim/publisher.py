@@ -1,18 +1,13 @@
-"""`offsite simulate`: devices (and cameras) publishing realistic data to any MQTT broker."""
+"""The simulator's publisher: one paho client sending every device's telemetry and frames."""
 
 from __future__ import annotations
 
-import argparse
 import logging
-import re
-import signal
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
@@ -22,109 +17,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.intake import BrokerAddress
-from ingest.sim_profiles import CAMERA_PREFIX, CAMERA_SCRIPTS, PROFILES
-from ingest.sim_values import DeviceSim, build_fleet
-from ingest.topics import DEVICE_ID, frames_topic, status_topic, telemetry_topic
+from ingest.topics import frames_topic, status_topic, telemetry_topic
+from sim.config import SimConfig
+from sim.ledger import Kind, TokenBucket, _Ledger
+from sim.profiles import CAMERA_PREFIX, CAMERA_SCRIPTS
+from sim.values import DeviceSim, build_fleet
 
 log = logging.getLogger(__name__)
-
-# paho refuses to publish past 65,535 unacknowledged QoS 1 messages (its message ids).
-MAX_INFLIGHT = 65_535
-# More readings per second than this on one device would need sub-millisecond timestamps,
-# and (device, metric, time) must stay unique.
-MAX_READINGS_PER_DEVICE_S = 1000
-MAX_BATCH = 1000
-_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,40}")
-
-
-class SimConfigError(ValueError):
-    """A simulator option is out of range; the message names the option and the rule."""
-
-
-@dataclass(frozen=True, slots=True)
-class SimConfig:
-    """What to simulate and where to publish it."""
-
-    broker_url: str = "mqtt://127.0.0.1:1883"
-    devices: int = 10
-    rate: float = 10.0  # telemetry messages per second, all devices together
-    duration_s: float = 10.0  # publish rate × duration messages; 0 runs until stopped
-    batch: int = 1  # readings (timestamps) per message
-    qos: int = 1
-    username: str | None = None
-    password: str | None = None
-    cameras: int = 0
-    fps: float = 1.0  # frames per second per camera
-    breach_ratio: float = 0.01  # share of readings inside a breach episode
-    seed: int | None = None
-    inflight: int = 1000  # unacknowledged messages at most (QoS > 0)
-    id_prefix: str = ""  # prepended to every device id, to run several fleets on one broker
-    client_id: str | None = None  # default: offsite-sim-<random>
-    utc_offset_h: float = 8.0  # local time of the daily cycles (China Standard Time)
-    drain_timeout_s: float = 30.0  # how long to wait for the last acknowledgements
-
-    def __post_init__(self) -> None:
-        rules: list[tuple[bool, str]] = [
-            (self.devices >= 0, f"--devices must be 0 or more, got {self.devices}"),
-            (self.devices + self.cameras > 0, "--devices and --cameras are both 0"),
-            (self.rate > 0, f"--rate must be above 0 messages/s, got {self.rate}"),
-            (self.duration_s >= 0, f"--duration must be 0 (no end) or more, got {self.duration_s}"),
-            (
-                1 <= self.batch <= MAX_BATCH,
-                f"--batch must be 1..{MAX_BATCH} readings per message, got {self.batch}",
-            ),
-            (self.qos in (0, 1, 2), f"--qos must be 0, 1 or 2, got {self.qos}"),
-            (self.cameras >= 0, f"--cameras must be 0 or more, got {self.cameras}"),
-            (0 < self.fps <= 30, f"--fps must be above 0 and at most 30, got {self.fps}"),
-            (
-                0 <= self.breach_ratio < 1,
-                f"--breach-ratio must be at least 0 and below 1, got {self.breach_ratio}",
-            ),
-            (
-                1 <= self.inflight <= MAX_INFLIGHT,
-                f"--inflight must be 1..{MAX_INFLIGHT} (paho's limit), got {self.inflight}",
-            ),
-            (
-                bool(_ID_PREFIX.fullmatch(self.id_prefix)),
-                f"--id-prefix must match {_ID_PREFIX.pattern}, got {self.id_prefix!r}",
-            ),
-            (self.drain_timeout_s >= 0, "drain_timeout_s must be 0 or more"),
-        ]
-        if self.devices > 0:
-            per_device = self.rate * self.batch / self.devices
-            rules.append(
-                (
-                    per_device <= MAX_READINGS_PER_DEVICE_S,
-                    f"--rate × --batch / --devices is {per_device:.0f} readings/s per device; "
-                    f"at most {MAX_READINGS_PER_DEVICE_S} keep timestamps unique to the "
-                    "millisecond (add devices)",
-                )
-            )
-        if self.client_id is not None:
-            rules.append(
-                (
-                    bool(DEVICE_ID.fullmatch(self.client_id)),
-                    f"client id {self.client_id!r} must match {DEVICE_ID.pattern} "
-                    "(its status topic is a device topic)",
-                )
-            )
-        for ok, message in rules:
-            if not ok:
-                raise SimConfigError(message)
-        try:
-            BrokerAddress(self.broker_url)
-        except ValueError as err:
-            raise SimConfigError(f"--broker: {err}") from err
-
-    @property
-    def planned_messages(self) -> int | None:
-        return round(self.rate * self.duration_s) if self.duration_s > 0 else None
-
-    @property
-    def planned_frames(self) -> int | None:
-        if self.duration_s <= 0:
-            return None
-        return round(self.cameras * self.fps * self.duration_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,112 +64,6 @@ class SimResult:
 
 class SimulationError(RuntimeError):
     """The broker could not be reached or refused us; the message says why."""
-
-
-class TokenBucket:
-    """Pacing at `rate` per second with bursts of at most `burst`; `now` is passed in."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = max(1.0, burst)
-        self.tokens = 1.0
-        self.stamp = now
-
-    def take(self, now: float) -> float:
-        """Take one token; 0.0 when taken, else the seconds until one is due (none taken)."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        # A token refilled by exactly the advised wait can fall short by a rounding error.
-        if self.tokens >= 1.0 - 1e-9:
-            self.tokens = max(0.0, self.tokens - 1.0)
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
-class Kind(StrEnum):
-    TELEMETRY = "telemetry"
-    FRAME = "frame"
-    STATUS = "status"
-
-
-@dataclass(slots=True)
-class _Counts:
-    sent: int = 0
-    acked: int = 0
-    failed: int = 0
-
-
-@dataclass(slots=True)
-class _Ledger:
-    """Outstanding publishes and their outcome, shared by the publisher threads and paho's."""
-
-    limit: int
-    counts: dict[Kind, _Counts] = field(default_factory=lambda: {k: _Counts() for k in Kind})
-    pending: dict[int, Kind] = field(default_factory=dict)
-    # An ack can arrive before publish() has returned its mid to us; it waits here.
-    early: dict[int, bool] = field(default_factory=dict)
-    peak: int = 0
-    inflight: int = 0
-    failures: list[str] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for_room(self, stop: threading.Event) -> bool:
-        with self.cond:
-            while self.inflight >= self.limit:
-                if stop.is_set():
-                    return False
-                self.cond.wait(0.1)
-        return True
-
-    def sent(self, mid: int, kind: Kind) -> None:
-        with self.cond:
-            self.counts[kind].sent += 1
-            self.inflight += 1
-            ok = self.early.pop(mid, None)
-            if ok is None:
-                self.pending[mid] = kind
-            else:
-                self._settle(kind, ok)
-            self.peak = max(self.peak, self.inflight)
-
-    def completed(self, mid: int, ok: bool, reason: str) -> None:
-        with self.cond:
-            if not ok and len(self.failures) < 10:
-                self.failures.append(reason)
-            kind = self.pending.pop(mid, None)
-            if kind is None:
-                self.early[mid] = ok
-            else:
-                self._settle(kind, ok)
-
-    def abandon(self) -> None:
-        """Count everything still unacknowledged as failed (the drain timed out)."""
-        with self.cond:
-            for kind in self.pending.values():
-                self.counts[kind].failed += 1
-                self.inflight -= 1
-            if self.pending and len(self.failures) < 10:
-                self.failures.append(f"{len(self.pending)} messages never acknowledged")
-            self.pending.clear()
-
-    def _settle(self, kind: Kind, ok: bool) -> None:
-        c = self.counts[kind]
-        self.inflight -= 1
-        if ok:
-            c.acked += 1
-        else:
-            c.failed += 1
-        self.cond.notify_all()
-
-    def wait_drained(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while self.pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(min(left, 0.1))
-        return True
 
 
 class _Simulator:
@@ -372,10 +165,11 @@ class _Simulator:
         retain: bool = False,
         properties: Properties | None = None,
         stop: threading.Event | None = None,
+        deadline: float | None = None,
     ) -> bool:
-        """Publish within the window; False when stopped while waiting for room."""
+        """Publish within the window; False when stopped (or past `deadline`) waiting for room."""
         while True:
-            if not self.ledger.wait_for_room(self.stop if stop is None else stop):
+            if not self.ledger.wait_for_room(self.stop if stop is None else stop, deadline):
                 return False
             info = self.client.publish(
                 topic, payload, qos=self.config.qos, retain=retain, properties=properties
@@ -388,11 +182,20 @@ class _Simulator:
                 raise SimulationError(f"publish to {topic} refused: {mqtt.error_string(info.rc)}")
             time.sleep(0.005)
 
-    def announce(self, state: str) -> None:
-        # Announcements go out even after a stop: `offline` is what a stop must still send.
-        never = threading.Event()
+    def announce(self, state: str, stop: threading.Event, timeout_s: float) -> bool:
+        """Publish `state` for every device; False when `stop` or the timeout cut it short.
+
+        `offline` must still go out after a stop, so the caller passes a stop of its own (the
+        second Ctrl-C) rather than the one that ended publishing.
+        """
+        deadline = time.monotonic() + timeout_s
         for device in (self.client_id, *(d.device_id for d in self.fleet), *self.cameras):
-            self.publish(status_topic(device), state, Kind.STATUS, retain=True, stop=never)
+            topic = status_topic(device)
+            if not self.publish(
+                topic, state, Kind.STATUS, retain=True, stop=stop, deadline=deadline
+            ):
+                return False
+        return True
 
     def run_telemetry(self) -> None:
         config = self.config
@@ -504,8 +307,7 @@ class _Simulator:
 
 
 def _camera_frames(config: SimConfig, index: int, seed: int) -> Iterator[bytes]:
-    # Imported here: cv2 loads only when cameras are asked for, and ingest needs nothing
-    # else from the video package.
+    # Imported here: OpenCV loads only when cameras are asked for.
     from video.synthetic import Scene, SyntheticCamera
 
     script = CAMERA_SCRIPTS[index % len(CAMERA_SCRIPTS)]
@@ -531,19 +333,22 @@ def run_simulation(
     config: SimConfig,
     *,
     stop: threading.Event | None = None,
+    abort: threading.Event | None = None,
     progress: TextIO | None = None,
 ) -> SimResult:
     """Publish what `config` asks for, then wait for the acknowledgements.
 
-    `stop` ends the run early; `progress` receives a line every second.
+    `stop` ends publishing early (the devices still say `offline`); `abort` also ends the
+    wait for acknowledgements and announcements; `progress` receives a line every second.
     Raises SimulationError when the broker cannot be reached or refuses the connection.
     """
     stop = stop or threading.Event()
+    abort = abort or threading.Event()
     sim = _Simulator(config, stop, progress)
     sim.connect()
     done = threading.Event()
     try:
-        sim.announce("online")
+        sim.announce("online", stop, config.drain_timeout_s)
         started = time.monotonic()
         reporter = threading.Thread(target=sim.report, args=(done, started), daemon=True)
         reporter.start()
@@ -564,12 +369,13 @@ def run_simulation(
         reporter.join()
         if errors:
             raise errors[0]
-        if not sim.ledger.wait_drained(config.drain_timeout_s):
+        if not sim.ledger.wait_drained(config.drain_timeout_s, abort):
             log.warning("acknowledgements missing after %.0fs", config.drain_timeout_s)
             sim.ledger.abandon()
         # An explicit offline per device: their will cannot be set on a shared connection.
-        sim.announce("offline")
-        if not sim.ledger.wait_drained(config.drain_timeout_s):
+        if not sim.announce("offline", abort, config.drain_timeout_s):
+            log.warning("not every device could announce offline (stopped or window full)")
+        if not sim.ledger.wait_drained(config.drain_timeout_s, abort):
             sim.ledger.abandon()
         return sim.result(elapsed)
     finally:
@@ -589,110 +395,3 @@ def _capture(
             stop.set()  # the other publisher must not run on alone
 
     return run
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `simulate` subcommand to an argparse subparsers object."""
-    d = SimConfig()
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "simulate",
-        help="publish realistic readings (and camera frames) to a broker",
-        description=(
-            "Simulated devices publish telemetry to offsite/v1/devices/<id>/telemetry: "
-            + ", ".join(f"{pr.prefix} = {pr.kind}" for pr in PROFILES)
-            + f"; cameras ({CAMERA_PREFIX}) publish synthetic JPEG frames."
-        ),
-    )
-    p.add_argument("--broker", default=d.broker_url, help="mqtt[s]://[user:pass@]host:port")
-    p.add_argument("--devices", type=int, default=d.devices, help="simulated sensors")
-    p.add_argument(
-        "--rate", type=float, default=d.rate, help="telemetry messages/s, all devices together"
-    )
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=d.duration_s,
-        help="seconds (rate × duration messages are sent); 0 runs until Ctrl-C",
-    )
-    p.add_argument("--batch", type=int, default=d.batch, help="readings per message")
-    p.add_argument("--qos", type=int, default=d.qos, choices=(0, 1, 2))
-    p.add_argument("--username", help="broker user (overrides the URL's)")
-    p.add_argument("--password", help="broker password (overrides the URL's)")
-    p.add_argument("--cameras", type=int, default=d.cameras, help="simulated cameras")
-    p.add_argument("--fps", type=float, default=d.fps, help="frames/s per camera")
-    p.add_argument(
-        "--breach-ratio",
-        type=float,
-        default=d.breach_ratio,
-        help="share of readings inside a breach episode (0 for none)",
-    )
-    p.add_argument("--seed", type=int, help="make the values reproducible")
-    p.add_argument(
-        "--inflight", type=int, default=d.inflight, help="unacknowledged messages at most"
-    )
-    p.add_argument("--id-prefix", default=d.id_prefix, help="prepended to every device id")
-    p.add_argument("--client-id", help="MQTT client id (default offsite-sim-<random>)")
-    p.add_argument(
-        "--utc-offset", type=float, default=d.utc_offset_h, help="hours; local time of day cycles"
-    )
-    p.set_defaults(func=main)
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> SimConfig:
-    return SimConfig(
-        broker_url=args.broker,
-        devices=args.devices,
-        rate=args.rate,
-        duration_s=args.duration,
-        batch=args.batch,
-        qos=args.qos,
-        username=args.username,
-        password=args.password,
-        cameras=args.cameras,
-        fps=args.fps,
-        breach_ratio=args.breach_ratio,
-        seed=args.seed,
-        inflight=args.inflight,
-        id_prefix=args.id_prefix,
-        client_id=args.client_id,
-        utc_offset_h=args.utc_offset,
-    )
-
-
-def summary(result: SimResult) -> str:
-    lines = [
-        f"simulate: sent {result.messages_sent} messages ({result.readings_sent} readings, "
-        f"{result.breach_readings} in breach) from {len(result.devices)} devices in "
-        f"{result.elapsed_s:.1f} s = {result.rate:,.1f} msg/s",
-        f"simulate: acked {result.messages_acked}, failed {result.messages_failed}; "
-        f"status messages {result.status_sent} (acked {result.status_acked}); "
-        f"peak in flight {result.peak_inflight}",
-    ]
-    if result.cameras:
-        lines.append(
-            f"simulate: frames sent {result.frames_sent} from {len(result.cameras)} cameras, "
-            f"acked {result.frames_acked}, failed {result.frames_failed}"
-        )
-    lines += [f"simulate: failure: {reason}" for reason in result.failures]
-    return "\n".join(lines)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run `offsite simulate`; 0 when everything sent was acknowledged."""
-    try:
-        config = config_from_args(args)
-    except SimConfigError as err:
-        print(f"offsite simulate: {err}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        result = run_simulation(config, stop=stop, progress=sys.stderr)
-    except SimulationError as err:
-        print(f"offsite simulate: {err}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    print(summary(result), file=sys.stderr)
-    return 0 if result.ok else 1

@@ -6,7 +6,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from ingest.sim_profiles import PROFILES, Metric, Profile
+from sim.profiles import PROFILES, Metric, Profile
 
 _TAU = 2 * math.pi
 _MS_PER_HOUR = 3_600_000
