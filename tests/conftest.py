@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +25,17 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", durable=False)
+    # Not under pytest's basetemp: another pytest session on the host resets its parent to
+    # 0700, and the server (a system user when we are root) could no longer reach its files.
+    home = Path(tempfile.mkdtemp(prefix="offsite-test-pg-"))
+    home.chmod(0o755)
+    pg = EmbeddedPostgres(home / "data", durable=False)
     pg.start()
     try:
         yield pg.url
     finally:
         pg.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _with_db(url: str, dbname: str) -> str:

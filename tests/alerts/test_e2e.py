@@ -14,7 +14,7 @@ from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_sig
 from api.auth import create_key
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
-from tests.alerts.support import CHEM, Reader, Receiver, free_port
+from tests.alerts.support import CHEM, SHOP, Reader, Receiver, free_port
 from tests.helpers import Publisher, wait_until
 
 SECRET = "e2e-secret"
@@ -32,6 +32,18 @@ rules:
     op: ">="
     limit: 25
     clear: 20
+  # AMR's own rule: its alert, streamed after EMB's, shows AMR's stream has read past them.
+  - id: boiler-pressure-high
+    version: 1
+    department: AMR
+    title: Boiler pressure high
+    legal_basis: TSG 11-2020
+    severity: major
+    credit_tiered: false
+    selector: {metric: pressure_mpa, role: boiler}
+    kind: threshold
+    op: ">="
+    limit: 1.6
 """
 
 
@@ -57,6 +69,19 @@ def test_publish_to_webhook_and_stream(
         "INSERT INTO device_bindings (device_id, credit_code, role) VALUES ('gas-1', %s,"
         " 'gas_detector')",
         (CHEM,),
+    )
+    db.execute(
+        "INSERT INTO subjects (credit_code, name, industry, grid)"
+        " VALUES (%s, 'Laundry', 'x', 'G-02')",
+        (SHOP,),
+    )
+    db.execute(
+        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'AMR')", (SHOP,)
+    )
+    db.execute(
+        "INSERT INTO device_bindings (device_id, credit_code, role)"
+        " VALUES ('boiler-1', %s, 'boiler')",
+        (SHOP,),
     )
     emb_key = create_key(db, "EMB", "viewer")
     amr_key = create_key(db, "AMR", "viewer")
@@ -84,12 +109,16 @@ def test_publish_to_webhook_and_stream(
                 pub.wait_acked(1)
                 wait_until(receiver.bodies, 30, what="the webhook delivery")
                 frames = emb.wait(2, timeout=30)
+                # Events stream in commit order: once AMR's own alert arrives, AMR's stream
+                # has read past EMB's events, so anything of EMB's it could see would be here.
+                pub.publish("offsite/v1/devices/boiler-1/telemetry",
+                            json.dumps({"ts": ts, "values": {"pressure_mpa": 2.0}}))  # fmt: skip
+                amr_frames = amr.wait(1, timeout=30)
             finally:
                 pub.close()
                 emb.close()
                 amr.close()
-            time.sleep(0.5)
-            assert amr.frames == []
+            assert {f.data["subject_key"] for f in amr_frames} == {SHOP}
     finally:
         receiver.stop()
     (got,) = receiver.bodies()

@@ -44,15 +44,23 @@ def test_binding_made_after_readings_applies_within_seconds(
             " VALUES (%s, %s, 'gas_detector')",
             (device, SUBJECT),
         )
-        time.sleep(1.5)  # the directory hears the change by NOTIFY and tells the engine
-        pub.publish(telemetry_topic(device), f'{{"ts": {now}, "values": {{"lel": 30}}}}')
-        # The periodic refresh is 60 s away; the clue must not wait for it.
+        # The directory hears the change by NOTIFY and tells the engine; until it has, a
+        # breaching reading is judged as unbound. Keep sending fresh breaching readings until
+        # one raises the clue: the periodic refresh is 60 s away, so it must not wait for it.
+        sent = [now]
+
+        def clue_raised() -> bool:
+            sent.append(sent[-1] + 250)
+            pub.publish(telemetry_topic(device), f'{{"ts": {sent[-1]}, "values": {{"lel": 30}}}}')
+            return bool(
+                db.execute(
+                    "SELECT 1 FROM clues WHERE rule_id = 'gas-lel-alarm-1'"
+                    " AND %s = ANY(device_ids)",
+                    (device,),
+                ).fetchone()
+            )
+
         wait_until(
-            lambda: db.execute(
-                "SELECT 1 FROM clues WHERE rule_id = 'gas-lel-alarm-1' AND %s = ANY(device_ids)",
-                (device,),
-            ).fetchone(),
-            timeout=15,
-            what="the clue on the newly bound device",
+            clue_raised, timeout=15, interval=0.25, what="the clue on the newly bound device"
         )
         pub.close()

@@ -181,9 +181,10 @@ def test_rate_is_paced_not_burst(broker: EmbeddedBroker, prefix: str) -> None:
     result = run_simulation(config(broker, prefix, rate=100, duration_s=2.0))
 
     assert result.messages_sent == 200
-    # Unpaced, 200 messages leave in a few milliseconds; paced, they take about 2 s.
-    assert 1.0 <= result.elapsed_s <= 4.0, result.elapsed_s
-    assert 50 <= result.rate <= 200
+    # Unpaced, 200 messages leave in a few milliseconds; paced, they take about 2 s. Only
+    # the bounds that pacing guarantees are checked: a loaded machine may make it slower.
+    assert result.elapsed_s >= 1.0, result.elapsed_s
+    assert result.rate <= 200
 
 
 def test_status_online_first_offline_last(
