@@ -1,16 +1,18 @@
 """The alerts service: takes clue events (a ClueSink), runs the ticker and the outbox worker.
 
-Queue policy: clue events wait in one queue of `queue_max` events. When it is full,
-`clue_changed` blocks the rules engine's hand-off until there is room (it gives up only when
-the service stops). Clues are committed by the rules package before they are handed on, so
-nothing is lost while the engine waits; ingest is back-pressured through the rule queue in
-turn. A database error while applying an event is retried with backoff; an event that fails
-for any other reason (a bug, bad data) is counted, logged and skipped so one bad event
-cannot stop alerting.
+Hand-off: rules commit every clue change with a change number (rules.models.ClueLedger).
+The worker applies the changes past its watermark, which moves in the same transaction as
+the alert, so a crash or a stop between the clue's commit and the alert's loses nothing: the
+next sweep (at start, on every wake-up and every few seconds) applies it, once. The queue
+only wakes the worker early; events without a change number (tools, tests) are applied as
+they come. A database error while applying is retried with backoff; a change that fails for
+any other reason (a bug, bad data) is counted, logged and put on a retry list, and the
+watermark moves on so one bad clue cannot stop alerting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -23,6 +25,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from alerts import handoff
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notifier
@@ -33,11 +36,14 @@ from alerts.settings import AlertsSettings
 from alerts.silences import Matcher, SilenceRow
 from alerts.store import AlertStore, Outcome
 from alerts.subjects_port import SubjectChange, SubjectLookup
-from rules.models import ClueEvent, Severity
+from rules.models import ClueEvent, ClueLedger, Severity
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 3600.0
+# The ledger is read at least this often even with no wake-up (a lost one, another engine).
+SWEEP_INTERVAL_S = 2.0
+SWEEP_BATCH = 200
 
 
 def utc_now() -> datetime:
@@ -55,8 +61,13 @@ class AlertService:
         subjects: SubjectLookup,
         notifiers: Mapping[str, Notifier] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        ledger: ClueLedger | None = None,
     ) -> None:
         self.settings = settings
+        self.ledger = ledger
+        # Highest change number announced by rules, and the watermark after the last sweep.
+        self._announced = 0
+        self._swept = 0
         self.pool = pool
         self.subjects = subjects
         self.clock = clock
@@ -79,6 +90,13 @@ class AlertService:
     # -- ClueSink -------------------------------------------------------------------------
 
     def clue_changed(self, event: ClueEvent) -> None:
+        if event.seq and self.ledger is not None:
+            # The change is committed in the ledger: a wake-up is enough, and a full queue
+            # (the worker is busy and will sweep anyway) must not block the engine.
+            self._announced = max(self._announced, event.seq)
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(event)
+            return
         while not self._stop.is_set():
             try:
                 self._queue.put(event, timeout=0.5)
@@ -144,10 +162,10 @@ class AlertService:
         return self._stop.is_set()
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued clue event is applied (tests and bench)."""
+        """Wait until every queued or announced clue change is applied (tests and bench)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if self._queue.unfinished_tasks == 0 and self._swept >= self._announced:
                 return True
             time.sleep(0.01)
         return False
@@ -155,7 +173,11 @@ class AlertService:
     # -- threads --------------------------------------------------------------------------
 
     def _run_worker(self) -> None:
+        next_sweep = 0.0
         while True:
+            if self.ledger is not None and time.monotonic() >= next_sweep:
+                self.sweep()
+                next_sweep = time.monotonic() + SWEEP_INTERVAL_S
             try:
                 event = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -163,31 +185,88 @@ class AlertService:
                     return
                 continue
             try:
-                self._apply(event)
+                if event.seq and self.ledger is not None:
+                    next_sweep = 0.0  # a wake-up: the ledger has the change
+                else:
+                    self._apply(event)
             finally:
                 self._queue.task_done()
 
-    def _apply(self, event: ClueEvent) -> None:
+    def sweep(self) -> int:
+        """Apply every committed clue change past the watermark, then the due retries."""
+        ledger = self.ledger
+        if ledger is None:
+            return 0
+        applied = 0
+        try:
+            with self.pool.connection() as conn:
+                mark = handoff.watermark(conn)
+            while not self._stop.is_set():
+                changes = ledger.clue_changes_after(mark, SWEEP_BATCH)
+                for event in changes:
+                    if not self._apply(event, advance=True):
+                        return applied  # stopping with the database away: next start
+                    mark = event.seq
+                    applied += 1
+                self._swept = max(self._swept, mark)
+                if len(changes) < SWEEP_BATCH:
+                    break
+            with self.pool.connection() as conn:
+                due = handoff.due_retries(conn, self.clock())
+            for retry in due:
+                latest = ledger.clue(retry.clue_id)
+                if latest is not None:
+                    self._apply(latest, retry=retry)
+        except psycopg.Error as err:
+            log.warning("clue ledger not read, next sweep retries: %s", err)
+        return applied
+
+    def _apply(
+        self, event: ClueEvent, advance: bool = False, retry: handoff.Retry | None = None
+    ) -> bool:
+        """Apply one event; False only when stopping before it could be applied."""
         delay = 0.2
         while True:
             try:
                 with self.pool.connection() as conn:
-                    outcome = self.store.apply_clue(conn, event)
+                    outcome = self.store.apply_clue(conn, event, advance=advance)
             except psycopg.OperationalError as err:
                 log.warning("clue %s not applied, retrying in %.1fs: %s",
                             event.clue_id, delay, err)  # fmt: skip
                 if self._stop.wait(delay):
                     log.error("stopping with clue %s not applied", event.clue_id)
-                    return
+                    return False
                 delay = min(delay * 2, 10.0)
                 continue
-            except Exception:
+            except Exception as err:
                 self.metrics.clue_events.labels("failed").inc()
-                log.exception("clue %s could not be applied; skipped", event.clue_id)
-                return
-            self.metrics.clue_events.labels("applied").inc()
+                log.exception("clue %s could not be applied; put on the retry list",
+                              event.clue_id)  # fmt: skip
+                self._give_up(event, advance, retry, f"{type(err).__name__}: {err}")
+                return True
+            if outcome.alert is None and not outcome.changes.audit:
+                self.metrics.clue_events.labels("duplicate").inc()
+            else:
+                self.metrics.clue_events.labels("applied").inc()
             self._after(outcome)
-            return
+            return True
+
+    def _give_up(
+        self, event: ClueEvent, advance: bool, retry: handoff.Retry | None, error: str
+    ) -> None:
+        if not event.seq:
+            return  # not from the ledger: nothing to retry it from
+        try:
+            with self.pool.connection() as conn:
+                if advance:
+                    handoff.skip(conn, event.seq, event.clue_id, error, self.clock())
+                else:
+                    handoff.failed_again(conn, event.clue_id, error, self.clock())
+        except psycopg.Error as err:
+            # The watermark did not move: the next sweep tries the change again.
+            log.warning("clue %s not put on the retry list: %s", event.clue_id, err)
+        if retry is not None:
+            log.error("clue %s failed %d times: %s", event.clue_id, retry.attempts + 1, error)
 
     def _run_ticker(self) -> None:
         while not self._stop.wait(self.settings.tick_interval_s):
@@ -206,6 +285,7 @@ class AlertService:
             if self.store.repeat_due(conn):
                 self._outbox_wake.set()
             self.refresh_gauges(conn)
+            self.metrics.clue_retries.set(handoff.retry_count(conn))
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
                 self.prune(conn)

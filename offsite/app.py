@@ -173,7 +173,10 @@ class OffsiteApp:
         reading_sinks.append(rule_service)
         status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
-        alert_service = AlertService(s.alerts, self.pool, self.registry, subjects_service.directory)
+        # Alerts read committed clue changes from the rule service's ledger past their watermark.
+        alert_service = AlertService(
+            s.alerts, self.pool, self.registry, subjects_service.directory, ledger=rule_service
+        )
         # Subject edits are audited inside the editing transaction.
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)

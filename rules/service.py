@@ -39,6 +39,8 @@ from rules.spec import (
 )
 from rules.store import (
     apply_ops,
+    changes_after,
+    clue_by_id,
     department_codes,
     last_seen,
     load_open,
@@ -140,6 +142,16 @@ class RuleService:
                 return
             except queue.Full:
                 continue
+
+    # -- ClueLedger -------------------------------------------------------------------
+
+    def clue_changes_after(self, seq: int, limit: int) -> list[ClueEvent]:
+        with self.pool.connection() as conn:
+            return changes_after(conn, seq, limit)
+
+    def clue(self, clue_id: int) -> ClueEvent | None:
+        with self.pool.connection() as conn:
+            return clue_by_id(conn, clue_id)
 
     # -- lifecycle --------------------------------------------------------------------
 
