@@ -37,6 +37,7 @@ from alerts.silences import Matcher, SilenceRow
 from alerts.store import AlertStore, Outcome
 from alerts.subjects_port import SubjectChange, SubjectLookup
 from rules.models import ClueEvent, ClueLedger, Severity
+from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ class AlertService:
         notifiers: Mapping[str, Notifier] | None = None,
         clock: Callable[[], datetime] = utc_now,
         ledger: ClueLedger | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = supervisor or Supervisor()
         self.ledger = ledger
         # Highest change number announced by rules, and the watermark after the last sweep.
         self._announced = 0
@@ -81,7 +84,9 @@ class AlertService:
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._stop = threading.Event()
         self._outbox_wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[Supervised] = []
+        self._next_sweep = 0.0
+        self._next_tick = 0.0
         self._version_lock = threading.Lock()
         # Bumped after each commit that wrote events; live streams in this process poll it.
         self.events_version = 0
@@ -139,22 +144,29 @@ class AlertService:
 
     def start(self) -> None:
         self._stop.clear()
-        for name, target in (
-            ("alerts-worker", self._run_worker),
-            ("alerts-ticker", self._run_ticker),
-            ("alerts-outbox", self._run_outbox),
+        self._next_sweep = 0.0
+        self._next_tick = time.monotonic() + self.settings.tick_interval_s
+        # Stuck means no turn for this long; the longest wait of a turn is a tick or a poll.
+        stall = max(60.0, 3 * self.settings.tick_interval_s, 3 * self.settings.outbox_poll_s)
+        for name, step in (
+            ("alerts-worker", self._worker_step),
+            ("alerts-ticker", self._ticker_step),
+            ("alerts-outbox", self._outbox_step),
         ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._workers.append(self.supervisor.start(name, step, stall_s=stall))
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Apply what is queued, then stop the threads."""
+    def stop(self, timeout: float = 15.0) -> list[str]:
+        """Apply what is queued, then stop the threads; returns those that did not stop."""
         self._stop.set()
         self._outbox_wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        left: list[str] = []
+        for worker in self._workers:
+            if worker.join(timeout):
+                self.supervisor.forget(worker)
+            else:
+                left.append(worker.name)
+        self._workers.clear()
+        return left
 
     @property
     def stopping(self) -> bool:
@@ -172,25 +184,22 @@ class AlertService:
 
     # -- threads --------------------------------------------------------------------------
 
-    def _run_worker(self) -> None:
-        next_sweep = 0.0
-        while True:
-            if self.ledger is not None and time.monotonic() >= next_sweep:
-                self.sweep()
-                next_sweep = time.monotonic() + SWEEP_INTERVAL_S
-            try:
-                event = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            try:
-                if event.seq and self.ledger is not None:
-                    next_sweep = 0.0  # a wake-up: the ledger has the change
-                else:
-                    self._apply(event)
-            finally:
-                self._queue.task_done()
+    def _worker_step(self) -> bool:
+        if self.ledger is not None and time.monotonic() >= self._next_sweep:
+            self.sweep()
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        try:
+            event = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return not self._stop.is_set()
+        try:
+            if event.seq and self.ledger is not None:
+                self._next_sweep = 0.0  # a wake-up: the ledger has the change
+            else:
+                self._apply(event)
+        finally:
+            self._queue.task_done()
+        return True
 
     def sweep(self) -> int:
         """Apply every committed clue change past the watermark, then the due retries."""
@@ -268,14 +277,18 @@ class AlertService:
         if retry is not None:
             log.error("clue %s failed %d times: %s", event.clue_id, retry.attempts + 1, error)
 
-    def _run_ticker(self) -> None:
-        while not self._stop.wait(self.settings.tick_interval_s):
-            try:
-                self.tick()
-            except psycopg.Error as err:
-                log.warning("alerts tick failed: %s", err)
-            except Exception:
-                log.exception("alerts tick failed")
+    def _ticker_step(self) -> bool:
+        # Short waits, so a stop is seen at once and a turn always ends (no false "stuck").
+        if self._stop.wait(min(0.5, self.settings.tick_interval_s)):
+            return False
+        if time.monotonic() < self._next_tick:
+            return True
+        self._next_tick = time.monotonic() + self.settings.tick_interval_s
+        try:
+            self.tick()
+        except psycopg.Error as err:
+            log.warning("alerts tick failed: %s", err)
+        return True
 
     def tick(self) -> None:
         """Auto-resolve quiet alerts, queue repeats, refresh the gauges, prune now and then."""
@@ -331,23 +344,23 @@ class AlertService:
         m.outbox_depth.labels("dead").set(row[1])
         m.outbox_age.set(float(row[2] or 0.0))
 
-    def _run_outbox(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.delivery.deliver_due()
-                if done.sent or done.failed or done.dead:
-                    continue
-                due_in = self.delivery.next_due_in()
-            except psycopg.Error as err:
-                log.warning("outbox delivery failed: %s", err)
-                due_in = None
-            except Exception:
-                # A channel bug must not stop delivery for every other route.
-                log.exception("outbox delivery failed")
-                due_in = None
-            wait = self.settings.outbox_poll_s if due_in is None else due_in
-            self._outbox_wake.wait(min(wait, self.settings.outbox_poll_s))
-            self._outbox_wake.clear()
+    def _outbox_step(self) -> bool:
+        # Any other error escapes to the supervisor: logged, counted, shown as unhealthy and
+        # restarted with a backoff, so one channel's bug neither spins nor ends delivery.
+        if self._stop.is_set():
+            return False
+        try:
+            done = self.delivery.deliver_due()
+            if done.sent or done.failed or done.dead:
+                return True
+            due_in = self.delivery.next_due_in()
+        except psycopg.Error as err:
+            log.warning("outbox delivery failed: %s", err)
+            due_in = None
+        wait = self.settings.outbox_poll_s if due_in is None else due_in
+        self._outbox_wake.wait(min(wait, self.settings.outbox_poll_s))
+        self._outbox_wake.clear()
+        return True
 
     def _after(self, outcome: Outcome) -> None:
         for seconds in outcome.changes.acknowledged_after_s:

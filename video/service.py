@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import FrameMessage, StatusSink
+from supervise.worker import Supervisor
 from video.cameras import CameraRegistry
 from video.deadletters import DeadLetterWriter
 from video.evidence import (
@@ -52,6 +53,7 @@ class VideoService:
         guard: EvidenceGuard | None = None,
         ownership: CameraOwnership | None = None,
         start_method: str = "spawn",
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = VideoMetrics(registry)
@@ -65,7 +67,7 @@ class VideoService:
         self.dead_letters = DeadLetterWriter(
             pool, self.metrics, settings.dead_letter_payload_bytes, settings.dead_letter_queue
         )
-        self.workers = WorkerPool(settings, self.metrics, self._on_result, start_method)
+        self.workers = WorkerPool(settings, self.metrics, self._on_result, start_method, supervisor)
         self.intake = FrameIntake(
             settings, self.cameras, self.workers, self.dead_letters, self.metrics
         )
