@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -144,4 +149,89 @@ def test_a_clue_that_fails_to_apply_is_retried_and_alerting_goes_on(
         wait_until(receiver.bodies, 30, what="the webhook after the retry")
     assert _count(db, "SELECT count(*) FROM alerts") == 1
     assert _count(db, "SELECT count(*) FROM alert_clue_retries") == 0
+    assert len(receiver.bodies()) == 1
+
+
+def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_restart(
+    broker: EmbeddedBroker,
+    db_url: str,
+    db: psycopg.Connection[Any],
+    site: Path,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "offsite.yaml"
+    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
+             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "database": {"url": db_url},
+                "mqtt": {"url": broker.url, "client_id": f"offsite-kill-{free_port()}"},
+                "http": {"port": 0},
+                "rules": {"directory": str(site)},
+                "alerts": {"routes": [route], "outbox_poll_s": 0.2},
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSITE_")}
+    env["OFFSITE_CONFIG"] = str(config)
+
+    def run() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "offsite.cli", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def started(proc: subprocess.Popen[bytes]) -> None:
+        """Wait for the banner, then for the broker connection in /readyz."""
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "offsite is running" once every service is up
+        assert b"offsite is running" in line, line
+        http = proc.stdout.readline().split()[1].decode()  # "  HTTP      http://h:p  (...)"
+
+        def connected() -> bool:
+            checks = httpx.get(f"{http}/readyz", timeout=5).json()["checks"]
+            return bool(checks["broker"])
+
+        wait_until(connected, 30, what="the broker connection")
+
+    # The alerts tables are locked, so the alert's transaction waits after the clue's commit;
+    # the process is killed in that window, which is where the hand-off used to lose it.
+    with psycopg.connect(db_url) as locker:
+        locker.execute("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")
+        first = run()
+        try:
+            started(first)
+            _fire(broker)
+            wait_until(lambda: _count(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
+                       30, what="the committed clue")  # fmt: skip
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+            assert first.stdout is not None
+            first.stdout.close()
+        locker.rollback()
+    assert _count(db, "SELECT count(*) FROM alerts") == 0
+
+    for _ in range(2):  # restart, then once more: nothing twice
+        proc = run()
+        try:
+            started(proc)
+            wait_until(receiver.bodies, 30, what="the webhook after restart")
+            wait_until(lambda: _count(db, "SELECT seq FROM alert_clue_watermark")
+                       == _count(db, "SELECT max(change_seq) FROM clues"),
+                       30, what="the watermark caught up")  # fmt: skip
+            time.sleep(1.0)  # the outbox polls every 0.2 s: a duplicate would show
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+            assert proc.stdout is not None
+            proc.stdout.close()
+    assert _count(db, "SELECT count(*) FROM alerts") == 1
+    assert _count(db, "SELECT count(*) FROM outbox") == 1
     assert len(receiver.bodies()) == 1
