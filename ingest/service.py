@@ -37,7 +37,7 @@ class IngestService:
         supervisor: Supervisor | None = None,
     ) -> None:
         self.metrics = IngestMetrics(registry)
-        self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics)
+        self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics, supervisor)
         self.writer = WriterLoop(
             ingest_settings,
             conninfo,
@@ -73,7 +73,8 @@ class IngestService:
         self.intake.stop_receiving()
         left = [] if self.writer.stop() else ["ingest-writer"]
         self.intake.disconnect()
-        self.maintainer.stop()
+        if not self.maintainer.stop():
+            left.append("storage-maint")
         return left
 
     @property
