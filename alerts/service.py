@@ -186,8 +186,10 @@ class AlertService:
 
     def _worker_step(self) -> bool:
         if self.ledger is not None and time.monotonic() >= self._next_sweep:
-            self.sweep()
-            self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+            full = self.sweep() >= SWEEP_BATCH
+            # A full batch: more is waiting, so sweep again next turn (one batch per turn
+            # keeps each turn short, so a long backlog does not read as a stuck worker).
+            self._next_sweep = 0.0 if full else time.monotonic() + SWEEP_INTERVAL_S
         try:
             event = self._queue.get(timeout=0.2)
         except queue.Empty:
@@ -202,24 +204,21 @@ class AlertService:
         return True
 
     def sweep(self) -> int:
-        """Apply every committed clue change past the watermark, then the due retries."""
+        """Apply up to SWEEP_BATCH committed clue changes past the watermark, then the due
+        retries; returns how many changes it handled."""
         ledger = self.ledger
         if ledger is None:
             return 0
-        applied = 0
+        handled = 0
         try:
             with self.pool.connection() as conn:
                 mark = handoff.watermark(conn)
-            while not self._stop.is_set():
-                changes = ledger.clue_changes_after(mark, SWEEP_BATCH)
-                for event in changes:
-                    if not self._apply(event, advance=True):
-                        return applied  # stopping with the database away: next start
-                    mark = event.seq
-                    applied += 1
-                self._swept = max(self._swept, mark)
-                if len(changes) < SWEEP_BATCH:
-                    break
+            for event in ledger.clue_changes_after(mark, SWEEP_BATCH):
+                if not self._apply(event, advance=True):
+                    return handled  # stopping with the database away: next start
+                mark = event.seq
+                handled += 1
+            self._swept = max(self._swept, mark)
             with self.pool.connection() as conn:
                 due = handoff.due_retries(conn, self.clock())
             for retry in due:
@@ -228,7 +227,7 @@ class AlertService:
                     self._apply(latest, retry=retry)
         except psycopg.Error as err:
             log.warning("clue ledger not read, next sweep retries: %s", err)
-        return applied
+        return handled
 
     def _apply(
         self, event: ClueEvent, advance: bool = False, retry: handoff.Retry | None = None
