@@ -36,12 +36,17 @@ class AlertsMetrics:
         )
         self.clue_events = Counter(
             "offsite_alerts_clue_events_total",
-            "Clue transitions applied to alerts, by result (applied, failed)",
+            "Clue transitions applied to alerts, by result (applied, failed, duplicate)",
             ["result"],
             registry=registry,
         )
         self.queue_depth = Gauge(
             "offsite_alerts_queue_depth", "Clue events waiting for the worker", registry=registry
+        )
+        self.clue_retries = Gauge(
+            "offsite_alerts_clue_retries",
+            "Clues whose latest change failed to apply and waits for a retry",
+            registry=registry,
         )
         self.notifications = Counter(
             "offsite_alerts_notifications_total",

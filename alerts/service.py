@@ -1,16 +1,18 @@
 """The alerts service: takes clue events (a ClueSink), runs the ticker and the outbox worker.
 
-Queue policy: clue events wait in one queue of `queue_max` events. When it is full,
-`clue_changed` blocks the rules engine's hand-off until there is room (it gives up only when
-the service stops). Clues are committed by the rules package before they are handed on, so
-nothing is lost while the engine waits; ingest is back-pressured through the rule queue in
-turn. A database error while applying an event is retried with backoff; an event that fails
-for any other reason (a bug, bad data) is counted, logged and skipped so one bad event
-cannot stop alerting.
+Hand-off: rules commit every clue change with a change number (rules.models.ClueLedger).
+The worker applies the changes past its watermark, which moves in the same transaction as
+the alert, so a crash or a stop between the clue's commit and the alert's loses nothing: the
+next sweep (at start, on every wake-up and every few seconds) applies it, once. The queue
+only wakes the worker early; events without a change number (tools, tests) are applied as
+they come. A database error while applying is retried with backoff; a change that fails for
+any other reason (a bug, bad data) is counted, logged and put on a retry list, and the
+watermark moves on so one bad clue cannot stop alerting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -23,6 +25,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from alerts import handoff
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notifier
@@ -33,11 +36,15 @@ from alerts.settings import AlertsSettings
 from alerts.silences import Matcher, SilenceRow
 from alerts.store import AlertStore, Outcome
 from alerts.subjects_port import SubjectChange, SubjectLookup
-from rules.models import ClueEvent, Severity
+from rules.models import ClueEvent, ClueLedger, Severity
+from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 3600.0
+# The ledger is read at least this often even with no wake-up (a lost one, another engine).
+SWEEP_INTERVAL_S = 2.0
+SWEEP_BATCH = 200
 
 
 def utc_now() -> datetime:
@@ -55,8 +62,15 @@ class AlertService:
         subjects: SubjectLookup,
         notifiers: Mapping[str, Notifier] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        ledger: ClueLedger | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = supervisor or Supervisor()
+        self.ledger = ledger
+        # Highest change number announced by rules, and the watermark after the last sweep.
+        self._announced = 0
+        self._swept = 0
         self.pool = pool
         self.subjects = subjects
         self.clock = clock
@@ -70,7 +84,9 @@ class AlertService:
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._stop = threading.Event()
         self._outbox_wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[Supervised] = []
+        self._next_sweep = 0.0
+        self._next_tick = 0.0
         self._version_lock = threading.Lock()
         # Bumped after each commit that wrote events; live streams in this process poll it.
         self.events_version = 0
@@ -79,6 +95,13 @@ class AlertService:
     # -- ClueSink -------------------------------------------------------------------------
 
     def clue_changed(self, event: ClueEvent) -> None:
+        if event.seq and self.ledger is not None:
+            # The change is committed in the ledger: a wake-up is enough, and a full queue
+            # (the worker is busy and will sweep anyway) must not block the engine.
+            self._announced = max(self._announced, event.seq)
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(event)
+            return
         while not self._stop.is_set():
             try:
                 self._queue.put(event, timeout=0.5)
@@ -121,22 +144,29 @@ class AlertService:
 
     def start(self) -> None:
         self._stop.clear()
-        for name, target in (
-            ("alerts-worker", self._run_worker),
-            ("alerts-ticker", self._run_ticker),
-            ("alerts-outbox", self._run_outbox),
+        self._next_sweep = 0.0
+        self._next_tick = time.monotonic() + self.settings.tick_interval_s
+        # Stuck means no turn for this long; the longest wait of a turn is a tick or a poll.
+        stall = max(60.0, 3 * self.settings.tick_interval_s, 3 * self.settings.outbox_poll_s)
+        for name, step in (
+            ("alerts-worker", self._worker_step),
+            ("alerts-ticker", self._ticker_step),
+            ("alerts-outbox", self._outbox_step),
         ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._workers.append(self.supervisor.start(name, step, stall_s=stall))
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Apply what is queued, then stop the threads."""
+    def stop(self, timeout: float = 15.0) -> list[str]:
+        """Apply what is queued, then stop the threads; returns those that did not stop."""
         self._stop.set()
         self._outbox_wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        left: list[str] = []
+        for worker in self._workers:
+            if worker.join(timeout):
+                self.supervisor.forget(worker)
+            else:
+                left.append(worker.name)
+        self._workers.clear()
+        return left
 
     @property
     def stopping(self) -> bool:
@@ -144,59 +174,120 @@ class AlertService:
         return self._stop.is_set()
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued clue event is applied (tests and bench)."""
+        """Wait until every queued or announced clue change is applied (tests and bench)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            if self._queue.unfinished_tasks == 0 and self._swept >= self._announced:
                 return True
             time.sleep(0.01)
         return False
 
     # -- threads --------------------------------------------------------------------------
 
-    def _run_worker(self) -> None:
-        while True:
-            try:
-                event = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            try:
+    def _worker_step(self) -> bool:
+        if self.ledger is not None and time.monotonic() >= self._next_sweep:
+            full = self.sweep() >= SWEEP_BATCH
+            # A full batch: more is waiting, so sweep again next turn (one batch per turn
+            # keeps each turn short, so a long backlog does not read as a stuck worker).
+            self._next_sweep = 0.0 if full else time.monotonic() + SWEEP_INTERVAL_S
+        try:
+            event = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return not self._stop.is_set()
+        try:
+            if event.seq and self.ledger is not None:
+                self._next_sweep = 0.0  # a wake-up: the ledger has the change
+            else:
                 self._apply(event)
-            finally:
-                self._queue.task_done()
+        finally:
+            self._queue.task_done()
+        return True
 
-    def _apply(self, event: ClueEvent) -> None:
+    def sweep(self) -> int:
+        """Apply up to SWEEP_BATCH committed clue changes past the watermark, then the due
+        retries; returns how many changes it handled."""
+        ledger = self.ledger
+        if ledger is None:
+            return 0
+        handled = 0
+        try:
+            with self.pool.connection() as conn:
+                mark = handoff.watermark(conn)
+            for event in ledger.clue_changes_after(mark, SWEEP_BATCH):
+                if not self._apply(event, advance=True):
+                    return handled  # stopping with the database away: next start
+                mark = event.seq
+                handled += 1
+            self._swept = max(self._swept, mark)
+            with self.pool.connection() as conn:
+                due = handoff.due_retries(conn, self.clock())
+            for retry in due:
+                latest = ledger.clue(retry.clue_id)
+                if latest is not None:
+                    self._apply(latest, retry=retry)
+        except psycopg.Error as err:
+            log.warning("clue ledger not read, next sweep retries: %s", err)
+        return handled
+
+    def _apply(
+        self, event: ClueEvent, advance: bool = False, retry: handoff.Retry | None = None
+    ) -> bool:
+        """Apply one event; False only when stopping before it could be applied."""
         delay = 0.2
         while True:
             try:
                 with self.pool.connection() as conn:
-                    outcome = self.store.apply_clue(conn, event)
+                    outcome = self.store.apply_clue(conn, event, advance=advance)
             except psycopg.OperationalError as err:
                 log.warning("clue %s not applied, retrying in %.1fs: %s",
                             event.clue_id, delay, err)  # fmt: skip
                 if self._stop.wait(delay):
                     log.error("stopping with clue %s not applied", event.clue_id)
-                    return
+                    return False
                 delay = min(delay * 2, 10.0)
                 continue
-            except Exception:
+            except Exception as err:
                 self.metrics.clue_events.labels("failed").inc()
-                log.exception("clue %s could not be applied; skipped", event.clue_id)
-                return
-            self.metrics.clue_events.labels("applied").inc()
+                log.exception("clue %s could not be applied; put on the retry list",
+                              event.clue_id)  # fmt: skip
+                self._give_up(event, advance, retry, f"{type(err).__name__}: {err}")
+                return True
+            if outcome.alert is None and not outcome.changes.audit:
+                self.metrics.clue_events.labels("duplicate").inc()
+            else:
+                self.metrics.clue_events.labels("applied").inc()
             self._after(outcome)
-            return
+            return True
 
-    def _run_ticker(self) -> None:
-        while not self._stop.wait(self.settings.tick_interval_s):
-            try:
-                self.tick()
-            except psycopg.Error as err:
-                log.warning("alerts tick failed: %s", err)
-            except Exception:
-                log.exception("alerts tick failed")
+    def _give_up(
+        self, event: ClueEvent, advance: bool, retry: handoff.Retry | None, error: str
+    ) -> None:
+        if not event.seq:
+            return  # not from the ledger: nothing to retry it from
+        try:
+            with self.pool.connection() as conn:
+                if advance:
+                    handoff.skip(conn, event.seq, event.clue_id, error, self.clock())
+                else:
+                    handoff.failed_again(conn, event.clue_id, error, self.clock())
+        except psycopg.Error as err:
+            # The watermark did not move: the next sweep tries the change again.
+            log.warning("clue %s not put on the retry list: %s", event.clue_id, err)
+        if retry is not None:
+            log.error("clue %s failed %d times: %s", event.clue_id, retry.attempts + 1, error)
+
+    def _ticker_step(self) -> bool:
+        # Short waits, so a stop is seen at once and a turn always ends (no false "stuck").
+        if self._stop.wait(min(0.5, self.settings.tick_interval_s)):
+            return False
+        if time.monotonic() < self._next_tick:
+            return True
+        self._next_tick = time.monotonic() + self.settings.tick_interval_s
+        try:
+            self.tick()
+        except psycopg.Error as err:
+            log.warning("alerts tick failed: %s", err)
+        return True
 
     def tick(self) -> None:
         """Auto-resolve quiet alerts, queue repeats, refresh the gauges, prune now and then."""
@@ -206,6 +297,7 @@ class AlertService:
             if self.store.repeat_due(conn):
                 self._outbox_wake.set()
             self.refresh_gauges(conn)
+            self.metrics.clue_retries.set(handoff.retry_count(conn))
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
                 self.prune(conn)
@@ -251,23 +343,23 @@ class AlertService:
         m.outbox_depth.labels("dead").set(row[1])
         m.outbox_age.set(float(row[2] or 0.0))
 
-    def _run_outbox(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.delivery.deliver_due()
-                if done.sent or done.failed or done.dead:
-                    continue
-                due_in = self.delivery.next_due_in()
-            except psycopg.Error as err:
-                log.warning("outbox delivery failed: %s", err)
-                due_in = None
-            except Exception:
-                # A channel bug must not stop delivery for every other route.
-                log.exception("outbox delivery failed")
-                due_in = None
-            wait = self.settings.outbox_poll_s if due_in is None else due_in
-            self._outbox_wake.wait(min(wait, self.settings.outbox_poll_s))
-            self._outbox_wake.clear()
+    def _outbox_step(self) -> bool:
+        # Any other error escapes to the supervisor: logged, counted, shown as unhealthy and
+        # restarted with a backoff, so one channel's bug neither spins nor ends delivery.
+        if self._stop.is_set():
+            return False
+        try:
+            done = self.delivery.deliver_due()
+            if done.sent or done.failed or done.dead:
+                return True
+            due_in = self.delivery.next_due_in()
+        except psycopg.Error as err:
+            log.warning("outbox delivery failed: %s", err)
+            due_in = None
+        wait = self.settings.outbox_poll_s if due_in is None else due_in
+        self._outbox_wake.wait(min(wait, self.settings.outbox_poll_s))
+        self._outbox_wake.clear()
+        return True
 
     def _after(self, outcome: Outcome) -> None:
         for seconds in outcome.changes.acknowledged_after_s:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts import audit, draws, silences
+from alerts import audit, draws, handoff, silences
 from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import (
@@ -114,12 +114,22 @@ class AlertStore:
 
     # -- clues ----------------------------------------------------------------------------
 
-    def apply_clue(self, conn: psycopg.Connection[Any], event: ClueEvent) -> Outcome:
-        """Record a clue transition on its subject's alert, opening one when there is none."""
+    def apply_clue(
+        self, conn: psycopg.Connection[Any], event: ClueEvent, advance: bool = False
+    ) -> Outcome:
+        """Record a clue transition on its subject's alert, opening one when there is none.
+
+        With `advance`, the ledger watermark moves to the event's change number in the same
+        transaction; a change already past the watermark is not applied twice.
+        """
         now = self.clock()
         key = subject_key_of(event)
         changes = Changes()
         with conn.transaction():
+            if advance and not handoff.claim(conn, event.seq):
+                return Outcome(None, 0, changes)
+            if event.seq:
+                handoff.settled(conn, event.clue_id)
             # Serialises the clues of one subject; the partial unique index is the invariant.
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 4242))", (key,))
             changes.record(

@@ -75,6 +75,11 @@ class IngestMetrics:
             "Batches that failed to commit and were retried (database errors)",
             registry=registry,
         )
+        self.sink_errors = Counter(
+            "offsite_ingest_sink_errors_total",
+            "Hand-offs of committed readings or statuses that a sink (rules, video) raised on",
+            registry=registry,
+        )
         self.mqtt_connected = Gauge(
             "offsite_mqtt_connected", "1 while connected to the broker", registry=registry
         )

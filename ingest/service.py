@@ -14,6 +14,7 @@ from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.storage import StorageMaintainer
 from ingest.writer import WriterLoop
+from supervise.worker import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ class IngestService:
         reading_sinks: Sequence[ReadingSink] = (),
         status_sinks: Sequence[StatusSink] = (),
         frame_sink: FrameSink | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.metrics = IngestMetrics(registry)
-        self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics)
+        self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics, supervisor)
         self.writer = WriterLoop(
             ingest_settings,
             conninfo,
@@ -43,6 +45,7 @@ class IngestService:
             acker=self,
             reading_sinks=reading_sinks,
             status_sinks=status_sinks,
+            supervisor=supervisor,
         )
         self.intake = MqttIntake(
             mqtt_settings,
@@ -63,13 +66,16 @@ class IngestService:
         self.writer.start()
         self.intake.start()
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop; returns the threads that did not stop in time."""
         # Stop taking messages first, let the writer commit and ack what it holds, and only
         # then disconnect, so those acks still reach the broker.
         self.intake.stop_receiving()
-        self.writer.stop()
+        left = [] if self.writer.stop() else ["ingest-writer"]
         self.intake.disconnect()
-        self.maintainer.stop()
+        if not self.maintainer.stop():
+            left.append("storage-maint")
+        return left
 
     @property
     def broker_connected(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from psycopg import sql
 
 from ingest.metrics import IngestMetrics
 from ingest.settings import StorageSettings
+from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -247,12 +249,20 @@ def _plain_hourly_view(conn: psycopg.Connection[Any]) -> None:
 class StorageMaintainer:
     """Runs `maintain` at start and then every `maintenance_interval_s` in a thread."""
 
-    def __init__(self, settings: StorageSettings, conninfo: str, metrics: IngestMetrics) -> None:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        conninfo: str,
+        metrics: IngestMetrics,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.settings = settings
         self.conninfo = conninfo
         self.metrics = metrics
+        self.supervisor = supervisor or Supervisor()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
+        self._next = 0.0
 
     def run_once(self) -> MaintenanceReport:
         # A connection of its own: maintain() runs in autocommit, which pooled connections
@@ -263,17 +273,28 @@ class StorageMaintainer:
         return report
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="storage-maint", daemon=True)
-        self._thread.start()
+        self._stop.clear()
+        self._next = time.monotonic() + self.settings.maintenance_interval_s
+        # Creating partitions or a compression run can take minutes on a big table.
+        self._worker = self.supervisor.start("storage-maint", self._step, stall_s=1800.0)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._worker is None:
+            return True
+        stopped = self._worker.join(10)
+        if stopped:
+            self.supervisor.forget(self._worker)
+        return stopped
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.maintenance_interval_s):
-            try:
-                self.run_once()
-            except psycopg.Error as err:
-                log.warning("storage maintenance failed, will retry: %s", err)
+    def _step(self) -> bool:
+        if self._stop.wait(min(1.0, self.settings.maintenance_interval_s)):
+            return False
+        if time.monotonic() < self._next:
+            return True
+        self._next = time.monotonic() + self.settings.maintenance_interval_s
+        try:
+            self.run_once()
+        except psycopg.Error as err:
+            log.warning("storage maintenance failed, will retry: %s", err)
+        return True

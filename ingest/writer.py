@@ -25,6 +25,7 @@ from ingest.models import (
     StatusSink,
 )
 from ingest.settings import IngestSettings
+from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +256,11 @@ class WriterLoop:
         acker: Acker,
         reading_sinks: Sequence[ReadingSink] = (),
         status_sinks: Sequence[StatusSink] = (),
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.conninfo = conninfo
+        self.supervisor = supervisor or Supervisor()
         self.metrics = metrics
         self.acker = acker
         self.reading_sinks = list(reading_sinks)
@@ -267,22 +270,30 @@ class WriterLoop:
         # Optimistic until a commit fails: readiness also pings the database itself.
         self.db_up = True
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
+        # A batch taken from the queue and not committed yet: kept across a restart of the
+        # loop, so a bug that escapes a turn loses nothing (its messages stay unacknowledged).
+        self._pending: list[Envelope] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         metrics.queue_capacity.set(settings.queue_max_messages)
         metrics.queue_depth.set_function(self.queue.qsize)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        self._thread.start()
+        self._stop.clear()
+        self._worker = self.supervisor.start("ingest-writer", self._step)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish what is queued (while the database answers), then stop."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Finish what is queued (while the database answers), then stop; False when the
+        thread did not end within `timeout`."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        stopped = True
+        if self._worker is not None:
+            stopped = self._worker.join(timeout)
+            if stopped:
+                self.supervisor.forget(self._worker)
         if self._conn is not None:
             self._conn.close()
+        return stopped
 
     def put(self, env: Envelope, stopping: threading.Event) -> bool:
         """Blocking put for the MQTT thread; False when shutting down (message not acked)."""
@@ -323,14 +334,14 @@ class WriterLoop:
             count += len(env.readings)
         return batch
 
-    def _run(self) -> None:
-        while True:
-            batch = self._collect()
-            if not batch:
-                if self._stop.is_set():
-                    return
-                continue
-            self._commit_with_retry(batch)
+    def _step(self) -> bool:
+        """One turn of the writer thread; False once stopping with nothing left."""
+        batch = self._pending or self._collect()
+        if not batch:
+            return not self._stop.is_set()
+        self._pending = batch
+        self._commit_with_retry(batch)
+        return True
 
     def _commit_with_retry(self, batch: list[Envelope]) -> None:
         delay = self.settings.retry_min_s
@@ -355,10 +366,12 @@ class WriterLoop:
                         "stopping with %d unacknowledged messages; the broker keeps them",
                         len(batch),
                     )
+                    self._pending = None
                     return
                 delay = min(delay * 2, self.settings.retry_max_s)
                 continue
             break
+        self._pending = None  # committed: what follows must not write it again
         elapsed = time.perf_counter() - started
         if not self.db_up:
             log.info("database reachable again; writing")
@@ -368,12 +381,24 @@ class WriterLoop:
             if env.qos > 0:
                 self.acker.ack(env.mid, env.qos)
         self._account(batch, outcome, elapsed)
+        # The rows are committed and acknowledged: a sink's failure is its own, never the
+        # writer's, and the other sinks still get their hand-off.
         if outcome.committed:
             for sink in self.reading_sinks:
-                sink.readings_committed(outcome.committed)
+                try:
+                    sink.readings_committed(outcome.committed)
+                except Exception:
+                    self._sink_failed(sink)
         for status in outcome.statuses:
             for ssink in self.status_sinks:
-                ssink.status_changed(status)
+                try:
+                    ssink.status_changed(status)
+                except Exception:
+                    self._sink_failed(ssink)
+
+    def _sink_failed(self, sink: object) -> None:
+        self.metrics.sink_errors.inc()
+        log.exception("sink %r failed on committed data; the writer goes on", sink)
 
     def _account(self, batch: Sequence[Envelope], outcome: BatchOutcome, elapsed: float) -> None:
         m = self.metrics

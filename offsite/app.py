@@ -21,12 +21,13 @@ from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
-from offsite.migrations import prepare_database
+from offsite.migrations import MigrationError, prepare
 from offsite.settings import Settings
 from rules.models import ClueSink
 from rules.service import RuleService
 from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
+from supervise.worker import Supervisor
 from video.evidence import DirectoryOwnership
 from video.service import VideoService
 
@@ -41,6 +42,33 @@ class Endpoints:
     broker: str = ""
     http: str = ""
     embedded: list[str] = field(default_factory=list)
+
+
+class StartError(Exception):
+    """offsite cannot start: the message says what is wrong and what to check."""
+
+
+# SQLSTATE classes and codes that no retry can fix: wrong credentials, no such database,
+# not allowed to connect, a bad option.
+_FATAL_SQLSTATES = frozenset({"28000", "28P01", "3D000", "42501", "42704", "08004"})
+_FATAL_MESSAGES = (
+    "password authentication failed",
+    "no password supplied",
+    'role "',
+    "does not exist",
+    "no pg_hba.conf entry",
+    "invalid connection option",
+    "invalid sslmode",
+)
+
+
+def is_fatal_connect_error(err: psycopg.Error) -> bool:
+    """True for errors a retry cannot fix (authentication, configuration)."""
+    if err.sqlstate in _FATAL_SQLSTATES:
+        return True
+    # A refused login is reported before a session exists, often without a SQLSTATE.
+    text = str(err)
+    return isinstance(err, psycopg.ProgrammingError) or any(m in text for m in _FATAL_MESSAGES)
 
 
 def _redact(url: str) -> str:
@@ -59,7 +87,9 @@ class OffsiteApp:
         self.endpoints = Endpoints()
         self._embedded_pg: EmbeddedPostgres | None = None
         self._embedded_broker: EmbeddedBroker | None = None
-        self._stoppers: list[Callable[[], None]] = []
+        # Each stopper returns what did not stop (a bool, or names of threads), if it knows.
+        self._stoppers: list[Callable[[], object]] = []
+        self.supervisor = Supervisor(self.registry)
         self._reloaders: list[Callable[[], None]] = []
         self.pool: ConnectionPool | None = None
         self.ingest: IngestService | None = None
@@ -95,14 +125,32 @@ class OffsiteApp:
         return broker.url
 
     def _migrate(self, url: str) -> DbCapabilities:
+        """Migrate, retrying an unreachable database until the start deadline; a refused
+        login or a bad setting ends the start at once (retrying cannot fix those)."""
+        db = self.settings.database
+        deadline = time.monotonic() + db.start_timeout_s
         delay = 0.5
+        where = _redact(url)
         while True:
             try:
-                with psycopg.connect(url, connect_timeout=5) as conn:
-                    return prepare_database(conn, self.settings)
-            except psycopg.OperationalError as err:
-                log.warning("database not reachable (%s); retrying in %.1fs", err, delay)
-                time.sleep(delay)
+                return prepare(url, self.settings, int(max(1, db.connect_timeout_s)))
+            except MigrationError as err:
+                raise StartError(f"database {where}: {err}") from err
+            except psycopg.Error as err:
+                if is_fatal_connect_error(err):
+                    raise StartError(
+                        f"database {where} refused offsite: {str(err).strip()} (check the user,"
+                        " password and database name in database.url / OFFSITE_DATABASE__URL)"
+                    ) from err
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StartError(
+                        f"database {where} did not answer within database.start_timeout_s ="
+                        f" {db.start_timeout_s:g} s: {str(err).strip()}"
+                    ) from err
+                log.warning("database not reachable (%s); retrying in %.1fs",
+                            str(err).strip(), delay)  # fmt: skip
+                time.sleep(min(delay, left))
                 delay = min(delay * 2, 10)
 
     def readiness(self) -> Mapping[str, bool]:
@@ -115,10 +163,14 @@ class OffsiteApp:
             except Exception:  # any failure means "not ready"
                 db_ok = False
         ingest = self.ingest
-        return {
+        checks = {
             "database": db_ok and (ingest is None or ingest.database_up),
             "broker": ingest is not None and ingest.broker_connected,
         }
+        # One check per supervised worker, named, so a dead or stuck one shows which it is.
+        for worker in self.supervisor.health():
+            checks[f"worker:{worker.name}"] = worker.healthy
+        return checks
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -158,7 +210,12 @@ class OffsiteApp:
         # Alerts append their ClueSink here; the service keeps this list by reference.
         clue_sinks: list[ClueSink] = []
         rule_service = RuleService(
-            s.rules, self.pool, self.registry, subjects_service.directory, clue_sinks
+            s.rules,
+            self.pool,
+            self.registry,
+            subjects_service.directory,
+            clue_sinks,
+            supervisor=self.supervisor,
         )
         ctx.provide(RuleService, rule_service)
         # A new binding reaches the rules within a tick, not at the periodic refresh.
@@ -173,7 +230,15 @@ class OffsiteApp:
         reading_sinks.append(rule_service)
         status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
-        alert_service = AlertService(s.alerts, self.pool, self.registry, subjects_service.directory)
+        # Alerts read committed clue changes from the rule service's ledger past their watermark.
+        alert_service = AlertService(
+            s.alerts,
+            self.pool,
+            self.registry,
+            subjects_service.directory,
+            ledger=rule_service,
+            supervisor=self.supervisor,
+        )
         # Subject edits are audited inside the editing transaction.
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)
@@ -194,6 +259,7 @@ class OffsiteApp:
                 status_sinks=status_sinks,
                 guard=alert_service,
                 ownership=DirectoryOwnership(subjects_service.directory),
+                supervisor=self.supervisor,
             )
             ctx.provide(VideoService, video_service)
             video_service.start()
@@ -211,6 +277,7 @@ class OffsiteApp:
             reading_sinks=reading_sinks,
             status_sinks=status_sinks,
             frame_sink=frame_sink,
+            supervisor=self.supervisor,
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()
@@ -243,9 +310,10 @@ class OffsiteApp:
         self.endpoints.http = f"http://{self.settings.http.host}:{port}"
         self._http, self._http_thread = server, thread
 
-        def stop_http() -> None:
+        def stop_http() -> bool:
             server.should_exit = True
             thread.join(10)
+            return not thread.is_alive()
 
         self._stoppers.append(stop_http)
 
@@ -258,17 +326,31 @@ class OffsiteApp:
         for reload in self._reloaders:
             reload()
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop in the reverse order of start; returns (and logs) what did not stop."""
+        left: list[str] = []
         while self._stoppers:
             stopper = self._stoppers.pop()
+            name = getattr(stopper, "__qualname__", repr(stopper))
             try:
-                stopper()
+                result = stopper()
             except Exception:
-                log.exception("error while stopping")
+                log.exception("error while stopping %s", name)
+                left.append(name)
+                continue
+            if result is False:
+                left.append(name)
+            elif isinstance(result, list) and result:
+                left += [str(r) for r in result]
         if self._embedded_broker is not None:
             self._embedded_broker.stop()
         if self._embedded_pg is not None:
             self._embedded_pg.stop()
+        # Threads of the supervisor that are still running were not stopped by their owner.
+        left += [h.name for h in self.supervisor.health() if h.name not in left]
+        if left:
+            log.error("these did not stop in time: %s", ", ".join(left))
+        return left
 
     def __enter__(self) -> OffsiteApp:
         self.start()

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 import psycopg
 
 from api.auth import KeyRequestError, create_key
-from offsite.app import OffsiteApp
+from offsite.app import OffsiteApp, StartError
 from offsite.embedded import EmbeddedPostgres
-from offsite.migrations import MigrationError, prepare_database
+from offsite.migrations import MigrationError, prepare
 from offsite.settings import ConfigError, Settings, load_settings
 from sim import cli as simulate
 
@@ -53,14 +53,38 @@ def _database(settings: Settings) -> Iterator[str]:
             pg.stop()
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM while starting: a BaseException, so no retry loop swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     app = OffsiteApp(settings)
     stop = threading.Event()
+    # While starting, a signal interrupts whatever step is under way (a database retry, the
+    # embedded servers, the broker connection); start() then stops what it had started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        app.start()
+    except Interrupted as sig:
+        print(f"offsite: interrupted by {sig} while starting; stopped", file=sys.stderr)
+        return 128 + sig.signum
+    except StartError as err:
+        print(f"offsite: cannot start: {err}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: app.reload())
-    app.start()
     e = app.endpoints
     lines = [
         "offsite is running",
@@ -76,15 +100,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             pass
     finally:
         print("offsite: stopping", file=sys.stderr, flush=True)
-        app.stop()
+        left = app.stop()
+    if left:
+        print(f"offsite: stopped, but these did not stop in time: {', '.join(left)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("offsite: stopped", file=sys.stderr, flush=True)
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            caps = prepare_database(conn, settings)
+        with _database(settings) as url:
+            caps = prepare(url, settings)
         kind = "TimescaleDB hypertables" if caps.timescaledb else "native partitions"
         print(f"database is up to date ({kind})")
         return 0
@@ -96,9 +125,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            prepare_database(conn, settings)
-            key = create_key(conn, args.department, args.role, args.name or "")
+        with _database(settings) as url:
+            prepare(url, settings)
+            with psycopg.connect(url) as conn:
+                key = create_key(conn, args.department, args.role, args.name or "")
         print(key)
         print(
             f"created a {args.role} key for {args.department}; it is shown only once",

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from api.departments import seed_departments
-from offsite.db import DbCapabilities, enable_timescaledb
+from offsite.db import DbCapabilities, TimescaleConnectionLostError, enable_timescaledb
 from offsite.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,17 @@ def discover(packages: tuple[str, ...] = PACKAGES) -> list[Migration]:
     return found
 
 
-def migrate(conn: psycopg.Connection[Any], settings: Settings) -> DbCapabilities:
-    """Apply what is missing. Safe to run from several processes at once."""
+def migrate(
+    conn: psycopg.Connection[Any], settings: Settings, timescaledb: bool = True
+) -> DbCapabilities:
+    """Apply what is missing. Safe to run from several processes at once.
+
+    `timescaledb=False` does not even try the extension (after it closed a connection).
+    """
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
-        caps = enable_timescaledb(conn)
+        caps = enable_timescaledb(conn, attempt=timescaledb)
         # Migrations read these to choose between hypertables and native partitions.
         conn.execute(
             "SELECT set_config('offsite.timescaledb', %s, false),"
@@ -99,11 +104,27 @@ def migrate(conn: psycopg.Connection[Any], settings: Settings) -> DbCapabilities
                 raise MigrationError(f"migration {m.package}/{m.name} failed: {err}") from err
         return caps
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        # A lost connection released the lock with the session.
+        if not (conn.closed or conn.broken):
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
-def prepare_database(conn: psycopg.Connection[Any], settings: Settings) -> DbCapabilities:
+def prepare_database(
+    conn: psycopg.Connection[Any], settings: Settings, timescaledb: bool = True
+) -> DbCapabilities:
     """Migrate, then upsert the reference data every instance relies on."""
-    caps = migrate(conn, settings)
+    caps = migrate(conn, settings, timescaledb)
     seed_departments(conn)
     return caps
+
+
+def prepare(url: str, settings: Settings, connect_timeout: int = 10) -> DbCapabilities:
+    """Connect, migrate and seed; when enabling TimescaleDB ends the session, once more on
+    a fresh connection with plain tables."""
+    try:
+        with psycopg.connect(url, connect_timeout=connect_timeout) as conn:
+            return prepare_database(conn, settings)
+    except TimescaleConnectionLostError as err:
+        log.warning("%s; migrating again on a fresh connection with plain tables", err)
+    with psycopg.connect(url, connect_timeout=connect_timeout) as conn:
+        return prepare_database(conn, settings, timescaledb=False)

@@ -34,6 +34,12 @@ class DatabaseSettings(BaseModel):
     pool_min: int = Field(default=2, ge=1, description="connections kept open")
     pool_max: int = Field(default=12, ge=1, description="connections at most")
     connect_timeout_s: float = Field(default=5.0, gt=0, description="per connection attempt")
+    start_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="`offsite run` gives up starting when the database has not answered by"
+        " then (an outage after start is back-pressure, not an exit)",
+    )
 
 
 class Settings(BaseSettings):

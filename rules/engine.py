@@ -126,6 +126,7 @@ class Engine:
         max_trigger_values: int = 50,
         on_late_dropped: Callable[[str], None] | None = None,
         on_evaluations: Callable[[int], None] | None = None,
+        on_rule_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self.rules = tuple(rules)
         self.directory = directory
@@ -134,6 +135,7 @@ class Engine:
         self.cap = max_trigger_values
         self._on_late = on_late_dropped
         self._on_evals = on_evaluations
+        self._on_error = on_rule_error
         self.by_metric: dict[str, list[Rule]] = {}
         self.any_metric: list[Rule] = []
         self.detection_rules: list[DetectionRule] = []
@@ -214,6 +216,14 @@ class Engine:
         self._entries.setdefault(device_id, {})[metric] = entries
         return entries
 
+    def _failed(self, stream: Stream, err: Exception) -> None:
+        """A rule raised on one stream: that input is skipped for that stream only; the
+        other rules' transitions of the batch stand."""
+        if self._on_error is not None:
+            self._on_error(stream.bound.rule_id, err)
+        else:
+            log.error("rule %s failed on %s: %s", stream.bound.rule_id, stream.bound.scope, err)
+
     # -- inputs -----------------------------------------------------------------------
 
     def on_readings(self, readings: Iterable[Reading]) -> list[ClueOp]:
@@ -233,51 +243,54 @@ class Engine:
             s: Sample | None = None
             for stream, role in entries:
                 evals += 1
-                b = stream.bound
-                if t > stream.last_t:
-                    # In order, the common case: evaluate, remember for replay, prune.
-                    st = stream.state
-                    if b.lazy_last_seen and st.firing_since is None:
-                        # Absence: data arrived and nothing fires; tick() reads last_t.
-                        stream.last_t = t
-                        continue
-                    if (
-                        b.quiet
-                        and st.pending_since is None
-                        and st.firing_since is None
-                        and not b.cmp(value, b.limit)
-                    ):
-                        out = NO_TRANSITIONS  # an inactive threshold stays inactive
-                        entry: _Entry = r
-                    else:
-                        if role:
-                            inp = Sample(t, r.device_id, r.metric, value, role)
+                try:
+                    b = stream.bound
+                    if t > stream.last_t:
+                        # In order, the common case: evaluate, remember for replay, prune.
+                        st = stream.state
+                        if b.lazy_last_seen and st.firing_since is None:
+                            # Absence: data arrived and nothing fires; tick() reads last_t.
+                            stream.last_t = t
+                            continue
+                        if (
+                            b.quiet
+                            and st.pending_since is None
+                            and st.firing_since is None
+                            and not b.cmp(value, b.limit)
+                        ):
+                            out = NO_TRANSITIONS  # an inactive threshold stays inactive
+                            entry: _Entry = r
                         else:
-                            if s is None:
-                                s = Sample(t, r.device_id, r.metric, value)
-                            inp = s
-                        st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
-                        entry = r if st is stream.state and not role else (t, r, role, st, out)
-                        stream.state = st
-                    stream.last_t = t
-                    if b.replayed:
-                        hist = stream.history
-                        hist.append(entry)
-                        horizon = t - lateness
-                        while True:
-                            head = hist[0]
-                            if type(head) is Reading:
-                                if head.time.timestamp() >= horizon:
-                                    break
-                                hist.popleft()  # changed nothing: base stays
+                            if role:
+                                inp = Sample(t, r.device_id, r.metric, value, role)
                             else:
-                                if head[0] >= horizon:  # type: ignore[index]
-                                    break
-                                stream.base = hist.popleft()[3]  # type: ignore[index]
-                    for tr in out:
-                        ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
-                else:
-                    self._apply_out_of_order(stream, r, t, role, ops)
+                                if s is None:
+                                    s = Sample(t, r.device_id, r.metric, value)
+                                inp = s
+                            st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
+                            entry = r if st is stream.state and not role else (t, r, role, st, out)
+                            stream.state = st
+                        stream.last_t = t
+                        if b.replayed:
+                            hist = stream.history
+                            hist.append(entry)
+                            horizon = t - lateness
+                            while True:
+                                head = hist[0]
+                                if type(head) is Reading:
+                                    if head.time.timestamp() >= horizon:
+                                        break
+                                    hist.popleft()  # changed nothing: base stays
+                                else:
+                                    if head[0] >= horizon:  # type: ignore[index]
+                                        break
+                                    stream.base = hist.popleft()[3]  # type: ignore[index]
+                        for tr in out:
+                            ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
+                    else:
+                        self._apply_out_of_order(stream, r, t, role, ops)
+                except Exception as err:  # one rule's bug must not cost the others
+                    self._failed(stream, err)
         if self._on_evals is not None and evals:
             self._on_evals(evals)
         return ops
@@ -372,7 +385,11 @@ class Engine:
                 stream = self._stream(rule, d.camera_id, ctx)
                 if stream is None:
                     continue
-                st, out = evaluate(stream.bound, stream.state, seen, seen.t)
+                try:
+                    st, out = evaluate(stream.bound, stream.state, seen, seen.t)
+                except Exception as err:
+                    self._failed(stream, err)
+                    continue
                 stream.state = st
                 for tr in out:
                     ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
@@ -411,7 +428,11 @@ class Engine:
                 st = State(
                     st.pending_since, st.firing_since, st.last_breach, st.trigger, stream.last_t
                 )
-            st, out = evaluate(stream.bound, st, tick, now)
+            try:
+                st, out = evaluate(stream.bound, st, tick, now)
+            except Exception as err:
+                self._failed(stream, err)
+                continue
             stream.state = st
             for tr in out:
                 ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))

@@ -77,7 +77,20 @@ class RulesMetrics:
         )
         self.reload_failures = Counter(
             "offsite_rules_reload_failures_total",
-            "Reloads refused because the new rule set was invalid (the old set stays)",
+            "Reloads refused: the new rule set was invalid or its state could not be rebuilt"
+            " (the old set stays)",
+            registry=registry,
+        )
+        self.rule_errors = Counter(
+            "offsite_rules_rule_errors_total",
+            "Inputs a rule raised on (skipped for that rule's stream only)",
+            ["rule"],
+            registry=registry,
+        )
+        self.rule_up = Gauge(
+            "offsite_rules_rule_up",
+            "0 while a rule has raised within the last five minutes, else 1",
+            ["rule"],
             registry=registry,
         )
         self.store_errors = Counter(

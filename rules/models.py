@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -51,9 +52,20 @@ class ClueEvent:
     changed_at: datetime
     summary: str
     evidence_ids: tuple[str, ...] = ()
+    # The clue's change number in the ledger (0: not from the ledger, e.g. a test's event).
+    seq: int = 0
 
 
 class ClueSink(Protocol):
     """Receives committed clue transitions; must not block the engine for long."""
 
     def clue_changed(self, event: ClueEvent) -> None: ...
+
+
+class ClueLedger(Protocol):
+    """The committed clue changes, read back in commit order: the durable side of the hand-off
+    (a sink's queue is only a wake-up; a consumer keeps its own watermark)."""
+
+    def clue_changes_after(self, seq: int, limit: int) -> Sequence[ClueEvent]: ...
+
+    def clue(self, clue_id: int) -> ClueEvent | None: ...

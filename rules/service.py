@@ -39,6 +39,8 @@ from rules.spec import (
 )
 from rules.store import (
     apply_ops,
+    changes_after,
+    clue_by_id,
     department_codes,
     last_seen,
     load_open,
@@ -46,6 +48,7 @@ from rules.store import (
     stream_readings,
 )
 from subjects.models import DeviceDirectory
+from supervise.worker import Supervised, Supervisor
 from video.models import Detection
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,30 @@ log = logging.getLogger(__name__)
 class _Work(NamedTuple):
     kind: str  # readings | detections | status | tick | barrier | reload
     payload: Any
+
+
+# A rule that raised is shown as failing for this long after its last error.
+RULE_ERROR_HOLD_S = 300.0
+RELOAD_WAIT_S = 60.0
+
+
+@dataclass(slots=True)
+class _ReloadJob:
+    """A reload handed to the engine thread; `error` says why the rebuild failed."""
+
+    ruleset: RuleSet
+    done: threading.Event
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHealth:
+    """A rule that raised: how often, the last error and when (monotonic seconds)."""
+
+    rule_id: str
+    errors: int
+    last_error: str
+    last_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +126,10 @@ class RuleService:
         directory: DeviceDirectory,
         sinks: Sequence[ClueSink] = (),
         clock: Callable[[], float] = time.time,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
+        self.supervisor = supervisor or Supervisor()
         self.pool = pool
         self.directory = directory
         self._directory_changed = threading.Event()
@@ -114,8 +143,14 @@ class RuleService:
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._engine: Engine | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Supervised | None = None
+        self._next_tick = 0.0
+        self._next_refresh = 0.0
+        self._unsaved: list[ClueOp] = []
+        self._barriers: list[threading.Event] = []
         self._reload_lock = threading.Lock()
+        self._health_lock = threading.Lock()
+        self._rule_health: dict[str, RuleHealth] = {}
         # Transitions committed while starting (opens a crash left unevaluated) are handed
         # on by the engine thread at its first batch or tick, once the composition root has
         # had the chance to add the sinks wired after this service (alerts).
@@ -141,6 +176,16 @@ class RuleService:
             except queue.Full:
                 continue
 
+    # -- ClueLedger -------------------------------------------------------------------
+
+    def clue_changes_after(self, seq: int, limit: int) -> list[ClueEvent]:
+        with self.pool.connection() as conn:
+            return changes_after(conn, seq, limit)
+
+    def clue(self, clue_id: int) -> ClueEvent | None:
+        with self.pool.connection() as conn:
+            return clue_by_id(conn, clue_id)
+
     # -- lifecycle --------------------------------------------------------------------
 
     def departments(self) -> list[str]:
@@ -158,14 +203,24 @@ class RuleService:
             log.warning("rules directory %s not found: no rules active", self.settings.directory)
         self.metrics.rules_loaded.set(len(self.ruleset.rules))
         self._engine = self._build_engine(self.ruleset)
-        self._thread = threading.Thread(target=self._run, name="rules-engine", daemon=True)
-        self._thread.start()
+        self._next_tick = self.clock() + self.settings.tick_interval_s
+        self._next_refresh = time.monotonic() + self.settings.directory_refresh_s
+        # A turn can rebuild the whole state (a reload): stuck only well past that.
+        self._worker = self.supervisor.start("rules-engine", self._step, stall_s=300.0)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Evaluate what is queued, then stop."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Evaluate what is queued, then stop; False when the thread did not end in time."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._worker is None:
+            return True
+        stopped = self._worker.join(timeout)
+        if stopped:
+            self.supervisor.forget(self._worker)
+        return stopped
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.running
 
     def reload(self) -> ReloadResult:
         """Load the directory again; an invalid set is refused and the old one stays."""
@@ -177,12 +232,50 @@ class RuleService:
                 for p in err.problems:
                     log.error("rule reload refused: %s", p)
                 return ReloadResult(False, len(self.ruleset.rules), err.problems)
-            done = threading.Event()
-            self._put(_Work("reload", (ruleset, done)))
-            if self._thread is not None and self._thread.is_alive():
-                done.wait(120)
+            kept = len(self.ruleset.rules)
+            if not self.running:
+                return self._refused("the rules engine is not running; see /readyz", kept)
+            job = _ReloadJob(ruleset, threading.Event())
+            self._put(_Work("reload", job))
+            if not job.done.wait(RELOAD_WAIT_S):
+                return self._refused(
+                    f"the rule state was not rebuilt within {RELOAD_WAIT_S:.0f} s; the engine"
+                    " is busy or stuck (see /readyz), the reload still runs when it gets to it",
+                    kept,
+                )
+            if job.error is not None:
+                return self._refused(f"rebuilding the rule state failed: {job.error}", kept)
             log.info("rules reloaded: %d rules", len(ruleset.rules))
             return ReloadResult(True, len(ruleset.rules))
+
+    def _refused(self, why: str, kept: int) -> ReloadResult:
+        self.metrics.reload_failures.inc()
+        log.error("rule reload refused: %s", why)
+        return ReloadResult(False, kept, (RuleProblem("(reload)", None, why),))
+
+    def _rule_failed(self, rule_id: str, err: Exception) -> None:
+        """Engine callback (engine thread): count, log (once per rule per hold), show."""
+        now = time.monotonic()
+        with self._health_lock:
+            old = self._rule_health.get(rule_id)
+            self._rule_health[rule_id] = RuleHealth(
+                rule_id, (old.errors if old else 0) + 1, f"{type(err).__name__}: {err}", now
+            )
+        self.metrics.rule_errors.labels(rule_id).inc()
+        self.metrics.rule_up.labels(rule_id).set(0)
+        if old is None or now - old.last_at > RULE_ERROR_HOLD_S:
+            log.error("rule %s raised; its stream skips the input, other rules go on",
+                      rule_id, exc_info=err)  # fmt: skip
+
+    def failing_rules(self) -> list[RuleHealth]:
+        """Rules that raised within the last five minutes."""
+        now = time.monotonic()
+        with self._health_lock:
+            recent = [h for h in self._rule_health.values() if now - h.last_at <= RULE_ERROR_HOLD_S]
+        for h in self._rule_health.values():
+            if h not in recent:
+                self.metrics.rule_up.labels(h.rule_id).set(1)
+        return sorted(recent, key=lambda h: h.rule_id)
 
     def tick_now(self) -> None:
         """Run the timer tick at the next turn of the engine thread (tests, dry tools)."""
@@ -207,6 +300,7 @@ class RuleService:
             self.settings.max_trigger_values,
             on_late_dropped=lambda rule: m.late_dropped.labels(rule).inc(),
             on_evaluations=m.evaluations.inc,
+            on_rule_error=self._rule_failed,
         )
         now = self.clock()
         span = min(
@@ -242,46 +336,47 @@ class RuleService:
         turn of the engine loop, within a tick, instead of at the periodic refresh."""
         self._directory_changed.set()
 
-    def _run(self) -> None:
-        next_tick = self.clock() + self.settings.tick_interval_s
-        held, self._held = self._held or [], None
-        first = True
-        next_refresh = time.monotonic() + self.settings.directory_refresh_s
-        while True:
-            timeout = max(0.0, min(next_tick - self.clock(), self.settings.tick_interval_s))
+    def _step(self) -> bool:
+        """One turn of the engine thread: a batch of work, the tick, the commit."""
+        timeout = max(0.0, min(self._next_tick - self.clock(), self.settings.tick_interval_s))
+        try:
+            work: _Work | None = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            work = None
+            if self._stop.is_set():
+                return False
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._hand_off(held)
+        # Kept on the service until committed: a fault that escapes a turn (the supervisor
+        # restarts it) must not lose transitions the engine's state already reflects.
+        ops = self._unsaved
+        barriers = self._barriers
+        # Drain what is waiting so one transaction carries many transitions.
+        while work is not None:
+            self._handle(work, ops, barriers)
+            if len(ops) > 500:
+                break
             try:
-                work: _Work | None = self._queue.get(timeout=timeout)
+                work = self._queue.get_nowait()
             except queue.Empty:
                 work = None
-                if self._stop.is_set():
-                    return
-            if first:
-                first = False
-                self._hand_off(held)
-            ops: list[ClueOp] = []
-            barriers: list[threading.Event] = []
-            # Drain what is waiting so one transaction carries many transitions.
-            while work is not None:
-                self._handle(work, ops, barriers)
-                if len(ops) > 500:
-                    break
-                try:
-                    work = self._queue.get_nowait()
-                except queue.Empty:
-                    work = None
-            now = self.clock()
-            if now >= next_tick and self._engine is not None:
-                ops += self._engine.tick(now)
-                next_tick = now + self.settings.tick_interval_s
-            changed = self._directory_changed.is_set()
-            if (changed or time.monotonic() >= next_refresh) and self._engine is not None:
-                self._directory_changed.clear()
-                self._engine.invalidate_directory()
-                next_refresh = time.monotonic() + self.settings.directory_refresh_s
-            if ops:
-                self._commit(ops)
-            for b in barriers:
-                b.set()
+        now = self.clock()
+        if now >= self._next_tick and self._engine is not None:
+            ops += self._engine.tick(now)
+            self._next_tick = now + self.settings.tick_interval_s
+        changed = self._directory_changed.is_set()
+        if (changed or time.monotonic() >= self._next_refresh) and self._engine is not None:
+            self._directory_changed.clear()
+            self._engine.invalidate_directory()
+            self._next_refresh = time.monotonic() + self.settings.directory_refresh_s
+        if ops:
+            self._commit(ops)
+        self._unsaved = []
+        self._barriers = []
+        for b in barriers:
+            b.set()
+        return True
 
     def _handle(self, work: _Work, ops: list[ClueOp], barriers: list[threading.Event]) -> None:
         engine = self._engine
@@ -302,17 +397,25 @@ class RuleService:
             elif work.kind == "barrier":
                 barriers.append(work.payload)
             elif work.kind == "reload":
-                ruleset, done = work.payload
-                if ops:
-                    self._commit(ops)
-                    ops.clear()
-                self._engine = self._build_engine(ruleset)
-                self.ruleset = ruleset
-                self.metrics.rules_loaded.set(len(ruleset.rules))
-                done.set()
+                self._reload_now(work.payload, ops)
         except Exception:
             # A bug in one rule must not stop evaluation of everything else.
             log.exception("rule evaluation failed for a %s batch", work.kind)
+
+    def _reload_now(self, job: _ReloadJob, ops: list[ClueOp]) -> None:
+        """Engine thread: swap in the new set, or keep the old one and say why."""
+        try:
+            if ops:
+                self._commit(ops)
+                ops.clear()
+            self._engine = self._build_engine(job.ruleset)
+            self.ruleset = job.ruleset
+            self.metrics.rules_loaded.set(len(job.ruleset.rules))
+        except Exception as err:
+            job.error = f"{type(err).__name__}: {err}"
+            log.exception("rebuilding the rule state for a reload failed; the old set stays")
+        finally:
+            job.done.set()
 
     def _commit(self, ops: list[ClueOp]) -> None:
         delay = 0.2

@@ -18,8 +18,12 @@ from rules.spec import CompositeRule, Rule
 
 _COLUMNS = (
     "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
-    " credit_code, device_ids, started_at, ended_at, updated_at, summary, evidence_ids"
+    " credit_code, device_ids, started_at, ended_at, updated_at, summary, evidence_ids,"
+    " change_seq"
 )
+# Writers of clues serialise on this transaction lock before drawing change numbers, so the
+# numbers commit in order and a consumer's watermark can never pass an uncommitted change.
+CHANGE_LOCK_KEY = 0x0C1E5EC
 
 
 def _ts(t: float) -> datetime:
@@ -58,7 +62,7 @@ def summarize(b: Bound, started_at: float, trigger: Sequence[TriggerItem]) -> st
 
 def _event(row: tuple[Any, ...]) -> ClueEvent:
     (cid, fp, rule_id, version, title, dept, sev, status, withdrawn, credit_code, devices,
-     started, ended, updated, summary, evidence) = row  # fmt: skip
+     started, ended, updated, summary, evidence, seq) = row  # fmt: skip
     return ClueEvent(
         clue_id=cid,
         fingerprint=fp,
@@ -75,6 +79,7 @@ def _event(row: tuple[Any, ...]) -> ClueEvent:
         changed_at=updated,
         summary=("withdrawn: " + summary) if withdrawn else summary,
         evidence_ids=tuple(evidence),
+        seq=seq,
     )
 
 
@@ -89,6 +94,7 @@ def apply_ops(
     """Apply in one transaction; returns the operations that really changed a row."""
     events: list[tuple[ClueOp, ClueEvent]] = []
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK_KEY,))
         for op in ops:
             b = op.bound
             key = (b.fingerprint, _ts(op.started_at))
@@ -105,7 +111,8 @@ def apply_ops(
                             " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
                             " ON CONFLICT (fingerprint, started_at) DO UPDATE"
                             " SET withdrawn = false, status = excluded.status,"
-                            " ended_at = excluded.ended_at, updated_at = now()"
+                            " ended_at = excluded.ended_at, updated_at = now(),"
+                            " change_seq = nextval('clues_change_seq')"
                             " WHERE clues.withdrawn RETURNING " + _COLUMNS,
                             (
                                 b.fingerprint,
@@ -128,7 +135,8 @@ def apply_ops(
                     continue
             elif op.action == "resolve":
                 cur.execute(
-                    "UPDATE clues SET status = 'resolved', ended_at = %s, updated_at = now()"
+                    "UPDATE clues SET status = 'resolved', ended_at = %s, updated_at = now(),"
+                    " change_seq = nextval('clues_change_seq')"
                     " WHERE fingerprint = %s AND started_at = %s AND NOT withdrawn"
                     " AND (status = 'firing' OR ended_at IS DISTINCT FROM %s)"
                     " RETURNING " + _COLUMNS,
@@ -136,7 +144,8 @@ def apply_ops(
                 )
             elif op.action == "reopen":
                 cur.execute(
-                    "UPDATE clues SET status = 'firing', ended_at = NULL, updated_at = now()"
+                    "UPDATE clues SET status = 'firing', ended_at = NULL, updated_at = now(),"
+                    " change_seq = nextval('clues_change_seq')"
                     " WHERE fingerprint = %s AND started_at = %s AND status = 'resolved'"
                     " AND NOT withdrawn AND NOT EXISTS (SELECT 1 FROM clues o"
                     " WHERE o.fingerprint = %s AND o.status = 'firing') RETURNING " + _COLUMNS,
@@ -145,7 +154,8 @@ def apply_ops(
             elif op.action == "withdraw":
                 cur.execute(
                     "UPDATE clues SET withdrawn = true, status = 'resolved',"
-                    " ended_at = COALESCE(ended_at, %s), updated_at = now()"
+                    " ended_at = COALESCE(ended_at, %s), updated_at = now(),"
+                    " change_seq = nextval('clues_change_seq')"
                     " WHERE fingerprint = %s AND started_at = %s AND NOT withdrawn"
                     " RETURNING " + _COLUMNS,
                     (_ts(max(op.at, op.started_at)), *key),
@@ -156,6 +166,20 @@ def apply_ops(
             if row is not None:
                 events.append((op, _event(row)))
     return events
+
+
+def changes_after(conn: psycopg.Connection[Any], seq: int, limit: int) -> list[ClueEvent]:
+    """Committed clue changes past `seq`, in commit order (each clue in its latest state)."""
+    rows = conn.execute(
+        "SELECT " + _COLUMNS + " FROM clues WHERE change_seq > %s ORDER BY change_seq LIMIT %s",
+        (seq, limit),
+    ).fetchall()
+    return [_event(row) for row in rows]
+
+
+def clue_by_id(conn: psycopg.Connection[Any], clue_id: int) -> ClueEvent | None:
+    row = conn.execute("SELECT " + _COLUMNS + " FROM clues WHERE id = %s", (clue_id,)).fetchone()
+    return _event(row) if row is not None else None
 
 
 def load_open(conn: psycopg.Connection[Any]) -> list[OpenClue]:

@@ -6,12 +6,12 @@ import contextlib
 import hashlib
 import logging
 import queue
-import threading
 from dataclasses import dataclass
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from supervise.worker import Supervised, Supervisor
 from video.frames import FrameRejectReason
 from video.metrics import VideoMetrics
 
@@ -37,13 +37,19 @@ class DeadLetterWriter:
     """`put` never blocks (the MQTT thread calls it); a full queue loses letters, counted."""
 
     def __init__(
-        self, pool: ConnectionPool, metrics: VideoMetrics, payload_cap: int, capacity: int
+        self,
+        pool: ConnectionPool,
+        metrics: VideoMetrics,
+        payload_cap: int,
+        capacity: int,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.payload_cap = payload_cap
         self._queue: queue.Queue[FrameDeadLetter | None] = queue.Queue(capacity)
-        self._thread: threading.Thread | None = None
+        self.supervisor = supervisor or Supervisor()
+        self._worker: Supervised | None = None
 
     def put(self, letter: FrameDeadLetter) -> None:
         self.metrics.frames_rejected.labels(letter.reason.value).inc()
@@ -55,35 +61,36 @@ class DeadLetterWriter:
             self.metrics.dead_letters_lost.inc()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="video-dead-letters", daemon=True)
-        self._thread.start()
+        self._worker = self.supervisor.start("video-dead-letters", self._step)
 
     def stop(self) -> None:
-        if self._thread is not None:
+        if self._worker is not None:
             # Bounded: with the database gone the queue may stay full; then give up waiting.
             with contextlib.suppress(queue.Full):
                 self._queue.put(None, timeout=10)
-            self._thread.join(10)
+            if self._worker.join(10):
+                self.supervisor.forget(self._worker)
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < _BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._write(batch)
-            if stop:
-                return
+    def _step(self) -> bool:
+        try:
+            first = self._queue.get(timeout=1.0)
+        except queue.Empty:
+            return True
+        if first is None:
+            return False
+        batch = [first]
+        stop = False
+        while len(batch) < _BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+        self._write(batch)
+        return not stop
 
     def _write(self, batch: list[FrameDeadLetter]) -> None:
         rows = [

@@ -11,10 +11,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import FrameMessage, StatusSink
+from supervise.worker import Supervised, Supervisor
 from video.cameras import CameraRegistry
 from video.deadletters import DeadLetterWriter
 from video.evidence import (
@@ -52,6 +54,7 @@ class VideoService:
         guard: EvidenceGuard | None = None,
         ownership: CameraOwnership | None = None,
         start_method: str = "spawn",
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = VideoMetrics(registry)
@@ -63,9 +66,13 @@ class VideoService:
         )
         self.cameras = CameraRegistry(settings, pool, self.metrics, status_sinks)
         self.dead_letters = DeadLetterWriter(
-            pool, self.metrics, settings.dead_letter_payload_bytes, settings.dead_letter_queue
+            pool,
+            self.metrics,
+            settings.dead_letter_payload_bytes,
+            settings.dead_letter_queue,
+            supervisor,
         )
-        self.workers = WorkerPool(settings, self.metrics, self._on_result, start_method)
+        self.workers = WorkerPool(settings, self.metrics, self._on_result, start_method, supervisor)
         self.intake = FrameIntake(
             settings, self.cameras, self.workers, self.dead_letters, self.metrics
         )
@@ -75,7 +82,9 @@ class VideoService:
         self._episodes: OrderedDict[str, str | None] = OrderedDict()
         self._episodes_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.supervisor = supervisor or Supervisor()
+        self._housekeeper: Supervised | None = None
+        self._next_retention = 0.0
         if guard is None:
             log.warning("no evidence guard is wired: evidence retention will remove nothing")
 
@@ -93,9 +102,11 @@ class VideoService:
         self.workers.start()
         for p in self.pullers:
             p.start()
-        self._thread = threading.Thread(target=self._housekeeping, name="video-housekeeping",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
+        self._next_retention = time.monotonic() + 60  # not in the middle of start-up
+        # Retention may walk a large evidence folder.
+        self._housekeeper = self.supervisor.start(
+            "video-housekeeping", self._housekeeping_step, stall_s=1800.0
+        )
         log.info("video: %d cameras configured, %d workers, evidence in %s",
                  len(self.settings.cameras), self.settings.workers,
                  self.evidence.directory)  # fmt: skip
@@ -105,27 +116,30 @@ class VideoService:
         for p in self.pullers:
             p.stop()
         self.workers.stop()
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._housekeeper is not None and self._housekeeper.join(10):
+            self.supervisor.forget(self._housekeeper)
         self.cameras.tick()
         self.dead_letters.stop()
 
     def idle(self) -> bool:
         return self.workers.idle()
 
-    def _housekeeping(self) -> None:
-        next_retention = time.monotonic() + 60  # not in the middle of start-up
-        while not self._stop.wait(1.0):
+    def _housekeeping_step(self) -> bool:
+        # Errors other than the database's escape to the supervisor: logged, counted,
+        # restarted, and shown in /readyz.
+        if self._stop.wait(1.0):
+            return False
+        try:
+            self.cameras.tick()
+        except psycopg.Error as err:
+            log.warning("camera status upkeep failed: %s", err)
+        if time.monotonic() >= self._next_retention:
+            self._next_retention = time.monotonic() + self.settings.retention_interval_s
             try:
-                self.cameras.tick()
-            except Exception:
-                log.exception("camera status upkeep failed")
-            if time.monotonic() >= next_retention:
-                next_retention = time.monotonic() + self.settings.retention_interval_s
-                try:
-                    self.apply_retention()
-                except Exception:
-                    log.exception("evidence retention failed; will retry")
+                self.apply_retention()
+            except psycopg.Error as err:
+                log.warning("evidence retention failed; will retry: %s", err)
+        return True
 
     def apply_retention(self, now: datetime | None = None) -> int:
         return self.evidence.apply_retention(

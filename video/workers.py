@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 
+from supervise.worker import Supervised, Supervisor
 from video.frames import DropReason, FrameResult, FrameTask
 from video.metrics import VideoMetrics
 from video.settings import CameraSettings, VideoSettings
@@ -71,8 +72,10 @@ class Worker:
         metrics: VideoMetrics,
         on_result: ResultHandler,
         start_method: str = "spawn",
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.index = index
+        self.supervisor = supervisor or Supervisor()
         self.settings = settings
         self.metrics = metrics
         self.on_result = on_result
@@ -87,13 +90,13 @@ class Worker:
         self._stopping = False
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
-        self._thread: threading.Thread | None = None
+        self._feeder: Supervised | None = None
         self.processed = 0
         self.busy = False
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._feeder is not None
 
     @property
     def depth(self) -> int:
@@ -102,12 +105,11 @@ class Worker:
     def start(self) -> None:
         """Spawn the process and the feeder (the pool does it at the first frame)."""
         with self._cond:
-            if self._thread is not None or self._stopping:
+            if self._feeder is not None or self._stopping:
                 return
             self._spawn()
-            self._thread = threading.Thread(target=self._feed, name=f"video-feed-{self.index}",
-                                            daemon=True)  # fmt: skip
-            self._thread.start()
+            # A frame in a worker takes well under a second; one minute without a turn is stuck.
+            self._feeder = self.supervisor.start(f"video-worker-{self.index}", self._feed_step)
 
     def _spawn(self) -> None:
         parent, child = self._mp.Pipe(duplex=True)
@@ -139,20 +141,21 @@ class Worker:
             self.busy = True  # under the lock, so idle() never sees a frame in no place
             return self._queue.popleft()
 
-    def _feed(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                return
-            try:
-                result = self._roundtrip(item)
-                if result is not None:
-                    self.processed += 1
-                    self.on_result(item[1], result)
-            except Exception:  # the handler's own errors must not stop this camera's frames
-                log.exception("video result handler failed for camera %s", item[0].id)
-            finally:
-                self.busy = False
+    def _feed_step(self) -> bool:
+        """One frame through the worker process; False once stopping."""
+        item = self._next()
+        if item is None:
+            return False
+        try:
+            result = self._roundtrip(item)
+            if result is not None:
+                self.processed += 1
+                self.on_result(item[1], result)
+        except Exception:  # the handler's own errors must not stop this camera's frames
+            log.exception("video result handler failed for camera %s", item[0].id)
+        finally:
+            self.busy = False
+        return True
 
     def _roundtrip(self, item: tuple[CameraSettings, FrameTask]) -> FrameResult | None:
         conn = self._conn
@@ -185,8 +188,8 @@ class Worker:
             self._cond.notify_all()
         if left:
             self.metrics.frames_dropped.labels(DropReason.STOPPING.value).inc(left)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._feeder is not None and self._feeder.join(timeout):
+            self.supervisor.forget(self._feeder)
         if self._conn is not None:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self._conn.send(None)
@@ -213,11 +216,13 @@ class WorkerPool:
         metrics: VideoMetrics,
         on_result: ResultHandler,
         start_method: str = "spawn",
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.workers = [
-            Worker(i, settings, metrics, on_result, start_method) for i in range(settings.workers)
+            Worker(i, settings, metrics, on_result, start_method, supervisor)
+            for i in range(settings.workers)
         ]
         self._assigned: dict[str, int] = {
             cam.id: i % settings.workers for i, cam in enumerate(settings.cameras)

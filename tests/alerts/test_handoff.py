@@ -1,0 +1,237 @@
+"""The clue -> alert hand-off is durable: a clue committed before a crash becomes one alert."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from alerts import handoff
+from alerts.service import AlertService
+from alerts.store import AlertStore, Outcome
+from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedBroker
+from rules.models import ClueEvent
+from tests.alerts.support import CHEM, Receiver, free_port
+from tests.alerts.test_e2e import RULE
+from tests.helpers import Publisher, wait_until
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(free_port())
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def site(db: psycopg.Connection[Any], tmp_path: Path) -> Path:
+    """A gas detector bound to a subject and the rule that fires on it; the rules folder."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "gas.yaml").write_text(RULE, encoding="utf-8")
+    db.execute(
+        "INSERT INTO subjects (credit_code, name, industry, grid, credit_grade)"
+        " VALUES (%s, 'Tank farm', 'hazardous_chemicals', 'G-01', 'C')",
+        (CHEM,),
+    )
+    db.execute(
+        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EMB')", (CHEM,)
+    )
+    db.execute(
+        "INSERT INTO device_bindings (device_id, credit_code, role)"
+        " VALUES ('gas-1', %s, 'gas_detector')",
+        (CHEM,),
+    )
+    return rules
+
+
+def _settings(make_settings: Callable[..., Any], rules: Path, receiver: Receiver) -> Any:
+    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
+             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    return make_settings(
+        rules={"directory": str(rules)}, alerts={"routes": [route], "outbox_poll_s": 0.2}
+    )
+
+
+def _fire(broker: EmbeddedBroker) -> None:
+    pub = Publisher(broker.port)
+    try:
+        ts = int(time.time() * 1000)
+        pub.publish("offsite/v1/devices/gas-1/telemetry",
+                    json.dumps({"ts": ts, "values": {"lel": 62.0}}))  # fmt: skip
+        pub.wait_acked(1)
+    finally:
+        pub.close()
+
+
+def _count(db: psycopg.Connection[Any], sql: str) -> int:
+    row = db.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_clue_committed_before_a_crash_becomes_one_alert_after_restart(
+    make_settings: Callable[..., Any],
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    site: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = _settings(make_settings, site, receiver)
+    # The fault: the process dies after rules committed the clue and before alerts applied
+    # it. Alerts' threads never run, so whatever the hand-off held in memory is lost.
+    with monkeypatch.context() as m:
+        m.setattr(AlertService, "start", lambda self: None)
+        with OffsiteApp(settings) as app:
+            wait_until(lambda: app.readiness()["broker"], what="broker connection")
+            _fire(broker)
+            wait_until(lambda: _count(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
+                       30, what="the committed clue")  # fmt: skip
+    assert _count(db, "SELECT count(*) FROM alerts") == 0
+
+    with OffsiteApp(settings):
+        wait_until(receiver.bodies, 30, what="the webhook after restart")
+    # Once more: a second restart applies nothing twice.
+    with OffsiteApp(settings) as app:
+        service = app.api_context.get(AlertService) if app.api_context else None
+        assert isinstance(service, AlertService)
+        assert service.drain()
+        time.sleep(1.0)  # the outbox polls every 0.2 s: give a duplicate the chance to show
+    assert _count(db, "SELECT count(*) FROM alerts") == 1
+    assert _count(db, "SELECT count(*) FROM alert_clues") == 1
+    assert _count(db, "SELECT count(*) FROM outbox") == 1
+    assert len(receiver.bodies()) == 1
+    assert json.loads(receiver.bodies()[0].body)["event"] == "opened"
+    mark = _count(db, "SELECT seq FROM alert_clue_watermark")
+    assert mark == _count(db, "SELECT max(change_seq) FROM clues")
+
+
+def test_a_clue_that_fails_to_apply_is_retried_and_alerting_goes_on(
+    make_settings: Callable[..., Any],
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    site: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handoff, "RETRY_MIN_S", 0.5)
+    real = AlertStore.apply_clue
+    failures: list[int] = []
+
+    def flaky(
+        self: AlertStore, conn: psycopg.Connection[Any], event: ClueEvent, advance: bool = False
+    ) -> Outcome:
+        if not failures:
+            failures.append(event.clue_id)
+            raise ValueError("injected fault")
+        return real(self, conn, event, advance)
+
+    monkeypatch.setattr(AlertStore, "apply_clue", flaky)
+    with OffsiteApp(_settings(make_settings, site, receiver)) as app:
+        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+        _fire(broker)
+        wait_until(lambda: failures, 30, what="the injected failure")
+        wait_until(receiver.bodies, 30, what="the webhook after the retry")
+    assert _count(db, "SELECT count(*) FROM alerts") == 1
+    assert _count(db, "SELECT count(*) FROM alert_clue_retries") == 0
+    assert len(receiver.bodies()) == 1
+
+
+def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_restart(
+    broker: EmbeddedBroker,
+    db_url: str,
+    db: psycopg.Connection[Any],
+    site: Path,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "offsite.yaml"
+    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
+             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "database": {"url": db_url},
+                "mqtt": {"url": broker.url, "client_id": f"offsite-kill-{free_port()}"},
+                "http": {"port": 0},
+                "rules": {"directory": str(site)},
+                "alerts": {"routes": [route], "outbox_poll_s": 0.2},
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSITE_")}
+    env["OFFSITE_CONFIG"] = str(config)
+
+    def run() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "offsite.cli", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def started(proc: subprocess.Popen[bytes]) -> None:
+        """Wait for the banner, then for the broker connection in /readyz."""
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "offsite is running" once every service is up
+        assert b"offsite is running" in line, line
+        http = proc.stdout.readline().split()[1].decode()  # "  HTTP      http://h:p  (...)"
+
+        def connected() -> bool:
+            checks = httpx.get(f"{http}/readyz", timeout=5).json()["checks"]
+            return bool(checks["broker"])
+
+        wait_until(connected, 30, what="the broker connection")
+
+    # The alerts tables are locked, so the alert's transaction waits after the clue's commit;
+    # the process is killed in that window, which is where the hand-off used to lose it.
+    with psycopg.connect(db_url) as locker:
+        locker.execute("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE")
+        first = run()
+        try:
+            started(first)
+            _fire(broker)
+            wait_until(lambda: _count(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
+                       30, what="the committed clue")  # fmt: skip
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+            assert first.stdout is not None
+            first.stdout.close()
+        locker.rollback()
+    assert _count(db, "SELECT count(*) FROM alerts") == 0
+
+    for _ in range(2):  # restart, then once more: nothing twice
+        proc = run()
+        try:
+            started(proc)
+            wait_until(receiver.bodies, 30, what="the webhook after restart")
+            wait_until(lambda: _count(db, "SELECT seq FROM alert_clue_watermark")
+                       == _count(db, "SELECT max(change_seq) FROM clues"),
+                       30, what="the watermark caught up")  # fmt: skip
+            time.sleep(1.0)  # the outbox polls every 0.2 s: a duplicate would show
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+            assert proc.stdout is not None
+            proc.stdout.close()
+    assert _count(db, "SELECT count(*) FROM alerts") == 1
+    assert _count(db, "SELECT count(*) FROM outbox") == 1
+    assert len(receiver.bodies()) == 1
