@@ -32,6 +32,7 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
     UNSUPPORTED = "unsupported"
+    INCOMPLETE_SPLIT = "incomplete_split"
 
 
 class DataFlag(StrEnum):
