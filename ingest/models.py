@@ -124,3 +124,25 @@ class StatusSink(Protocol):
     """Receives committed device status changes (status topic or will)."""
 
     def status_changed(self, status: DeviceStatus) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawDecoded:
+    """What a raw-packet decoder (HJ 212 over MQTT) made of one message.
+
+    `held`: a piece of a split packet kept back; it is acknowledged with the message that
+    `releases` it (completes the packet, or gives up on it with a dead letter).
+    """
+
+    readings: tuple[Reading, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
+    held: bool = False
+    releases: bool = False
+
+
+class PacketDecoder(Protocol):
+    """Decodes the raw packets of the `hj212` channel (provided by the hj212 package)."""
+
+    def decode_packet(
+        self, device_id: str, topic: str, payload: bytes, now: datetime
+    ) -> RawDecoded: ...
