@@ -29,10 +29,11 @@ TOPIC = "hj212/tcp"
 class _Connection:
     """One logger's connection: its framer, its split pieces, and where replies go."""
 
-    __slots__ = ("framer", "peer", "reassembler", "writer")
+    __slots__ = ("framer", "last_read", "peer", "reassembler", "writer")
 
     def __init__(self, settings: Hj212Settings, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
+        self.last_read = time.monotonic()
         self.framer = Framer(settings.max_frame_bytes)
         self.reassembler = Reassembler(settings.split_timeout_s, settings.max_pending_splits)
         peer = writer.get_extra_info("peername")
@@ -65,6 +66,7 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
         self._stopping = threading.Event()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -72,9 +74,22 @@ class Gateway:
             self._serve, self.settings.host, self.settings.port, backlog=4096, limit=1 << 16
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    async def _sweep_idle(self) -> None:
+        # One sweep for all connections: a timeout per read would cost a task per packet.
+        limit = self.settings.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(limit / 4, 30.0))
+            cutoff = time.monotonic() - limit
+            for c in [c for c in self._conns if c.last_read < cutoff]:
+                log.info("closing HJ 212 connection %s: silent for %.0fs", c.peer, limit)
+                c.writer.close()
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for c in list(self._conns):
@@ -96,15 +111,10 @@ class Gateway:
         self.metrics.connections.inc()
         try:
             while not self._stopping.is_set():
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(1 << 16), self.settings.idle_timeout_s
-                    )
-                except TimeoutError:
-                    log.info("closing HJ 212 connection %s: idle", conn.peer)
-                    break
+                data = await reader.read(1 << 16)
                 if not data:
                     break
+                conn.last_read = time.monotonic()
                 for item in conn.framer.feed(data):
                     if isinstance(item, Garbage):
                         await self._dead(
