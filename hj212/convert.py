@@ -19,6 +19,35 @@ _HISTORY_ZS = {"ZsAvg": "zs_avg", "ZsMin": "zs_min", "ZsMax": "zs_max"}
 _NOT_VALUES = frozenset({"Flag", "EFlag", "SampleTime"})
 
 
+# (key, kind) -> (code, base, metric, name is valid), or None for keys that carry no value:
+# codes repeat in every packet, so each key is classified once. Bounded like ingest's cache.
+_METRICS: dict[tuple[str, str], tuple[str, str, str, bool] | None] = {}
+_METRICS_MAX = 100_000
+
+
+def _classify(key: str, kind: str, tables: CodeTables) -> tuple[str, str, str, bool] | None:
+    """(code as sent, metric base, metric, valid name) of a value key; None if no value."""
+    code, dash, suffix = key.rpartition("-")
+    if not dash or not code or suffix in _NOT_VALUES:
+        return None
+    if kind == "rtd":
+        if suffix == "Rtd":
+            part = ""
+        elif suffix == "ZsRtd":
+            part = ".zs"
+        else:
+            return None
+    elif suffix in _HISTORY:
+        part = f".{_HISTORY[suffix]}_{kind}"
+    elif suffix in _HISTORY_ZS:
+        part = f".{_HISTORY_ZS[suffix]}_{kind}"
+    else:
+        return None
+    base = tables.metric_code(code)
+    metric = base + part
+    return code, base, metric, METRIC_NAME.fullmatch(metric) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Converted:
     readings: tuple[Reading, ...]
@@ -98,25 +127,17 @@ def to_readings(
     out: list[Reading] = []
     refused_flags: set[str] = set()
     for key, raw in fields.items():
-        code, dash, suffix = key.rpartition("-")
-        if not dash or not code or suffix in _NOT_VALUES:
-            continue
-        if kind == "rtd":
-            if suffix == "Rtd":
-                part = ""
-            elif suffix == "ZsRtd":
-                part = ".zs"
-            else:
-                continue
-        elif suffix in _HISTORY:
-            part = f".{_HISTORY[suffix]}_{kind}"
-        elif suffix in _HISTORY_ZS:
-            part = f".{_HISTORY_ZS[suffix]}_{kind}"
+        ck = (key, kind)
+        if ck in _METRICS:
+            found = _METRICS[ck]
         else:
+            found = _classify(key, kind, tables)
+            if len(_METRICS) < _METRICS_MAX:
+                _METRICS[ck] = found
+        if found is None:
             continue
-        base = tables.metric_code(code)
-        metric = base + part
-        if not METRIC_NAME.fullmatch(metric):
+        code, base, metric, valid = found
+        if not valid:
             bad.append(
                 Rejection(
                     RejectReason.BAD_METRIC,
@@ -143,7 +164,7 @@ def to_readings(
             )
             continue
         out.append(Reading(ts, p.mn, metric, value, flag))
-        if part == "" and (sample := fields.get(f"{code}-SampleTime")) is not None:
+        if metric == base and (sample := fields.get(f"{code}-SampleTime")) is not None:
             # Analysers sample in cycles: the sample time tells a repeated sample from a
             # frozen sensor. Kept as epoch seconds beside the value.
             sampled = parse_time(sample, zone)

@@ -149,10 +149,9 @@ class Gateway:
         now = datetime.now(UTC)
         out = self.decoder.packet(p, TOPIC, now, conn.reassembler, time.monotonic)
         if not out.store:
-            self.metrics.packets.labels("held", p.version).inc()
+            self.metrics.packet("held", p.version)
             return
-        result = "stored" if out.readings else "rejected"
-        self.metrics.packets.labels(result, p.version).inc()
+        self.metrics.packet("stored" if out.readings else "rejected", p.version)
         on_commit = self._replier(conn, b"".join(out.replies), arrived) if out.replies else None
         await self._put(
             Envelope(
@@ -187,7 +186,7 @@ class Gateway:
         return committed
 
     async def _dead(self, letter: DeadLetter, result: str, version: str = "unknown") -> None:
-        self.metrics.packets.labels(result, version).inc()
+        self.metrics.packet(result, version)
         await self._put(
             Envelope(
                 mid=0,

@@ -26,6 +26,7 @@ class Hj212Metrics:
             ["result", "version"],
             registry=registry,
         )
+        self._children: dict[tuple[str, str], Counter] = {}
         self.length_mismatch = Counter(
             "offsite_hj212_length_mismatch_total",
             "Packets whose length field was wrong but whose CRC was right (accepted)",
@@ -40,3 +41,10 @@ class Hj212Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+
+    def packet(self, result: str, version: str) -> None:
+        """Count a frame; the labelled child is looked up once per label pair."""
+        child = self._children.get((result, version))
+        if child is None:
+            child = self._children[(result, version)] = self.packets.labels(result, version)
+        child.inc()
