@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
 from typing import Any
 
 import psycopg
@@ -52,7 +51,6 @@ class LoggerRegistry:
         self.pool = pool
         self.require_registration = require_registration
         self._known: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     def cached(self, mn: str, pw: str | None) -> Auth | None:
         """OK from the cache, or None when the database must be asked (also for a wrong
@@ -67,7 +65,9 @@ class LoggerRegistry:
         hit = self.cached(mn, pw)
         if hit is not None:
             return hit
-        with self._lock, self.pool.connection() as conn:
+        # No lock: the table's key settles two first packets of one MN, and the pool is
+        # thread-safe, so a thousand loggers' first contact proceeds in parallel.
+        with self.pool.connection() as conn:
             row = conn.execute(
                 "SELECT password_sha256 FROM hj212_loggers WHERE mn = %s", (mn,)
             ).fetchone()
