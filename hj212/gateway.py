@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -67,6 +68,11 @@ class Gateway:
         self._conns: set[_Connection] = set()
         self._stopping = threading.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        # Replies the writer thread released, sent by the loop in one wake-up per batch
+        # rather than one cross-thread call per packet.
+        self._outbox: deque[tuple[_Connection, bytes, float]] = deque()
+        self._flush_lock = threading.Lock()
+        self._flush_scheduled = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -168,22 +174,34 @@ class Gateway:
         )
 
     def _replier(self, conn: _Connection, replies: bytes, arrived: float) -> Callable[[], None]:
-        loop = self._loop
-        assert loop is not None
-        count = replies.count(b"\r\n")
-
-        def send() -> None:
-            if conn.writer.is_closing():
-                return  # the logger went away; it resends on its next connection
-            conn.writer.write(replies)
-            self.metrics.replies.inc(count)
-            self.metrics.reply_seconds.observe(time.perf_counter() - arrived)
-
-        def committed() -> None:  # on the writer thread
+        def committed() -> None:  # on the writer thread, after the commit
+            self._outbox.append((conn, replies, arrived))
+            with self._flush_lock:
+                if self._flush_scheduled:
+                    return
+                self._flush_scheduled = True
+            loop = self._loop
+            assert loop is not None
             with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(send)
+                loop.call_soon_threadsafe(self._flush)
 
         return committed
+
+    def _flush(self) -> None:
+        with self._flush_lock:
+            self._flush_scheduled = False
+        outbox = self._outbox
+        now = time.perf_counter()
+        sent = 0
+        while outbox:
+            conn, replies, arrived = outbox.popleft()
+            if conn.writer.is_closing():
+                continue  # the logger went away; it resends on its next connection
+            conn.writer.write(replies)
+            sent += replies.count(b"\r\n")
+            self.metrics.reply_seconds.observe(now - arrived)
+        if sent:
+            self.metrics.replies.inc(sent)
 
     async def _dead(self, letter: DeadLetter, result: str, version: str = "unknown") -> None:
         self.metrics.packet(result, version)
