@@ -16,6 +16,7 @@ from pydantic_settings import (
 
 from alerts.settings import AlertsSettings
 from api.settings import HttpSettings
+from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
 from subjects.settings import SubjectsSettings
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    hj212: Hj212Settings = Field(default_factory=Hj212Settings)
     subjects: SubjectsSettings = Field(default_factory=SubjectsSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)

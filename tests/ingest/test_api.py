@@ -109,6 +109,16 @@ def test_readings_raw_and_bucketed(client: TestClient, db: psycopg.Connection[An
     assert points[0]["time"].startswith("2026-11-26T00:00:00")
 
 
+def test_raw_readings_carry_their_data_flag(
+    client: TestClient, db: psycopg.Connection[Any]
+) -> None:
+    seed(db)
+    db.execute("UPDATE readings SET flag = 'C' WHERE time < %s", (T0 + timedelta(minutes=2),))
+    q = "from=2026-11-26T00:00:00Z&to=2026-11-26T00:04:00Z"
+    raw = client.get(f"/api/v1/devices/aq-1/readings?metric=pm25&{q}", headers=headers(db))
+    assert [p["flag"] for p in raw.json()["points"]] == ["C", "C", "N", "N"]
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
