@@ -23,7 +23,7 @@ from rules.spec import (
     ThresholdRule,
     WindowRule,
 )
-from subjects.models import CreditGrade, DeviceContext
+from subjects.models import DeviceContext, Grade
 
 Cmp = Callable[[float, float], bool]
 OPS: dict[str, Cmp] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -131,7 +131,7 @@ class Bound:
         rule: Rule,
         scope: str,
         ctx: DeviceContext | None,
-        credit_table: Mapping[CreditGrade, CreditModifier],
+        credit_table: Mapping[Grade, CreditModifier],
         cap: int,
     ) -> None:
         grade = ctx.credit_grade if ctx is not None else None
@@ -183,10 +183,10 @@ class Bound:
             self.keep = credit.hold(rule.keep_firing_for, mod)
         if isinstance(rule, ThresholdRule | WindowRule | RateRule):
             self.cmp = OPS[rule.op]
-            self.limit = credit.limit(_resolve(rule.limit, ctx, rule.id), rule.op, mod)
+            self.limit = _resolve(rule.limit, ctx, rule.id)  # the same for every credit grade
         if isinstance(rule, ThresholdRule | WindowRule) and rule.clear is not None:
             self.clear_cmp = OPS[rule.op]
-            self.clear = credit.limit(_resolve(rule.clear, ctx, rule.id), rule.op, mod)
+            self.clear = _resolve(rule.clear, ctx, rule.id)
         if isinstance(rule, WindowRule):
             self.agg = rule.agg
             self.window_s = rule.window_s
@@ -211,7 +211,7 @@ class Bound:
                     c.role,
                     c.metric,
                     OPS[c.op],
-                    credit.limit(_resolve(c.limit, ctx, rule.id), c.op, mod),
+                    _resolve(c.limit, ctx, rule.id),
                     c.max_age,
                 )
                 for c in rule.conditions

@@ -29,7 +29,7 @@ from rules.evaluate import (
 )
 from rules.settings import CreditModifier
 from rules.spec import AbsenceRule, CompositeRule, DetectionRule, Rule, Selector
-from subjects.models import CreditGrade, DeviceContext, DeviceDirectory
+from subjects.models import DeviceContext, DeviceDirectory, Grade
 from video.models import Detection
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class Engine:
         self,
         rules: Sequence[Rule],
         directory: DeviceDirectory,
-        credit: Mapping[CreditGrade, CreditModifier],
+        credit: Mapping[Grade, CreditModifier],
         allowed_lateness_s: float,
         max_trigger_values: int = 50,
         on_late_dropped: Callable[[str], None] | None = None,

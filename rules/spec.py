@@ -117,7 +117,8 @@ class RuleBase(_Strict):
     schedule: Schedule | None = Field(default=None, description="when the rule applies")
     credit_tiered: bool = Field(
         default=True,
-        description="apply credit-grade modifiers; false for safety limits that must not move",
+        description="credit grade changes this rule's hold and severity (never its limit); "
+        "false for safety alarms that must open at once for everyone",
     )
     description: str = Field(default="", description="longer explanation")
 

@@ -24,8 +24,8 @@ from subjects.schema import SubjectIn, SubjectOut, split_list
 log = logging.getLogger(__name__)
 
 COLUMNS = (
-    "credit_code", "name", "address", "grid", "industry", "credit_grade", "risk_level",
-    "tags", "departments",
+    "credit_code", "name", "address", "grid", "industry", "credit_scheme", "credit_grade",
+    "risk_level", "tags", "departments",
 )  # fmt: skip
 REQUIRED = ("credit_code", "name")
 ATTRIBUTE_PREFIX = "attr."
@@ -35,7 +35,8 @@ ALIASES = {
     "名称": "name", "主体名称": "name", "企业名称": "name", "单位名称": "name",
     "地址": "address", "注册地址": "address", "经营地址": "address",
     "网格": "grid", "所属网格": "grid", "行业": "industry", "所属行业": "industry",
-    "信用等级": "credit_grade", "grade": "credit_grade", "风险等级": "risk_level",
+    "信用等级": "credit_grade", "grade": "credit_grade", "环保信用等级": "credit_grade",
+    "信用评价体系": "credit_scheme", "scheme": "credit_scheme", "风险等级": "risk_level",
     "risk": "risk_level", "标签": "tags", "监管部门": "departments",
 }  # fmt: skip
 RISK_ALIASES = {
@@ -373,8 +374,8 @@ class SubjectImporter:
                     fields["tags"] = items
                 else:
                     depts = [d.upper() for d in items]
-            elif column == "credit_grade" and isinstance(value, str):
-                fields[column] = value.strip().upper()
+            elif column == "credit_scheme" and isinstance(value, str):
+                fields[column] = value.strip().lower()
             elif column == "risk_level" and isinstance(value, str):
                 text = value.strip()
                 fields[column] = RISK_ALIASES.get(text, text.lower())
@@ -435,8 +436,8 @@ class SubjectImporter:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
-                " credit_grade, risk_level, tags, attributes)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " credit_scheme, credit_grade, risk_level, tags, attributes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         r.data.credit_code,
@@ -444,6 +445,7 @@ class SubjectImporter:
                         r.data.address,
                         r.data.grid,
                         r.data.industry,
+                        r.data.scheme.value,
                         r.data.credit_grade.value,
                         r.data.risk_level.value,
                         r.data.tags,

@@ -14,8 +14,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from subjects.credit import parse_grade
 from subjects.metrics import SubjectsMetrics
-from subjects.models import ChangeKind, CreditGrade, RiskLevel, SubjectChanged
+from subjects.models import ChangeKind, CreditScheme, Grade, RiskLevel, SubjectChanged
 from subjects.schema import (
     BindingIn,
     BindingOut,
@@ -76,7 +77,7 @@ class SubjectQuery:
     grid: tuple[str, ...] = ()
     industry: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    grades: tuple[CreditGrade, ...] = ()
+    grades: tuple[Grade, ...] = ()
     risk_levels: tuple[RiskLevel, ...] = ()
     departments: tuple[str, ...] = ()
     cross_department: bool | None = None
@@ -91,7 +92,8 @@ ORDERS = {"credit_code": "s.credit_code", "name": "s.name, s.credit_code",
 # attributes as text: orjson parses it several times faster than psycopg's stdlib loader.
 SUBJECT_COLUMNS = (
     "s.credit_code, s.name, s.address, s.grid, s.industry, s.credit_grade, s.risk_level,"
-    " s.tags, s.attributes::text, s.created_at, s.updated_at, COALESCE(d.departments, '{}')"
+    " s.tags, s.attributes::text, s.created_at, s.updated_at, COALESCE(d.departments, '{}'),"
+    " s.credit_scheme"
 )
 # Departments supervising now come from the view, the one definition of "current".
 SUBJECT_FROM = (
@@ -110,7 +112,8 @@ def subject_out(row: Sequence[Any]) -> SubjectOut:
         address=row[2],
         grid=row[3],
         industry=row[4],
-        credit_grade=CreditGrade(row[5]),
+        credit_scheme=CreditScheme(row[12]),
+        credit_grade=parse_grade(row[5]),
         risk_level=RiskLevel(row[6]),
         tags=list(row[7]),
         attributes={k: float(v) for k, v in orjson.loads(row[8]).items()},
@@ -274,8 +277,8 @@ class SubjectRepository:
         with self.transaction() as tx:
             row = tx.conn.execute(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
-                " credit_grade, risk_level, tags, attributes)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " credit_scheme, credit_grade, risk_level, tags, attributes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (credit_code) DO NOTHING RETURNING credit_code",
                 (
                     data.credit_code,
@@ -283,6 +286,7 @@ class SubjectRepository:
                     data.address,
                     data.grid,
                     data.industry,
+                    data.scheme.value,
                     data.credit_grade.value,
                     data.risk_level.value,
                     data.tags,

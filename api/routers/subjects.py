@@ -19,7 +19,7 @@ from api.auth import Caller, Officer, Role, Viewer
 from api.context import ApiContext, get_context
 from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
-from subjects.models import CreditGrade, RiskLevel
+from subjects.models import Grade, RiskLevel
 from subjects.repository import (
     Actor,
     SubjectConflictError,
@@ -92,7 +92,9 @@ def list_subjects(
     grid: Annotated[list[str] | None, Query()] = None,
     industry: Annotated[list[str] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query(description="subjects carrying all these")] = None,
-    grade: Annotated[list[CreditGrade] | None, Query()] = None,
+    grade: Annotated[
+        list[Grade] | None, Query(description="A-D or green/blue/yellow/red/black")
+    ] = None,
     risk_level: Annotated[list[RiskLevel] | None, Query()] = None,
     department: Annotated[
         list[str] | None, Query(description="also supervised now by all these departments")
