@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from ingest.models import DecodedTelemetry, Reading, Rejection, RejectReason
+from ingest.models import FLAGS, DecodedTelemetry, Reading, Rejection, RejectReason
 
 METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # Metric names repeat endlessly; remembering the good ones skips the regex per reading.
@@ -69,6 +69,36 @@ def _parse_ts(raw: Any, where: str) -> datetime | Rejection:
     )
 
 
+_NO_FLAGS: dict[str, Any] = {}
+
+
+def _flags(
+    raw: Any, values: dict[str, Any], where: str, bad: list[Rejection]
+) -> dict[str, Any] | None:
+    """The entry's `flags` object, or None when it is malformed: then the whole entry is
+    refused, since storing its values as N would make data the device marked invalid valid.
+    A bad letter refuses only that metric's value (in `_values`)."""
+    if raw is None:
+        return _NO_FLAGS
+    if not isinstance(raw, dict):
+        bad.append(
+            Rejection(
+                RejectReason.WRONG_SHAPE,
+                f'{where}.flags must be an object like {{"cod": "M"}}, got {type(raw).__name__}',
+            )
+        )
+        return None
+    for metric in raw:
+        if metric not in values:
+            bad.append(
+                Rejection(
+                    RejectReason.BAD_FLAG,
+                    f"{where}.flags.{metric[:80]} names a metric that is not in values",
+                )
+            )
+    return raw
+
+
 def _values(
     device_id: str,
     values: dict[str, Any],
@@ -76,6 +106,7 @@ def _values(
     where: str,
     out: list[Reading],
     bad: list[Rejection],
+    flags: dict[str, Any] = _NO_FLAGS,
 ) -> None:
     if not values:
         bad.append(Rejection(RejectReason.EMPTY, f"{where} has no values"))
@@ -109,7 +140,17 @@ def _values(
                 )
             )
             continue
-        out.append(Reading(ts, device_id, metric, value))
+        flag = flags.get(metric, "N") if flags else "N"
+        if flag not in FLAGS:
+            shown = repr(flag)[:20]
+            bad.append(
+                Rejection(
+                    RejectReason.BAD_FLAG,
+                    f"{where}.flags.{metric} must be one of N, F, M, S, D, C, T, B, got {shown}",
+                )
+            )
+            continue
+        out.append(Reading(ts, device_id, metric, value, flag))
 
 
 def decode_telemetry(
@@ -157,13 +198,15 @@ def decode_telemetry(
                 )
             )
             continue
+        flags: dict[str, Any] = _NO_FLAGS
         if "values" in entry or "ts" in entry:
-            if len(entry) != 2 or "values" not in entry or "ts" not in entry:
-                extra = set(entry) - {"ts", "values"}
+            extra = set(entry) - {"ts", "values", "flags"}
+            if extra or "values" not in entry or "ts" not in entry:
                 bad.append(
                     Rejection(
                         RejectReason.WRONG_SHAPE,
                         f'{where} must be {{"ts": ..., "values": {{...}}}} exactly'
+                        ' (with "flags": {...} optional)'
                         + (f"; unexpected keys {sorted(extra)[:5]}" if extra else ""),
                     )
                 )
@@ -199,9 +242,13 @@ def decode_telemetry(
                     )
                 )
                 continue
+            checked = _flags(entry.get("flags"), values, where, bad)
+            if checked is None:
+                continue
+            flags = checked
         else:
             values, ts = entry, now
-        _values(device_id, values, ts, where, out, bad)
+        _values(device_id, values, ts, where, out, bad, flags)
     return DecodedTelemetry(tuple(out), tuple(bad))
 
 

@@ -26,16 +26,39 @@ class RejectReason(StrEnum):
     BAD_DEVICE_ID = "bad_device_id"
     BAD_STATUS = "bad_status"
     CONFLICT = "conflict"
+    BAD_FLAG = "bad_flag"
+    BAD_FRAME = "bad_frame"
+    BAD_CRC = "bad_crc"
+    UNKNOWN_DEVICE = "unknown_device"
+    BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
+    UNSUPPORTED = "unsupported"
+
+
+class DataFlag(StrEnum):
+    """HJ 212's data flags (数据标记): how the analyser was doing when it made the value."""
+
+    NORMAL = "N"
+    STOPPED = "F"
+    MAINTENANCE = "M"
+    MANUAL = "S"
+    FAULT = "D"
+    CALIBRATION = "C"
+    OVER_RANGE = "T"
+    COMMS = "B"
+
+
+FLAGS = frozenset(f.value for f in DataFlag)
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One stored value: the natural key is (device_id, metric, time)."""
+    """One stored value: the natural key is (device_id, metric, time); `flag` is HJ 212's."""
 
     time: datetime
     device_id: str
     metric: str
     value: float
+    flag: str = "N"
 
 
 @dataclass(frozen=True, slots=True)

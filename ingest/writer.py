@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -28,8 +28,8 @@ from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-_COPY_READINGS = "COPY readings (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
-_READING_TYPES = ["timestamptz", "text", "text", "float8"]
+_COPY_READINGS = "COPY readings (time, device_id, metric, value, flag) FROM STDIN (FORMAT BINARY)"
+_READING_TYPES = ["timestamptz", "text", "text", "float8", "text"]
 # A device's last_seen is written at most this often: updating thousands of device rows on
 # every batch would cost as much as the readings themselves.
 LAST_SEEN_EVERY_S = 10.0
@@ -48,6 +48,9 @@ class Envelope:
     readings: tuple[Reading, ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
     status: DeviceStatus | None = None
+    # Called from the writer thread once the envelope's rows are committed, instead of the
+    # MQTT PUBACK (an HJ 212 reply over TCP); it must only hand over, never block.
+    on_commit: Callable[[], None] | None = None
 
 
 class Acker(Protocol):
@@ -129,7 +132,7 @@ class BatchWriter:
             with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
                 copy.set_types(_READING_TYPES)
                 for r in rows:
-                    copy.write_row((r.time, r.device_id, r.metric, r.value))
+                    copy.write_row((r.time, r.device_id, r.metric, r.value, r.flag))
             out.written = len(rows)
             out.committed = rows
             return
@@ -138,23 +141,24 @@ class BatchWriter:
         with conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
-                " (time timestamptz, device_id text, metric text, value float8)"
+                " (time timestamptz, device_id text, metric text, value float8, flag text)"
                 " ON COMMIT DELETE ROWS"
             )
             with cur.copy(
-                "COPY readings_stage (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
+                "COPY readings_stage (time, device_id, metric, value, flag)"
+                " FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(_READING_TYPES)
                 for r in rows:
-                    copy.write_row((r.time, r.device_id, r.metric, r.value))
+                    copy.write_row((r.time, r.device_id, r.metric, r.value, r.flag))
             cur.execute(
                 "SELECT s.device_id, s.metric, s.time, r.value FROM readings_stage s"
                 " JOIN readings r USING (device_id, metric, time)"
             )
             stored = {(d, m, t): v for d, m, t, v in cur.fetchall()}
             cur.execute(
-                "INSERT INTO readings (time, device_id, metric, value)"
-                " SELECT time, device_id, metric, value FROM readings_stage"
+                "INSERT INTO readings (time, device_id, metric, value, flag)"
+                " SELECT time, device_id, metric, value, flag FROM readings_stage"
                 " ON CONFLICT (device_id, metric, time) DO NOTHING"
             )
         envelope_of = {r: env for env in batch for r in env.readings}
@@ -365,7 +369,9 @@ class WriterLoop:
         self.db_up = True
         self.metrics.db_up.set(1)
         for env in batch:
-            if env.qos > 0:
+            if env.on_commit is not None:
+                env.on_commit()
+            elif env.qos > 0:
                 self.acker.ack(env.mid, env.qos)
         self._account(batch, outcome, elapsed)
         if outcome.committed:

@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from rules import credit
+from rules.flags import DEFAULT_VALID_FLAGS
 from rules.models import Severity
 from rules.settings import CreditModifier
 from rules.spec import (
     AbsenceRule,
     CompositeRule,
     DetectionRule,
+    FlagShareRule,
     FlatlineRule,
     Limit,
     RateRule,
@@ -105,6 +107,7 @@ class Bound:
         "limit",
         "match_all",
         "max_gap",
+        "max_share",
         "min_ratio",
         "min_samples",
         "min_score",
@@ -118,9 +121,11 @@ class Bound:
         "schedule",
         "scope",
         "severity",
+        "share_flags",
         "sliding",
         "title",
         "tolerance",
+        "valid_flags",
         "version",
         "window_s",
         "zones",
@@ -172,12 +177,26 @@ class Bound:
         self.zones: frozenset[str] = frozenset()
         self.min_score = 0.0
         self.clear_after = 0.0
+        self.valid_flags: frozenset[str] = (
+            frozenset(rule.valid_flags)
+            if rule.valid_flags is not None
+            else DEFAULT_VALID_FLAGS[rule.kind]
+        )
+        self.share_flags: frozenset[str] = frozenset()
+        self.max_share = 0.0
         # Hot-path hints for the engine: a threshold without a schedule that is inactive and
         # not breached needs no evaluation at all; these kinds keep history for late data.
         self.quiet = rule.kind == "threshold" and rule.schedule is None
         # Absence keeps only the newest data time: the engine tracks it without evaluating.
         self.lazy_last_seen = rule.kind == "absence"
-        self.replayed = rule.kind in ("threshold", "window", "rate", "flatline", "composite")
+        self.replayed = rule.kind in (
+            "threshold",
+            "window",
+            "rate",
+            "flatline",
+            "composite",
+            "flag_share",
+        )
         if isinstance(rule, ThresholdRule | WindowRule | RateRule | CompositeRule | DetectionRule):
             self.hold = credit.hold(rule.hold, mod)
             self.keep = credit.hold(rule.keep_firing_for, mod)
@@ -216,6 +235,13 @@ class Bound:
                 )
                 for c in rule.conditions
             )
+        elif isinstance(rule, FlagShareRule):
+            self.share_flags = frozenset(rule.flags)
+            self.max_share = rule.max_share
+            self.min_samples = rule.min_samples
+            self.window_s = rule.window_s
+            offset = datetime(2025, 1, 1, tzinfo=ZoneInfo(rule.timezone)).utcoffset()
+            self.offset_s = (offset or timedelta(0)).total_seconds()
         elif isinstance(rule, DetectionRule):
             self.labels = frozenset(rule.labels)
             self.zones = frozenset(rule.zones)

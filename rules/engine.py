@@ -35,7 +35,7 @@ from video.models import Detection
 log = logging.getLogger(__name__)
 
 # Kinds whose state is a function of their ordered input: late data is replayed for them.
-REPLAYED = frozenset({"threshold", "window", "rate", "flatline", "composite"})
+REPLAYED = frozenset({"threshold", "window", "rate", "flatline", "composite", "flag_share"})
 
 
 class ClueOp(NamedTuple):
@@ -230,10 +230,15 @@ class Engine:
                 continue
             t = r.time.timestamp()
             value = r.value
+            flag = r.flag
             s: Sample | None = None
             for stream, role in entries:
-                evals += 1
                 b = stream.bound
+                if flag not in b.valid_flags:
+                    # Data marked invalid (maintenance, calibration, fault ...) is no basis
+                    # for this rule: skipped, so windows count only valid data.
+                    continue
+                evals += 1
                 if t > stream.last_t:
                     # In order, the common case: evaluate, remember for replay, prune.
                     st = stream.state
@@ -251,10 +256,10 @@ class Engine:
                         entry: _Entry = r
                     else:
                         if role:
-                            inp = Sample(t, r.device_id, r.metric, value, role)
+                            inp = Sample(t, r.device_id, r.metric, value, role, flag)
                         else:
                             if s is None:
-                                s = Sample(t, r.device_id, r.metric, value)
+                                s = Sample(t, r.device_id, r.metric, value, "", flag)
                             inp = s
                         st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
                         entry = r if st is stream.state and not role else (t, r, role, st, out)
@@ -286,7 +291,7 @@ class Engine:
         self, stream: Stream, r: Reading, t: float, role: str, ops: list[ClueOp]
     ) -> None:
         b = stream.bound
-        s = Sample(t, r.device_id, r.metric, r.value, role)
+        s = Sample(t, r.device_id, r.metric, r.value, role, r.flag)
         if not b.replayed:
             st, out = evaluate(b, stream.state, s, t)
             stream.state = st
@@ -327,7 +332,7 @@ class Engine:
         new: list[Transition] = []
         for reading, role in replay:
             t = reading.time.timestamp()
-            inp = Sample(t, reading.device_id, reading.metric, reading.value, role)
+            inp = Sample(t, reading.device_id, reading.metric, reading.value, role, reading.flag)
             st, out = evaluate(b, st, inp, t)
             hist.append((t, reading, role, st, out))
             new += out

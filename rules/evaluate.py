@@ -21,6 +21,7 @@ class Sample(NamedTuple):
     metric: str
     value: float
     role: str = ""
+    flag: str = "N"
 
 
 class Seen(NamedTuple):
@@ -262,6 +263,27 @@ def _detection_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, last + b.clear_after, False, None, st.k)
 
 
+def _flag_share(b: Bound, st: State, s: Sample) -> Result:
+    """Share of an aligned period's readings carrying a counted flag; decided at its end."""
+    bucket = math.floor((s.t + b.offset_s) / b.window_s)
+    hit = 1 if s.flag in b.share_flags else 0
+    acc = st.k
+    if acc is None or acc[0] == bucket:
+        acc = (bucket, 1, hit) if acc is None else (bucket, acc[1] + 1, acc[2] + hit)
+        return _with_k(st, acc), NO_TRANSITIONS
+    if bucket < acc[0]:
+        return st, NO_TRANSITIONS  # an older period is closed; the engine orders late data
+    start = acc[0] * b.window_s - b.offset_s
+    share = acc[2] / acc[1]
+    enough = acc[1] >= b.min_samples
+    breach = (share > b.max_share and _scheduled(b, start)) if enough else None
+    item = TriggerItem(start, s.device_id, "flag_share", share, start + b.window_s)
+    st2, out = step(b, st, start, breach, item, (bucket, 1, hit))
+    if out and out[0].kind == "open":
+        out = (out[0]._replace(at=start + b.window_s),)
+    return st2, out
+
+
 def _ignore(b: Bound, st: State, s: Sample) -> Result:
     return st, NO_TRANSITIONS
 
@@ -274,6 +296,7 @@ SAMPLE_EVALUATORS: dict[str, Callable[[Bound, State, Sample], Result]] = {
     "composite": _composite,
     "absence": _absence_sample,
     "detection": _ignore,
+    "flag_share": _flag_share,
 }
 
 

@@ -31,6 +31,7 @@ from rules.settings import RulesSettings
 from rules.spec import (
     AbsenceRule,
     CompositeRule,
+    FlagShareRule,
     FlatlineRule,
     RateRule,
     Rule,
@@ -80,6 +81,8 @@ def lookback_s(rules: Sequence[Rule], lateness: float) -> float:
             span += max(c.max_age for c in r.conditions)
         if isinstance(r, FlatlineRule):
             span = r.duration * 2
+        if isinstance(r, FlagShareRule):
+            span = 2 * r.window_s
         need = max(need, span)
     return need + lateness + 60.0
 

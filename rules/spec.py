@@ -32,6 +32,7 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Op = Literal[">", ">=", "<", "<="]
+FlagLetter = Literal["N", "F", "M", "S", "D", "C", "T", "B"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -121,6 +122,14 @@ class RuleBase(_Strict):
         "false for safety alarms that must open at once for everyone",
     )
     description: str = Field(default="", description="longer explanation")
+    valid_flags: list[FlagLetter] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "HJ 212 data flags this rule judges; readings with other flags are skipped "
+            "(unset: the kind's default from rules/flags.py, N only for exceedance kinds)"
+        ),
+    )
 
 
 class _Held(RuleBase):
@@ -281,6 +290,46 @@ class DetectionRule(_Held):
     )
 
 
+def _maintenance_and_fault() -> list[FlagLetter]:
+    return ["M", "D"]
+
+
+class FlagShareRule(RuleBase):
+    """A device marking too much of a period as maintenance, fault or the like.
+
+    Long or frequent "maintenance" is itself a known way of hiding an exceedance, so a share
+    of flagged readings above `max_share` in an aligned hour or day raises a clue.
+    """
+
+    kind: Literal["flag_share"]
+    flags: list[FlagLetter] = Field(
+        default_factory=_maintenance_and_fault,
+        min_length=1,
+        description="flags that count against the device (default M maintenance, D fault)",
+    )
+    align: Literal["hour", "day"] = Field(default="day", description="the period judged")
+    max_share: float = Field(
+        gt=0, lt=1, description="share of the period's readings above which a clue opens"
+    )
+    min_samples: int = Field(
+        default=1, ge=1, description="a period with fewer readings decides nothing"
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {v!r}") from err
+        return v
+
+    @property
+    def window_s(self) -> float:
+        return 3600.0 if self.align == "hour" else 86400.0
+
+
 Rule = Annotated[
     ThresholdRule
     | WindowRule
@@ -288,10 +337,20 @@ Rule = Annotated[
     | AbsenceRule
     | FlatlineRule
     | CompositeRule
-    | DetectionRule,
+    | DetectionRule
+    | FlagShareRule,
     Field(discriminator="kind"),
 ]
-KINDS = ("threshold", "window", "rate", "absence", "flatline", "composite", "detection")
+KINDS = (
+    "threshold",
+    "window",
+    "rate",
+    "absence",
+    "flatline",
+    "composite",
+    "detection",
+    "flag_share",
+)
 
 
 class RuleFile(_Strict):

@@ -173,7 +173,7 @@ def stream_readings(
     device_ids: Sequence[str] | None = None,
 ) -> Iterator[Reading]:
     """Stored readings in event order (all metrics when `metrics` is None)."""
-    sql = "SELECT time, device_id, metric, value FROM readings WHERE time > %s"
+    sql = "SELECT time, device_id, metric, value, flag FROM readings WHERE time > %s"
     params: list[Any] = [since]
     if metrics is not None:
         sql += " AND metric = ANY(%s)"
@@ -188,8 +188,8 @@ def stream_readings(
     with conn.transaction(), conn.cursor(name="rules_replay") as cur:
         cur.itersize = 5000
         cur.execute(sql, params)
-        for t, device_id, metric, value in cur:
-            yield Reading(t, device_id, metric, value)
+        for t, device_id, metric, value, flag in cur:
+            yield Reading(t, device_id, metric, value, flag)
 
 
 def last_seen(

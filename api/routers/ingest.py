@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import Caller, Role, Viewer
 from api.context import ApiContext, get_context
@@ -50,6 +50,9 @@ class Device(BaseModel):
 class Point(BaseModel):
     time: datetime
     value: float | None = None
+    flag: str | None = Field(
+        default=None, description="HJ 212 data flag of a raw reading: N, F, M, S, D, C, T or B"
+    )
     avg: float | None = None
     min: float | None = None
     max: float | None = None
@@ -140,7 +143,7 @@ def device_readings(
             raise HTTPException(404, f"device {device_id!r} not found")
         if bucket is None:
             rows = conn.execute(
-                "SELECT time, value FROM readings WHERE device_id = %(device)s"
+                "SELECT time, value, flag FROM readings WHERE device_id = %(device)s"
                 " AND metric = %(metric)s AND time >= %(start)s AND time < %(end)s"
                 " ORDER BY time LIMIT %(limit)s",
                 {**params, "limit": MAX_POINTS},
@@ -149,7 +152,7 @@ def device_readings(
                 device_id=device_id,
                 metric=metric,
                 bucket_seconds=None,
-                points=[Point(time=t, value=v) for t, v in rows],
+                points=[Point(time=t, value=v, flag=f) for t, v, f in rows],
             )
         width = parse_bucket(bucket)
         if (end - start) / width > MAX_POINTS:

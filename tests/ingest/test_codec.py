@@ -185,3 +185,66 @@ def test_bad_topics(topic: str, message: str) -> None:
 def test_shared_subscription() -> None:
     assert subscription(None) == "offsite/v1/devices/+/+"
     assert subscription("ingest") == "$share/ingest/offsite/v1/devices/+/+"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        pytest.param(
+            f'{{"ts": {NOW_MS}, "values": {{"cod": 80, "nh3n": 2}}, "flags": {{"cod": "C"}}}}',
+            [("cod", 80.0, "C"), ("nh3n", 2.0, "N")],
+            id="flag-beside-values-absent-means-N",
+        ),
+        pytest.param(
+            f'[{{"ts": {NOW_MS}, "values": {{"cod": 1}}, "flags": {{}}}}]',
+            [("cod", 1.0, "N")],
+            id="empty-flags",
+        ),
+        pytest.param('{"cod": 1}', [("cod", 1.0, "N")], id="bare-object-is-N"),
+    ],
+)
+def test_flags_are_kept(payload: str, expected: list[tuple[str, float, str]]) -> None:
+    out = decode_telemetry("dev-1", payload.encode(), LIMITS, NOW)
+    assert out.rejections == ()
+    assert [(r.metric, r.value, r.flag) for r in out.readings] == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "detail", "kept"),
+    [
+        pytest.param(
+            f'{{"ts": {NOW_MS}, "values": {{"cod": 80, "ph": 7}}, "flags": {{"cod": "X"}}}}',
+            RejectReason.BAD_FLAG,
+            "payload.flags.cod must be one of N, F, M, S, D, C, T, B, got 'X'",
+            ["ph"],
+            id="unknown-letter-refuses-that-value-only",
+        ),
+        pytest.param(
+            f'{{"ts": {NOW_MS}, "values": {{"cod": 80}}, "flags": {{"cod": "n"}}}}',
+            RejectReason.BAD_FLAG,
+            "payload.flags.cod must be one of N, F, M, S, D, C, T, B, got 'n'",
+            [],
+            id="lower-case",
+        ),
+        pytest.param(
+            f'{{"ts": {NOW_MS}, "values": {{"cod": 80}}, "flags": {{"tp": "M"}}}}',
+            RejectReason.BAD_FLAG,
+            "payload.flags.tp names a metric that is not in values",
+            ["cod"],
+            id="flag-without-value",
+        ),
+        pytest.param(
+            f'{{"ts": {NOW_MS}, "values": {{"cod": 80}}, "flags": "M"}}',
+            RejectReason.WRONG_SHAPE,
+            'payload.flags must be an object like {"cod": "M"}, got str',
+            [],
+            id="flags-not-an-object-refuses-the-entry",
+        ),
+    ],
+)
+def test_bad_flags_are_named(
+    payload: str, reason: RejectReason, detail: str, kept: list[str]
+) -> None:
+    out = decode_telemetry("dev-1", payload.encode(), LIMITS, NOW)
+    assert [(r.reason, r.detail) for r in out.rejections] == [(reason, detail)]
+    assert [r.metric for r in out.readings] == kept

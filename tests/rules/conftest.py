@@ -51,9 +51,9 @@ def store_readings(conn: psycopg.Connection[Any], readings: Sequence[Reading]) -
     """What the ingest writer does before it calls the sink: commit the readings."""
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            [(r.time, r.device_id, r.metric, r.value) for r in readings],
+            "INSERT INTO readings (time, device_id, metric, value, flag)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(r.time, r.device_id, r.metric, r.value, r.flag) for r in readings],
         )
         cur.executemany(
             "INSERT INTO devices (device_id, first_seen, last_seen) VALUES (%s, %s, %s)"
