@@ -28,7 +28,7 @@ from rules.evaluate import (
     evaluate,
 )
 from rules.settings import CreditModifier
-from rules.spec import AbsenceRule, CompositeRule, DetectionRule, Rule, Selector
+from rules.spec import AbsenceRule, CompositeRule, DetectionRule, FlatlineRule, Rule, Selector
 from subjects.models import DeviceContext, DeviceDirectory, Grade
 from video.models import Detection
 
@@ -148,6 +148,9 @@ class Engine:
                 self.any_metric.append(rule)
             else:
                 self.by_metric.setdefault(rule.selector.metric, []).append(rule)
+            if isinstance(rule, FlatlineRule) and rule.sample_time_metric:
+                # The analyser's sample time feeds the same stream as the value it dates.
+                self.by_metric.setdefault(rule.sample_time_metric, []).append(rule)
             if isinstance(rule, AbsenceRule):
                 self.absence_rules.append(rule)
         self.streams: dict[str, Stream] = {}

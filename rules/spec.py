@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import date, datetime, time
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from rules.models import Severity
 
@@ -49,6 +58,57 @@ class AttributeLimit(_Strict):
 
 
 Limit = float | AttributeLimit
+
+
+class DatedLimit(_Strict):
+    """A limit in force for part of the calendar, e.g. a standard's transition period.
+
+    Days are local days (the window rule's `timezone`, else Asia/Shanghai), both ends
+    inclusive; the limit that applies is the one in force on the evaluation date (the
+    judged window's start, or the reading's time).
+    """
+
+    value: Limit = Field(description="number, or {attribute: ...} of the subject")
+    valid_from: date | None = Field(default=None, description="first day in force; open if unset")
+    valid_until: date | None = Field(default=None, description="last day in force; open if unset")
+
+    @model_validator(mode="after")
+    def _order(self) -> DatedLimit:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(
+                f"valid_until {self.valid_until} is before valid_from {self.valid_from}"
+            )
+        return self
+
+
+def _dated_periods(limits: list[DatedLimit]) -> list[DatedLimit]:
+    """Dated limits sorted by start; periods may not overlap (one limit per day)."""
+    if not limits:
+        raise ValueError("a list of dated limits needs at least one entry")
+    ordered = sorted(limits, key=lambda d: d.valid_from or date.min)
+    for a, b in pairwise(ordered):
+        if a.valid_until is None or (b.valid_from or date.min) <= a.valid_until:
+            raise ValueError(
+                f"dated limits overlap: {a.valid_from or '…'}–{a.valid_until or '…'} and "
+                f"{b.valid_from or '…'}–{b.valid_until or '…'}"
+            )
+    return ordered
+
+
+DatedLimits = Annotated[list[DatedLimit], AfterValidator(_dated_periods)]
+# A rule's limit: fixed, read from the subject, or by date ([{value, valid_from, valid_until}]).
+LimitSpec = float | AttributeLimit | DatedLimits
+
+
+class HourlyValidity(_Strict):
+    """Daily values from hourly means, as GB 3095's data-validity rules count them."""
+
+    hours: int = Field(
+        default=20, ge=1, le=24, description="valid hourly means a day needs to be judged"
+    )
+    minutes_per_hour: float = Field(
+        default=45, gt=0, le=60, description="minutes of data an hour needs to be a valid mean"
+    )
 
 
 def _parse_clock(value: Any) -> time:
@@ -144,7 +204,9 @@ def _need_metric(rule: RuleBase) -> None:
         raise ValueError(f"selector.metric is required for a {getattr(rule, 'kind', '')} rule")
 
 
-def _check_clear(op: str, limit: Limit, clear: Limit | None) -> None:
+def _check_clear(op: str, limit: LimitSpec, clear: Limit | None) -> None:
+    if isinstance(limit, list) and clear is not None:
+        raise ValueError("`clear` cannot be combined with dated limits")
     if clear is None or not isinstance(limit, float | int) or not isinstance(clear, float | int):
         return
     if op in (">", ">=") and clear > limit:
@@ -158,7 +220,10 @@ class ThresholdRule(_Held):
 
     kind: Literal["threshold"]
     op: Op = Field(description="comparison that means a breach")
-    limit: Limit = Field(description="number, or {attribute: ...} of the subject")
+    limit: LimitSpec = Field(
+        description="number, {attribute: ...} of the subject, or dated limits "
+        "[{value, valid_from, valid_until}]"
+    )
     clear: Limit | None = Field(default=None, description="hysteresis: resolve only past this")
 
     @model_validator(mode="after")
@@ -182,8 +247,13 @@ class WindowRule(_Held):
         default=0.75, ge=0, le=1, description="a window with less data decides nothing"
     )
     timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
+    validity: HourlyValidity | None = Field(
+        default=None,
+        description="day windows only: judge the mean of valid hourly means, a day with fewer "
+        "than `hours` of them decides nothing (instead of `min_valid_ratio`)",
+    )
     op: Op
-    limit: Limit
+    limit: LimitSpec = Field(description="as for threshold, dated limits by the window's day")
     clear: Limit | None = None
 
     @model_validator(mode="after")
@@ -193,6 +263,8 @@ class WindowRule(_Held):
             raise ValueError("a sliding window needs `size`")
         if self.align != "sliding" and self.size is not None:
             raise ValueError("`size` is fixed by `align` for hour and day windows")
+        if self.validity is not None and self.align != "day":
+            raise ValueError("`validity` (valid hourly means) applies to day windows only")
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as err:
@@ -246,11 +318,20 @@ class FlatlineRule(RuleBase):
     kind: Literal["flatline"]
     duration: Duration = Field(alias="for", gt=0, description="unchanged for this long")
     tolerance: float = Field(default=0.0, ge=0, description="max - min within this is flat")
-    min_samples: int = Field(default=3, ge=2, description="at least this many readings")
+    min_samples: int = Field(default=3, ge=2, description="at least this many samples")
+    sample_time_metric: str | None = Field(
+        default=None,
+        min_length=1,
+        description="metric carrying the analyser's sample time (HJ 212 SampleTime, e.g. "
+        "w01018.sample_time): a value repeated under the same sample time is one sample, "
+        "not a frozen sensor",
+    )
 
     @model_validator(mode="after")
     def _metric(self) -> FlatlineRule:
         _need_metric(self)
+        if self.sample_time_metric == self.selector.metric:
+            raise ValueError("sample_time_metric must differ from selector.metric")
         return self
 
 
