@@ -98,6 +98,8 @@ def _matches(sel: Selector, ctx: DeviceContext | None) -> bool:
         return False
     if sel.grid and ctx.grid not in sel.grid:
         return False
+    if any(ctx.attributes.get(k) != v for k, v in sel.attributes.items()):
+        return False
     return all(tag in ctx.tags for tag in sel.tags)
 
 

@@ -96,8 +96,20 @@ def _dated_periods(limits: list[DatedLimit]) -> list[DatedLimit]:
 
 
 DatedLimits = Annotated[list[DatedLimit], AfterValidator(_dated_periods)]
+
+
+def _limit_shape(value: Any) -> Any:
+    # One clear message for a value of no limit shape, instead of one per union member.
+    if not isinstance(value, int | float | dict | list) or isinstance(value, bool):
+        raise ValueError(
+            f"{value!r} is not a limit: use a number, {{attribute: ...}} or a list of "
+            "{value, valid_from, valid_until}"
+        )
+    return value
+
+
 # A rule's limit: fixed, read from the subject, or by date ([{value, valid_from, valid_until}]).
-LimitSpec = float | AttributeLimit | DatedLimits
+LimitSpec = Annotated[float | AttributeLimit | DatedLimits, BeforeValidator(_limit_shape)]
 
 
 class HourlyValidity(_Strict):
@@ -161,10 +173,15 @@ class Selector(_Strict):
     industry: list[str] = Field(default_factory=list, description="subject industry in these")
     grid: list[str] = Field(default_factory=list, description="subject grid in these")
     tags: list[str] = Field(default_factory=list, description="subject carries all these tags")
+    attributes: dict[str, float] = Field(
+        default_factory=dict,
+        description='subject attributes equal to these, e.g. {"air.area_class": 2} (GB 3095 '
+        "area class 1 or 2)",
+    )
 
     @property
     def needs_subject(self) -> bool:
-        return bool(self.role or self.industry or self.grid or self.tags)
+        return bool(self.role or self.industry or self.grid or self.tags or self.attributes)
 
 
 class RuleBase(_Strict):

@@ -13,7 +13,7 @@ from rules.loader import parse_one
 from rules.spec import Rule
 from subjects.models import CreditGrade, DeviceContext, Grade
 
-DEPARTMENTS = ("EEB", "EMB", "AMR")
+DEPARTMENTS = ("EEB", "EMB", "AMR", "AGR")
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # Monday 12:00 in Asia/Shanghai
 
 
