@@ -34,7 +34,7 @@ HEARTBEAT_S = 15.0
 
 
 def actor_of(caller: Caller) -> Actor:
-    return Actor(f"key:{caller.key_id}", caller.department)
+    return Actor(caller.actor, caller.department)
 
 
 def _service(ctx: ApiContext) -> AlertService:
