@@ -6,7 +6,18 @@ from fastapi import FastAPI
 
 from api.context import ApiContext
 from api.metrics import AuthMetrics
-from api.routers import alerts, dashboard, health, ingest, me, rules, signin, subjects, video
+from api.routers import (
+    alerts,
+    dashboard,
+    health,
+    ingest,
+    me,
+    people,
+    rules,
+    signin,
+    subjects,
+    video,
+)
 from api.settings import AuthSettings
 
 
@@ -25,6 +36,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ctx.get(AuthMetrics)
     except LookupError:
         ctx.provide(AuthMetrics, AuthMetrics(ctx.registry))
-    for module in (health, me, ingest, subjects, rules, alerts, video, dashboard, signin):
+    for module in (health, me, people, ingest, subjects, rules, alerts, video, dashboard, signin):
         app.include_router(module.router)
     return app

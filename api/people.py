@@ -170,8 +170,13 @@ def verify(conn: psycopg.Connection[Any], login: str, password: str) -> Person |
     return person
 
 
-def list_people(conn: psycopg.Connection[Any]) -> list[Person]:
-    rows = conn.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY department, login").fetchall()
+def list_people(conn: psycopg.Connection[Any], department: str | None = None) -> list[Person]:
+    """Everyone, or the people of one department."""
+    rows = conn.execute(
+        f"SELECT {USER_COLUMNS} FROM users WHERE %(dept)s::text IS NULL OR department = %(dept)s"
+        " ORDER BY department, login",
+        {"dept": department},
+    ).fetchall()
     return [person_from_row(r) for r in rows]
 
 
