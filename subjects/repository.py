@@ -44,6 +44,13 @@ class Actor:
     department: str
     name: str
     admin: bool = False
+    # The city platform's operator: binds new devices to any department's subject.
+    platform: bool = False
+
+    @property
+    def scope(self) -> str | None:
+        """The department binding lookups are limited to; None for the platform admin."""
+        return None if self.platform else self.department
 
 
 class SubjectError(Exception):
@@ -52,6 +59,10 @@ class SubjectError(Exception):
 
 class SubjectNotFoundError(SubjectError):
     """Unknown, or supervised only by other departments (the two look the same on purpose)."""
+
+
+class SubjectForbiddenError(SubjectError):
+    """The actor's role may not do this (e.g. bind a new device: the platform admin's job)."""
 
 
 class SubjectConflictError(SubjectError):
@@ -537,7 +548,10 @@ class SubjectRepository:
     def binding(self, device_id: str, actor: Actor) -> BindingOut:
         with self.pool.connection() as conn:
             found = self._binding(conn, device_id)
-            if found is None or not self._visible_code(conn, found.credit_code, actor.department):
+            if found is None or (
+                not actor.platform
+                and not self._visible_code(conn, found.credit_code, actor.department)
+            ):
                 raise SubjectNotFoundError(f"device {device_id!r} has no binding")
         return found
 
@@ -557,14 +571,24 @@ class SubjectRepository:
         return [b for b in found if b is not None]
 
     def bind(self, device_id: str, data: BindingIn, actor: Actor) -> BindingOut:
-        """Bind (or re-bind) a device; both its old and its new subject must be the actor's."""
+        """Bind (or re-bind) a device; both its old and its new subject must be the actor's.
+
+        Only the platform admin binds a device that is bound to nothing yet, to any subject.
+        """
         now = datetime.now(UTC)
         with self.transaction() as tx:
-            if self._get(tx.conn, data.credit_code, actor.department, lock=True) is None:
+            if self._get(tx.conn, data.credit_code, actor.scope, lock=True) is None:
                 raise SubjectNotFoundError(f"subject {data.credit_code!r} not found")
             before = self._binding(tx.conn, device_id, lock=True)
-            if before is not None and not self._visible_code(
-                tx.conn, before.credit_code, actor.department
+            if before is None and not actor.platform:
+                raise SubjectForbiddenError(
+                    f"device {device_id!r} is bound to no subject yet: binding a new device is"
+                    " the platform admin's job (平台管理员)"
+                )
+            if (
+                before is not None
+                and not actor.platform
+                and not self._visible_code(tx.conn, before.credit_code, actor.department)
             ):
                 # Bound to a subject of another department: as invisible as its subject.
                 raise SubjectNotFoundError(
@@ -597,8 +621,9 @@ class SubjectRepository:
         now = datetime.now(UTC)
         with self.transaction() as tx:
             before = self._binding(tx.conn, device_id, lock=True)
-            if before is None or not self._visible_code(
-                tx.conn, before.credit_code, actor.department
+            if before is None or (
+                not actor.platform
+                and not self._visible_code(tx.conn, before.credit_code, actor.department)
             ):
                 raise SubjectNotFoundError(f"device {device_id!r} has no binding")
             tx.conn.execute("DELETE FROM device_bindings WHERE device_id = %s", (device_id,))
