@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +18,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
-from subjects.repository import Actor, SubjectConflictError, SubjectRepository, snapshot
+from subjects.repository import (
+    Actor,
+    SubjectConflictError,
+    SubjectRepository,
+    retired_reason,
+    snapshot,
+)
 from subjects.schema import SubjectIn, SubjectOut, split_list
 
 log = logging.getLogger(__name__)
@@ -142,7 +148,9 @@ class SubjectImporter:
                 f"the import holds {len(raws)} rows; at most {self.max_rows} are accepted"
             )
         with self.repository.pool.connection() as conn:
-            departments = {r[0] for r in conn.execute("SELECT code FROM departments")}
+            found = conn.execute("SELECT code, retired, replaced_by FROM departments").fetchall()
+        # code -> None for a current department, or why a retired one takes no new links.
+        departments = {c: retired_reason(c, successor) if r else None for c, r, successor in found}
         rows = self._validate(raws, actor, departments, errors)
         report = ImportReport(
             format=fmt,
@@ -301,7 +309,7 @@ class SubjectImporter:
         self,
         raws: Sequence[_Raw],
         actor: Actor,
-        departments: set[str],
+        departments: Mapping[str, str | None],
         errors: list[RowError],
     ) -> list[_Row]:
         rows: list[_Row] = []
@@ -343,7 +351,7 @@ class SubjectImporter:
         self,
         raw: _Raw,
         actor: Actor,
-        departments: set[str],
+        departments: Mapping[str, str | None],
         errors: list[RowError],
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Raw values as SubjectIn fields; an empty cell means "not given"."""
@@ -388,6 +396,8 @@ class SubjectImporter:
         for dept in depts:
             if dept not in departments:
                 fail("departments", f"{dept!r} is not a known department code")
+            elif departments[dept] is not None:
+                fail("departments", str(departments[dept]))
             elif dept != actor.department and not actor.admin:
                 fail(
                     "departments",

@@ -135,6 +135,12 @@ def subject_out(row: Sequence[Any]) -> SubjectOut:
     )
 
 
+def retired_reason(code: str, replaced_by: str | None) -> str:
+    """Why a retired department takes no new supervision links, naming its successor."""
+    then = f"; use {replaced_by}" if replaced_by else ""
+    return f"{code} is retired (codes are never reused){then}"
+
+
 def snapshot(subject: SubjectOut) -> dict[str, Any]:
     """JSON-ready record of a subject for the audit chain."""
     return subject.model_dump(mode="json")
@@ -437,9 +443,13 @@ class SubjectRepository:
                     f"an officer may link only their own department {actor.department};"
                     " linking another department needs the admin role",
                 )
-            known = tx.conn.execute("SELECT 1 FROM departments WHERE code = %s", (dept,))
-            if known.fetchone() is None:
+            known = tx.conn.execute(
+                "SELECT retired, replaced_by FROM departments WHERE code = %s", (dept,)
+            ).fetchone()
+            if known is None:
                 raise SubjectInvalidError("department", f"{dept!r} is not a known department code")
+            if known[0]:
+                raise SubjectInvalidError("department", retired_reason(dept, known[1]))
             open_link = tx.conn.execute(
                 "SELECT since FROM subject_departments WHERE credit_code = %s"
                 " AND department = %s AND until IS NULL",
