@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,6 +22,7 @@ from ingest.models import (
     DeviceStatus,
     FrameMessage,
     FrameSink,
+    PacketDecoder,
     Reading,
     Rejection,
     RejectReason,
@@ -71,8 +73,12 @@ class MqttIntake:
         writer: WriterLoop,
         metrics: IngestMetrics,
         frame_sink: FrameSink | None = None,
+        packet_decoder: PacketDecoder | None = None,
     ) -> None:
         self.settings = mqtt_settings
+        self.packet_decoder = packet_decoder
+        # Split HJ 212 pieces per device, acknowledged when their packet is committed.
+        self._held: dict[str, list[tuple[int, int]]] = {}
         self.address = BrokerAddress(broker_url)
         self.writer = writer
         self.metrics = metrics
@@ -204,6 +210,8 @@ class MqttIntake:
                 )  # fmt: skip
             else:
                 self._enqueue(msg, device, now, status=DeviceStatus(device, online, now))
+        elif parsed.channel is Channel.HJ212:
+            self._packet(msg, device, now, payload)
         elif self.frame_sink is not None:
             # Frames are lossy by nature: the video queue drops the oldest when full and
             # counts it, so a frame is acknowledged as soon as it is handed over.
@@ -218,6 +226,36 @@ class MqttIntake:
                 msg, device, now, RejectReason.UNKNOWN_TOPIC,
                 "frames are not accepted: the video pipeline is not running",
             )  # fmt: skip
+
+    def _packet(self, msg: mqtt.MQTTMessage, device: str, now: datetime, payload: bytes) -> None:
+        if self.packet_decoder is None:
+            self._reject(
+                msg, device, now, RejectReason.UNKNOWN_TOPIC,
+                "HJ 212 packets are not accepted: the hj212 gateway is disabled",
+            )  # fmt: skip
+            return
+        decoded = self.packet_decoder.decode_packet(device, msg.topic, payload, now)
+        if decoded.held:
+            self._held.setdefault(device, []).append((msg.mid, msg.qos))
+            return
+        acks = self._held.pop(device, []) if decoded.releases else []
+        on_commit = None
+        if acks:
+            acks.append((msg.mid, msg.qos))
+
+            def on_commit() -> None:
+                for mid, qos in acks:
+                    if qos > 0:
+                        self.ack(mid, qos)
+
+        self._enqueue(
+            msg,
+            device,
+            now,
+            readings=decoded.readings,
+            letters=list(decoded.dead_letters),
+            on_commit=on_commit,
+        )
 
     def _reject(
         self,
@@ -239,6 +277,7 @@ class MqttIntake:
         readings: tuple[Reading, ...] = (),
         letters: list[DeadLetter] | None = None,
         status: DeviceStatus | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         env = Envelope(
             mid=msg.mid,
@@ -250,6 +289,7 @@ class MqttIntake:
             readings=readings,
             dead_letters=tuple(letters or ()),
             status=status,
+            on_commit=on_commit,
         )
         # Blocks while the writer is behind: that is the back-pressure. On shutdown the
         # message is simply not acknowledged, and the broker redelivers it later.

@@ -32,6 +32,7 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
     UNSUPPORTED = "unsupported"
+    INCOMPLETE_SPLIT = "incomplete_split"
 
 
 class DataFlag(StrEnum):
@@ -123,3 +124,25 @@ class StatusSink(Protocol):
     """Receives committed device status changes (status topic or will)."""
 
     def status_changed(self, status: DeviceStatus) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawDecoded:
+    """What a raw-packet decoder (HJ 212 over MQTT) made of one message.
+
+    `held`: a piece of a split packet kept back; it is acknowledged with the message that
+    `releases` it (completes the packet, or gives up on it with a dead letter).
+    """
+
+    readings: tuple[Reading, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
+    held: bool = False
+    releases: bool = False
+
+
+class PacketDecoder(Protocol):
+    """Decodes the raw packets of the `hj212` channel (provided by the hj212 package)."""
+
+    def decode_packet(
+        self, device_id: str, topic: str, payload: bytes, now: datetime
+    ) -> RawDecoded: ...

@@ -10,7 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from ingest.intake import MqttIntake
 from ingest.metrics import IngestMetrics
-from ingest.models import FrameSink, ReadingSink, StatusSink
+from ingest.models import FrameSink, PacketDecoder, ReadingSink, StatusSink
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.storage import StorageMaintainer
 from ingest.writer import WriterLoop
@@ -33,6 +33,7 @@ class IngestService:
         reading_sinks: Sequence[ReadingSink] = (),
         status_sinks: Sequence[StatusSink] = (),
         frame_sink: FrameSink | None = None,
+        packet_decoder: PacketDecoder | None = None,
     ) -> None:
         self.metrics = IngestMetrics(registry)
         self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics)
@@ -52,6 +53,7 @@ class IngestService:
             self.writer,
             self.metrics,
             frame_sink=frame_sink,
+            packet_decoder=packet_decoder,
         )
 
     def ack(self, mid: int, qos: int) -> None:

@@ -1,4 +1,4 @@
-"""The device-side topic contract: offsite/v1/devices/{device}/{telemetry|frames|status}."""
+"""The device-side topic contract: offsite/v1/devices/{device}/{telemetry|frames|status|hj212}."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class Channel(StrEnum):
     TELEMETRY = "telemetry"
     FRAMES = "frames"
     STATUS = "status"
+    HJ212 = "hj212"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +69,7 @@ def frames_topic(device_id: str) -> str:
 
 def status_topic(device_id: str) -> str:
     return f"{PREFIX}{device_id}/{Channel.STATUS.value}"
+
+
+def hj212_topic(device_id: str) -> str:
+    return f"{PREFIX}{device_id}/{Channel.HJ212.value}"

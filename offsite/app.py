@@ -18,6 +18,7 @@ from alerts.service import AlertService
 from api.app import create_app
 from api.context import ApiContext
 from api.settings import AuthSettings
+from hj212.service import Hj212Service
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
 from offsite.db import DbCapabilities, create_pool
@@ -41,6 +42,7 @@ class Endpoints:
     database: str = ""
     broker: str = ""
     http: str = ""
+    hj212: str = ""
     embedded: list[str] = field(default_factory=list)
 
 
@@ -64,6 +66,7 @@ class OffsiteApp:
         self._reloaders: list[Callable[[], None]] = []
         self.pool: ConnectionPool | None = None
         self.ingest: IngestService | None = None
+        self.hj212: Hj212Service | None = None
         self.capabilities: DbCapabilities | None = None
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
@@ -202,6 +205,9 @@ class OffsiteApp:
             self._stoppers.append(video_service.stop)
             frame_sink = video_service
 
+        # [hj212] ---------------------------------------------------------------------
+        if s.hj212.enabled:
+            self.hj212 = Hj212Service(s.hj212, s.ingest, s.storage, self.pool, self.registry)
         self.ingest = IngestService(
             s.mqtt,
             s.ingest,
@@ -213,11 +219,17 @@ class OffsiteApp:
             reading_sinks=reading_sinks,
             status_sinks=status_sinks,
             frame_sink=frame_sink,
+            packet_decoder=self.hj212.mqtt if self.hj212 is not None else None,
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()
         # Stopped first (stoppers run in reverse), so the writer drains before the rest.
         self._stoppers.append(self.ingest.stop)
+        if self.hj212 is not None:
+            # Feeds ingest's writer; stopped before it, so nothing new arrives while it drains.
+            self.hj212.start(self.ingest.writer)
+            self._stoppers.append(self.hj212.stop)
+            self.endpoints.hj212 = f"tcp://{s.hj212.host}:{self.hj212.port}"
         self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:

@@ -16,7 +16,9 @@ import psycopg
 from api import people
 from api.auth import KeyRequestError, create_key
 from api.keys import list_keys, revoke_key
+from hj212.registry import register as register_logger
 from ingest import simulate
+from ingest.topics import DEVICE_ID
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare_database
@@ -71,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"  MQTT      {e.broker}  (devices publish to offsite/v1/devices/<id>/telemetry)",
         f"  database  {e.database}",
     ]
+    if e.hj212:
+        lines.insert(3, f"  HJ 212    {e.hj212}  (data loggers connect here over TCP)")
     lines += [f"  embedded  {what}" for what in e.embedded]
     lines.append("Ctrl-C stops it.")
     print("\n".join(lines), flush=True)
@@ -230,6 +234,24 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 Command = Callable[[argparse.Namespace], int]
 
 
+def cmd_hj212_register(args: argparse.Namespace) -> int:
+    if not DEVICE_ID.fullmatch(args.mn):
+        print(f"offsite hj212 register: MN {args.mn!r} must match [A-Za-z0-9_.-]{{1,64}}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not args.password or ";" in args.password or "&" in args.password:
+        print("offsite hj212 register: the password must be non-empty, without ';' or '&'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    settings = _settings(args)
+    with _database(settings) as url, psycopg.connect(url) as conn:
+        prepare_database(conn, settings)
+        register_logger(conn, args.mn, args.password, "cli")
+    print(f"registered HJ 212 logger {args.mn}; a running offsite reads the new password"
+          " on the logger's next packet")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offsite", description="Off-site regulatory supervision server."
@@ -291,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = audit.add_parser("verify", help="check every link; print the first broken one")
     p.set_defaults(func=cmd_audit_verify)
+
+    hj212 = sub.add_parser("hj212", help="HJ 212 data loggers").add_subparsers(
+        dest="hj212_command", required=True, metavar="ACTION"
+    )
+    p = hj212.add_parser("register", help="register a logger's MN and password (PW)")
+    p.add_argument("mn", help="the logger's MN (its device id)")
+    p.add_argument("--password", required=True, help="the PW the logger sends")
+    p.set_defaults(func=cmd_hj212_register)
 
     simulate.add_parser(sub)
 

@@ -16,6 +16,7 @@ from pydantic_settings import (
 
 from alerts.settings import AlertsSettings
 from api.settings import AuthSettings, HttpSettings
+from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
 from subjects.settings import SubjectsSettings
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    hj212: Hj212Settings = Field(default_factory=Hj212Settings)
     subjects: SubjectsSettings = Field(default_factory=SubjectsSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
