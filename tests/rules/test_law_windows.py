@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from hj212.codes import tables
+from hj212.convert import to_readings
+from hj212.packet import decode_packet, encode
+from ingest.codec import Limits
 from ingest.models import Reading
 from rules.engine import ClueOp, Engine
-from rules.loader import RuleLoadError
+from rules.loader import RuleLoadError, load_directory
 from rules.settings import RulesSettings
-from tests.rules.support import MemoryDirectory, rule
+from tests.rules.support import DEPARTMENTS, MemoryDirectory, device, rule
+from tests.rules.test_sample_pack import PACK
 
 CREDIT = RulesSettings().credit
 SHANGHAI_MIDNIGHT = timedelta(hours=-8)  # local midnight of a day, in UTC
@@ -226,3 +232,44 @@ def test_without_the_option_repeated_packets_look_frozen() -> None:
 def test_sample_time_metric_must_differ_from_the_value_metric() -> None:
     with pytest.raises(RuleLoadError, match="differ"):
         rule(**(COD | {"sample_time_metric": "w01018"}))
+
+
+# -- the same, from real HJ 212 packets through the gateway's decoding -----------------------
+
+
+def hj212_rtd(at_: datetime, cod: float, sampled: datetime) -> list[Reading]:
+    """Readings of one CN 2011 packet carrying COD and its SampleTime, as the gateway decodes it."""
+    local = ZoneInfo("Asia/Shanghai")
+    cp = (
+        f"DataTime={at_.astimezone(local):%Y%m%d%H%M%S};"
+        f"w01018-Rtd={cod},w01018-Flag=N,w01018-SampleTime={sampled.astimezone(local):%Y%m%d%H%M%S}"
+    )
+    frame = encode(f"QN=1;ST=32;CN=2011;PW=123456;MN=logger1;Flag=4;CP=&&{cp}&&")
+    limits = Limits(
+        max_payload_bytes=65536, max_future=timedelta(days=1), retention=timedelta(days=3650)
+    )
+    conv = to_readings(decode_packet(frame), "rtd", local, tables(), limits, at_)
+    assert conv.rejections == ()
+    return list(conv.readings)
+
+
+def test_the_pack_cod_flatline_on_decoded_hj212_packets() -> None:
+    pack = load_directory(PACK, DEPARTMENTS)
+    cod_rule = next(r for r in pack.rules if r.id == "cod-flatline")
+    ctx = device("logger1", "wastewater_outlet")
+
+    def run_packets(value_of: Any) -> list[ClueOp]:
+        engine = Engine([cod_rule], MemoryDirectory([ctx]), CREDIT, 60)
+        ops: list[ClueOp] = []
+        for i in range(12 * 6):  # 12 hours of packets every 10 minutes
+            t = T + timedelta(minutes=10 * i)
+            cycle = i // 12  # a new analyser sample every 2 hours
+            ops += engine.on_readings(hj212_rtd(t, value_of(cycle), T + timedelta(hours=2 * cycle)))
+        return ops
+
+    metrics = {r.metric for r in hj212_rtd(T, 30.0, T)}
+    assert metrics == {"w01018", "w01018.sample_time"}
+    assert run_packets(lambda c: 30.0 + c) == []  # a new value each sample: not flat
+    ops = run_packets(lambda c: 30.0)  # the same value over five samples: flat
+    assert [o.action for o in ops] == ["open"]
+    assert ops[0].at == (T + timedelta(hours=8)).timestamp()
