@@ -22,17 +22,17 @@ from alerts.routing import Router
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectLookup, SubjectView
 from rules.models import Severity
-from subjects.models import CreditGrade
+from subjects.models import Grade
 
 
 def sample(
-    subjects: Sequence[SubjectView], ratios: Mapping[CreditGrade, float], rng: random.Random
+    subjects: Sequence[SubjectView], ratios: Mapping[Grade, float], rng: random.Random
 ) -> list[str]:
     """Draw ceil(n x ratio) subjects of each credit grade at random; sorted credit codes.
 
     Rounding up means a grade with any subjects and a positive ratio is never skipped.
     """
-    by_grade: dict[CreditGrade, list[str]] = {}
+    by_grade: dict[Grade, list[str]] = {}
     for s in subjects:
         by_grade.setdefault(s.credit_grade, []).append(s.credit_code)
     drawn: list[str] = []
@@ -83,7 +83,7 @@ def drawn_by_several(conn: psycopg.Connection[Any], period: str) -> list[tuple[s
 def submit(
     conn: psycopg.Connection[Any],
     subjects: SubjectLookup,
-    ratios: Mapping[CreditGrade, float],
+    ratios: Mapping[Grade, float],
     actor: Actor,
     period: str,
     codes: Sequence[str] | None,

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rules.models import Severity
-from subjects.models import CreditGrade
+from subjects.models import CreditGrade, EnvColour, Grade
 
 
 class NotificationRoute(BaseModel):
@@ -59,8 +59,13 @@ def _default_sla() -> dict[Severity, float]:
     }
 
 
-def _default_draw_ratios() -> dict[CreditGrade, float]:
-    return {CreditGrade.A: 0.05, CreditGrade.B: 0.10, CreditGrade.C: 0.20, CreditGrade.D: 0.40}
+def _default_draw_ratios() -> dict[Grade, float]:
+    # Both credit schemes: A-D, and Jiangsu's five colours (black: every subject, every draw).
+    return {
+        CreditGrade.A: 0.05, CreditGrade.B: 0.10, CreditGrade.C: 0.20, CreditGrade.D: 0.40,
+        EnvColour.GREEN: 0.05, EnvColour.BLUE: 0.10, EnvColour.YELLOW: 0.20,
+        EnvColour.RED: 0.40, EnvColour.BLACK: 1.0,
+    }  # fmt: skip
 
 
 def _default_lead() -> dict[str, str]:
@@ -124,7 +129,7 @@ class AlertsSettings(BaseModel):
         default_factory=_default_sla,
         description="hours from dispatch to a task's due time, by the alert's severity",
     )
-    draw_ratios: dict[CreditGrade, float] = Field(
+    draw_ratios: dict[Grade, float] = Field(
         default_factory=_default_draw_ratios,
         description="double-random draws: share of a department's subjects drawn per credit "
         "grade (worse grade, higher share)",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from subjects.models import CreditGrade
+from subjects.models import CreditGrade, Grade
 
 
 class SubjectView(Protocol):
@@ -20,7 +20,7 @@ class SubjectView(Protocol):
     @property
     def industry(self) -> str: ...
     @property
-    def credit_grade(self) -> CreditGrade: ...
+    def credit_grade(self) -> Grade: ...
     @property
     def tags(self) -> frozenset[str]: ...
     @property
@@ -72,7 +72,7 @@ class StaticSubject:
     credit_code: str
     grid: str = ""
     industry: str = ""
-    credit_grade: CreditGrade = CreditGrade.B
+    credit_grade: Grade = CreditGrade.B
     tags: frozenset[str] = frozenset()
     departments: frozenset[str] = field(default_factory=frozenset)
 

@@ -5,7 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.context import ApiContext
-from api.routers import alerts, dashboard, health, ingest, rules, subjects, video
+from api.metrics import AuthMetrics
+from api.routers import (
+    alerts,
+    dashboard,
+    health,
+    ingest,
+    me,
+    people,
+    rules,
+    signin,
+    subjects,
+    video,
+)
+from api.settings import AuthSettings
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -15,6 +28,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description="Off-site regulatory supervision: readings, clues, alerts and inspections.",
     )
     app.state.ctx = ctx
-    for module in (health, ingest, subjects, rules, alerts, video, dashboard):
+    try:
+        ctx.get(AuthSettings)
+    except LookupError:
+        ctx.provide(AuthSettings, AuthSettings())
+    try:
+        ctx.get(AuthMetrics)
+    except LookupError:
+        ctx.provide(AuthMetrics, AuthMetrics(ctx.registry))
+    for module in (health, me, people, ingest, subjects, rules, alerts, video, dashboard, signin):
         app.include_router(module.router)
     return app

@@ -1,66 +1,92 @@
-"""API keys: stored hashed, bound to a department and a role; checked on every /api/v1 route."""
+"""Who is calling: a person by session cookie or a machine by API key; role checks and CSRF."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-import psycopg
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
+from api import keys, sessions
 from api.context import ApiContext, get_context
+from api.keys import KEY_PREFIX, KeyRequestError, create_key, hash_key
+from api.roles import Role
+from api.settings import AuthSettings
 
-KEY_PREFIX = "osk_"
+__all__ = [
+    "KEY_PREFIX",
+    "Admin",
+    "Caller",
+    "KeyRequestError",
+    "Officer",
+    "PlatformAdmin",
+    "Principal",
+    "PrincipalKind",
+    "Role",
+    "Viewer",
+    "authenticate",
+    "create_key",
+    "csrf_token_for",
+    "hash_key",
+    "still_valid",
+]
+
+SESSION_COOKIE = "offsite_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OFFICER = "officer"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return {"viewer": 0, "officer": 1, "admin": 2}[self.value]
+class PrincipalKind(StrEnum):
+    PERSON = "person"
+    KEY = "key"
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: every read and write is scoped to `department`."""
+class Principal:
+    """Who acts. Every read and write is scoped to `department`; `actor` goes into records."""
 
-    key_id: int
+    kind: PrincipalKind
+    id: int  # the user id of a person, the key id of a key
+    name: str  # a person's display name, a key's label
     department: str
     role: Role
+    login: str | None = None  # people only
+    session_id: int | None = None  # people signed in by cookie
+    csrf_token: str | None = None  # the session's; key requests need none
+
+    @property
+    def actor(self) -> str:
+        """How timelines and the audit chain name this caller: "张伟 (zhangwei)" or "key:7 name"."""
+        if self.kind is PrincipalKind.PERSON:
+            return f"{self.name} ({self.login})"
+        return f"key:{self.id} {self.name}".rstrip()
+
+    @property
+    def key_id(self) -> int | None:
+        return self.id if self.kind is PrincipalKind.KEY else None
+
+    @property
+    def user_id(self) -> int | None:
+        return self.id if self.kind is PrincipalKind.PERSON else None
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role is Role.PLATFORM_ADMIN
 
 
-class KeyRequestError(ValueError):
-    """A key cannot be created as asked (unknown department, bad role)."""
+# The name the routers have always used.
+Caller = Principal
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_key(conn: psycopg.Connection[Any], department: str, role: str, name: str = "") -> str:
-    """Create a key and return it in clear; only its hash is stored."""
+def auth_settings(ctx: ApiContext) -> AuthSettings:
     try:
-        role_ = Role(role)
-    except ValueError:
-        roles = ", ".join(r.value for r in Role)
-        raise KeyRequestError(f"role {role!r} is not one of {roles}") from None
-    known = conn.execute("SELECT 1 FROM departments WHERE code = %s", (department,)).fetchone()
-    if known is None:
-        codes = [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
-        raise KeyRequestError(f"department {department!r} is unknown; known: {', '.join(codes)}")
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO api_keys (key_hash, prefix, department, role, name)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (hash_key(key), key[:10], department, role_.value, name),
-    )
-    return key
+        return ctx.get(AuthSettings)
+    except LookupError:
+        return AuthSettings()
 
 
 def _presented_key(request: Request) -> str | None:
@@ -70,42 +96,112 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def authenticate(request: Request, ctx: Annotated[ApiContext, Depends(get_context)]) -> Caller:
-    key = _presented_key(request)
-    if not key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _by_key(ctx: ApiContext, key: str) -> Principal:
     with ctx.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT id, department, role FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-            (hash_key(key),),
-        ).fetchone()
-    if row is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the API key is unknown or revoked",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return Caller(key_id=row[0], department=row[1], role=Role(row[2]))
+        record = keys.find_active(conn, key)
+    if record is None:
+        raise _unauthorized("the API key is unknown or revoked")
+    return Principal(PrincipalKind.KEY, record.id, record.name, record.department, record.role)
+
+
+def _by_session(ctx: ApiContext, token: str) -> Principal | None:
+    with ctx.pool.connection() as conn:
+        session = sessions.resume(conn, token, auth_settings(ctx).session_idle)
+    if session is None:
+        return None
+    p = session.person
+    return Principal(
+        PrincipalKind.PERSON,
+        p.id,
+        p.name,
+        p.department,
+        p.role,
+        login=p.login,
+        session_id=session.id,
+        csrf_token=session.csrf_token,
+    )
+
+
+async def _presented_csrf(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        # Starlette keeps the parsed form on the request, so the route reads it again for free.
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def authenticate(
+    request: Request, ctx: Annotated[ApiContext, Depends(get_context)]
+) -> Principal:
+    """The caller by API key (header) or by session cookie; unsafe cookie requests need CSRF."""
+    key = _presented_key(request)
+    if key:
+        principal = await run_in_threadpool(_by_key, ctx, key)
+    else:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise _unauthorized(
+                "sign in at /login, or send an API key as 'Authorization: Bearer <key>'"
+                " or 'X-API-Key'"
+            )
+        found = await run_in_threadpool(_by_session, ctx, token)
+        if found is None:
+            raise _unauthorized("the session has ended or expired: sign in again at /login")
+        principal = found
+        if request.method not in _SAFE_METHODS:
+            presented = await _presented_csrf(request)
+            assert principal.csrf_token is not None
+            if not secrets.compare_digest(presented.encode(), principal.csrf_token.encode()):
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    f"the CSRF token is missing or wrong: send the page's token in the"
+                    f" {CSRF_HEADER} header or the {CSRF_FIELD} field (reload the page)",
+                )
+        request.state.csrf_token = principal.csrf_token
+    request.state.principal = principal
+    return principal
+
+
+def csrf_token_for(request: Request) -> str:
+    """The token pages embed in forms and HTMX headers; '' for a caller with no session."""
+    return str(getattr(request.state, "csrf_token", "") or "")
+
+
+def still_valid(ctx: ApiContext, principal: Principal) -> bool:
+    """Is the caller still allowed in? Open live streams ask this every few seconds."""
+    with ctx.pool.connection() as conn:
+        if principal.kind is PrincipalKind.KEY:
+            return keys.is_active(conn, principal.id)
+        assert principal.session_id is not None
+        return sessions.is_live(conn, principal.session_id)
 
 
 def require(role: Role) -> Any:
     """A dependency that admits callers with at least `role`."""
 
-    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    def check(caller: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if caller.role.rank < role.rank:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs the {role.value} role; the key has {caller.role.value}",
+                f"this needs the {role.value} role; {caller.actor} has {caller.role.value}",
             )
         return caller
 
     return Depends(check)
 
 
-Viewer = Annotated[Caller, require(Role.VIEWER)]
-Officer = Annotated[Caller, require(Role.OFFICER)]
-Admin = Annotated[Caller, require(Role.ADMIN)]
+Viewer = Annotated[Principal, require(Role.VIEWER)]
+Officer = Annotated[Principal, require(Role.OFFICER)]
+Admin = Annotated[Principal, require(Role.ADMIN)]
+PlatformAdmin = Annotated[Principal, require(Role.PLATFORM_ADMIN)]

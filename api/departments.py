@@ -23,10 +23,18 @@ def seed_departments(conn: psycopg.Connection[Any]) -> int:
     with conn.transaction():
         for d in rows:
             conn.execute(
-                "INSERT INTO departments (code, name, name_zh, domains)"
-                " VALUES (%s, %s, %s, %s)"
+                "INSERT INTO departments (code, name, name_zh, domains, retired)"
+                " VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
-                " name_zh = excluded.name_zh, domains = excluded.domains",
-                (d["code"], d["name"], d["name_zh"], list(d.get("domains", []))),
+                " name_zh = excluded.name_zh, domains = excluded.domains,"
+                " retired = excluded.retired",
+                (d["code"], d["name"], d["name_zh"], list(d.get("domains", [])),
+                 bool(d.get("retired", False))),
+            )  # fmt: skip
+        # Successors after every row exists (the reference may point forward in the list).
+        for d in rows:
+            conn.execute(
+                "UPDATE departments SET replaced_by = %s WHERE code = %s",
+                (d.get("replaced_by"), d["code"]),
             )
     return len(rows)

@@ -36,7 +36,7 @@ from subjects.service import SubjectsService
 from subjects.settings import SubjectsSettings
 
 DEPTS = ["EEB", "HLT", "AMR", "EMB"]
-ADMIN = Actor("EEB", "bench", admin=True)
+ADMIN = Actor("EEB", "bench", admin=True, platform=True)
 
 
 def code(i: int) -> str:

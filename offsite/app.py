@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from alerts.service import AlertService
 from api.app import create_app
 from api.context import ApiContext
+from api.settings import AuthSettings
 from hj212.service import Hj212Service
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
@@ -199,6 +200,7 @@ class OffsiteApp:
         status_sinks: list[StatusSink] = []
         frame_sink: FrameSink | None = None
         ctx = ApiContext(self.pool, self.registry, self.readiness)
+        ctx.provide(AuthSettings, s.auth)
         self.api_context = ctx
 
         # [subjects] ------------------------------------------------------------------

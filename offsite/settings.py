@@ -15,7 +15,7 @@ from pydantic_settings import (
 )
 
 from alerts.settings import AlertsSettings
-from api.settings import HttpSettings
+from api.settings import AuthSettings, HttpSettings
 from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     hj212: Hj212Settings = Field(default_factory=Hj212Settings)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from rules import credit
@@ -15,6 +16,7 @@ from rules.settings import CreditModifier
 from rules.spec import (
     AbsenceRule,
     CompositeRule,
+    DatedLimit,
     DetectionRule,
     FlagShareRule,
     FlatlineRule,
@@ -25,7 +27,7 @@ from rules.spec import (
     ThresholdRule,
     WindowRule,
 )
-from subjects.models import CreditGrade, DeviceContext
+from subjects.models import DeviceContext, Grade
 
 Cmp = Callable[[float, float], bool]
 OPS: dict[str, Cmp] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
@@ -83,6 +85,26 @@ def _resolve(value: Limit, ctx: DeviceContext | None, rule_id: str) -> float:
     return float(attrs[value.attribute]) * value.factor
 
 
+_LIMIT_ZONE = "Asia/Shanghai"  # days of a threshold rule's dated limits
+
+
+def _dated(
+    limits: Sequence[DatedLimit], ctx: DeviceContext | None, rule_id: str, zone: ZoneInfo
+) -> tuple[tuple[float, float, float], ...]:
+    """Dated limits as epoch-second spans: from local midnight of `valid_from` to the
+    local midnight after `valid_until`."""
+    out = []
+    for d in limits:
+        lo = datetime.combine(d.valid_from, time(), zone).timestamp() if d.valid_from else -math.inf
+        hi = (
+            datetime.combine(d.valid_until + timedelta(days=1), time(), zone).timestamp()
+            if d.valid_until
+            else math.inf
+        )
+        out.append((lo, hi, _resolve(d.value, ctx, rule_id)))
+    return tuple(out)
+
+
 class Bound:
     """Everything the evaluator reads on the hot path, as plain attributes (no pydantic)."""
 
@@ -95,11 +117,13 @@ class Bound:
         "cmp",
         "conditions",
         "credit_code",
+        "dated",
         "department",
         "duration",
         "expected",
         "fingerprint",
         "hold",
+        "hour_min_readings",
         "keep",
         "kind",
         "labels",
@@ -118,6 +142,7 @@ class Bound:
         "replayed",
         "rule",
         "rule_id",
+        "sample_time_metric",
         "schedule",
         "scope",
         "severity",
@@ -126,6 +151,7 @@ class Bound:
         "title",
         "tolerance",
         "valid_flags",
+        "valid_hours",
         "version",
         "window_s",
         "zones",
@@ -136,7 +162,7 @@ class Bound:
         rule: Rule,
         scope: str,
         ctx: DeviceContext | None,
-        credit_table: Mapping[CreditGrade, CreditModifier],
+        credit_table: Mapping[Grade, CreditModifier],
         cap: int,
     ) -> None:
         grade = ctx.credit_grade if ctx is not None else None
@@ -157,6 +183,11 @@ class Bound:
         self.keep = 0.0
         self.cmp: Cmp = operator.gt
         self.limit = 0.0
+        # Dated limits as (first second, first second after, value); None: `limit` always.
+        self.dated: tuple[tuple[float, float, float], ...] | None = None
+        self.valid_hours = 0  # > 0: day windows judge the mean of valid hourly means
+        self.hour_min_readings = 0.0
+        self.sample_time_metric: str | None = None
         self.clear_cmp: Cmp | None = None
         self.clear: float | None = None
         self.agg = ""
@@ -202,10 +233,16 @@ class Bound:
             self.keep = credit.hold(rule.keep_firing_for, mod)
         if isinstance(rule, ThresholdRule | WindowRule | RateRule):
             self.cmp = OPS[rule.op]
-            self.limit = credit.limit(_resolve(rule.limit, ctx, rule.id), rule.op, mod)
+            # The same for every credit grade: credit never moves a limit.
+            if isinstance(rule.limit, list):
+                zone = rule.timezone if isinstance(rule, WindowRule) else _LIMIT_ZONE
+                self.dated = _dated(rule.limit, ctx, rule.id, ZoneInfo(zone))
+                self.quiet = False  # the limit depends on the date: always evaluate
+            else:
+                self.limit = _resolve(rule.limit, ctx, rule.id)
         if isinstance(rule, ThresholdRule | WindowRule) and rule.clear is not None:
             self.clear_cmp = OPS[rule.op]
-            self.clear = credit.limit(_resolve(rule.clear, ctx, rule.id), rule.op, mod)
+            self.clear = _resolve(rule.clear, ctx, rule.id)
         if isinstance(rule, WindowRule):
             self.agg = rule.agg
             self.window_s = rule.window_s
@@ -214,6 +251,13 @@ class Bound:
             self.offset_s = (offset or timedelta(0)).total_seconds()
             self.expected = rule.window_s / rule.expected_interval
             self.min_ratio = rule.min_valid_ratio
+            if rule.validity is not None:
+                # The day decides when valid hours / required hours reaches 1.
+                self.valid_hours = rule.validity.hours
+                self.hour_min_readings = (
+                    rule.validity.minutes_per_hour * 60 / rule.expected_interval
+                )
+                self.min_ratio = 1.0
         elif isinstance(rule, RateRule):
             self.per = rule.per
             self.max_gap = rule.max_gap
@@ -222,6 +266,7 @@ class Bound:
         elif isinstance(rule, FlatlineRule):
             self.duration = credit.hold(rule.duration, mod)
             self.tolerance = rule.tolerance
+            self.sample_time_metric = rule.sample_time_metric
             self.min_samples = rule.min_samples
         elif isinstance(rule, CompositeRule):
             self.match_all = rule.match == "all"
@@ -230,7 +275,7 @@ class Bound:
                     c.role,
                     c.metric,
                     OPS[c.op],
-                    credit.limit(_resolve(c.limit, ctx, rule.id), c.op, mod),
+                    _resolve(c.limit, ctx, rule.id),
                     c.max_age,
                 )
                 for c in rule.conditions
@@ -247,3 +292,12 @@ class Bound:
             self.zones = frozenset(rule.zones)
             self.min_score = rule.min_score
             self.clear_after = rule.clear_after
+
+    def limit_at(self, t: float) -> float | None:
+        """The limit in force at `t` (epoch seconds); None when no dated limit covers it."""
+        if self.dated is None:
+            return self.limit
+        for lo, hi, value in self.dated:
+            if lo <= t < hi:
+                return value
+        return None

@@ -1,4 +1,4 @@
-"""Credit-tiered supervision: how a subject's credit grade changes hold, limits and severity."""
+"""Credit-tiered handling: how a subject's credit grade changes a clue's hold and severity."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from collections.abc import Mapping
 
 from rules.models import Severity
 from rules.settings import CreditModifier
-from subjects.models import CreditGrade
+from subjects.models import Grade
 
 _BY_RANK = sorted(Severity, key=lambda s: s.rank)
-NEUTRAL = CreditModifier(hold_factor=1.0, margin=0.0, severity_shift=0)
+NEUTRAL = CreditModifier(hold_factor=1.0, severity_shift=0)
 
 
 def modifier(
-    table: Mapping[CreditGrade, CreditModifier], grade: CreditGrade | None, tiered: bool
+    table: Mapping[Grade, CreditModifier], grade: Grade | None, tiered: bool
 ) -> CreditModifier:
     """The modifier for `grade`; neutral for untiered rules and unbound devices."""
     if not tiered or grade is None:
@@ -23,15 +23,6 @@ def modifier(
 
 def hold(seconds: float, mod: CreditModifier) -> float:
     return seconds * mod.hold_factor
-
-
-def limit(value: float, op: str, mod: CreditModifier) -> float:
-    """Move a limit by the margin: positive margin tolerates more, negative flags sooner."""
-    if mod.margin == 0:
-        return value
-    delta = abs(value) * mod.margin
-    # For an upper limit (> / >=) tolerating more means a higher limit; for a lower one, lower.
-    return value + delta if op in (">", ">=") else value - delta
 
 
 def severity(base: Severity, mod: CreditModifier) -> Severity:

@@ -15,7 +15,7 @@ from rules.episodes import EpisodeBook
 from rules.settings import CreditModifier
 from rules.spec import Rule
 from rules.store import replay_metrics_of, stream_readings, summarize, trigger_json
-from subjects.models import CreditGrade, DeviceDirectory
+from subjects.models import DeviceDirectory, Grade
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ def dry_run(
     conn: psycopg.Connection[Any],
     rule: Rule,
     directory: DeviceDirectory,
-    credit: Mapping[CreditGrade, CreditModifier],
+    credit: Mapping[Grade, CreditModifier],
     lateness_s: float,
     since: datetime,
     until: datetime,

@@ -28,8 +28,8 @@ from rules.evaluate import (
     evaluate,
 )
 from rules.settings import CreditModifier
-from rules.spec import AbsenceRule, CompositeRule, DetectionRule, Rule, Selector
-from subjects.models import CreditGrade, DeviceContext, DeviceDirectory
+from rules.spec import AbsenceRule, CompositeRule, DetectionRule, FlatlineRule, Rule, Selector
+from subjects.models import DeviceContext, DeviceDirectory, Grade
 from video.models import Detection
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def _matches(sel: Selector, ctx: DeviceContext | None) -> bool:
         return False
     if sel.grid and ctx.grid not in sel.grid:
         return False
+    if any(ctx.attributes.get(k) != v for k, v in sel.attributes.items()):
+        return False
     return all(tag in ctx.tags for tag in sel.tags)
 
 
@@ -121,7 +123,7 @@ class Engine:
         self,
         rules: Sequence[Rule],
         directory: DeviceDirectory,
-        credit: Mapping[CreditGrade, CreditModifier],
+        credit: Mapping[Grade, CreditModifier],
         allowed_lateness_s: float,
         max_trigger_values: int = 50,
         on_late_dropped: Callable[[str], None] | None = None,
@@ -150,6 +152,9 @@ class Engine:
                 self.any_metric.append(rule)
             else:
                 self.by_metric.setdefault(rule.selector.metric, []).append(rule)
+            if isinstance(rule, FlatlineRule) and rule.sample_time_metric:
+                # The analyser's sample time feeds the same stream as the value it dates.
+                self.by_metric.setdefault(rule.sample_time_metric, []).append(rule)
             if isinstance(rule, AbsenceRule):
                 self.absence_rules.append(rule)
         self.streams: dict[str, Stream] = {}

@@ -123,7 +123,10 @@ def _threshold(b: Bound, st: State, s: Sample) -> Result:
     elif st.firing_since is not None and b.clear_cmp is not None:
         breach = b.clear_cmp(v, b.clear)  # type: ignore[arg-type]
     else:
-        breach = b.cmp(v, b.limit)
+        limit = b.limit_at(s.t) if b.dated is not None else b.limit
+        if limit is None:
+            return step(b, st, s.t, None, None, st.k)  # no limit in force on this date
+        breach = b.cmp(v, limit)
     item = TriggerItem(s.t, s.device_id, s.metric, v) if breach else None
     return step(b, st, s.t, breach, item, st.k)
 
@@ -147,10 +150,16 @@ def _window_decision(b: Bound, st: State, start: float, value: float, ratio: flo
         return False
     if st.firing_since is not None and b.clear_cmp is not None:
         return b.clear_cmp(value, b.clear)  # type: ignore[arg-type]
-    return b.cmp(value, b.limit)
+    # A dated limit is the one in force on the day the window judges (its start).
+    limit = b.limit_at(start) if b.dated is not None else b.limit
+    if limit is None:
+        return None
+    return b.cmp(value, limit)
 
 
 def _window(b: Bound, st: State, s: Sample) -> Result:
+    if b.valid_hours:
+        return _day_of_hours(b, st, s)
     if b.sliding:
         lo_t = s.t - b.window_s
         kept = (*(p for p in st.k or () if p[0] > lo_t), (s.t, s.value))
@@ -182,6 +191,46 @@ def _window(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
+def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
+    """A day judged on its valid hourly means (GB 3095 data validity), decided at its end.
+
+    State: (day, hour, hour sum, hour count, valid hours, sum of their means, min, max).
+    An hour is valid with `hour_min_readings` readings (45 minutes of data); the day is
+    judged on the mean (min, max, sum, count) of valid hourly means when it has at least
+    `valid_hours` of them, else it decides nothing.
+    """
+    shifted = s.t + b.offset_s
+    day = math.floor(shifted / 86400.0)
+    hour = math.floor(shifted / 3600.0)
+    v = s.value
+    acc = st.k
+    if acc is None:
+        return _with_k(st, (day, hour, v, 1, 0, 0.0, math.inf, -math.inf)), NO_TRANSITIONS
+    if hour < acc[1]:
+        return st, NO_TRANSITIONS  # an older hour is closed; the engine orders late data
+    if hour == acc[1]:
+        acc = (day, hour, acc[2] + v, acc[3] + 1, acc[4], acc[5], acc[6], acc[7])
+        return _with_k(st, acc), NO_TRANSITIONS
+    # The hour closed: keep its mean if it had enough data.
+    n, total, lo, hi = acc[4], acc[5], acc[6], acc[7]
+    if acc[3] >= b.hour_min_readings - 1e-9:
+        mean = acc[2] / acc[3]
+        n, total, lo, hi = n + 1, total + mean, min(lo, mean), max(hi, mean)
+    if day == acc[0]:
+        return _with_k(st, (day, hour, v, 1, n, total, lo, hi)), NO_TRANSITIONS
+    start = acc[0] * 86400.0 - b.offset_s
+    fresh = (day, hour, v, 1, 0, 0.0, math.inf, -math.inf)
+    if n == 0:
+        return step(b, st, start, None, None, fresh)
+    value = _aggregate(b.agg, total, n, lo, hi)
+    breach = _window_decision(b, st, start, value, n / b.valid_hours)
+    item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + 86400.0)
+    st2, out = step(b, st, start, breach, item, fresh)
+    if out and out[0].kind == "open":
+        out = (out[0]._replace(at=start + 86400.0),)
+    return st2, out
+
+
 def _rate(b: Bound, st: State, s: Sample) -> Result:
     prev = st.k
     k = (s.t, s.value)
@@ -195,6 +244,8 @@ def _rate(b: Bound, st: State, s: Sample) -> Result:
 
 
 def _flatline(b: Bound, st: State, s: Sample) -> Result:
+    if b.sample_time_metric is not None:
+        return _flatline_sampled(b, st, s)
     run = st.k
     v = s.value
     if run is None:
@@ -208,6 +259,45 @@ def _flatline(b: Bound, st: State, s: Sample) -> Result:
         # The episode began when the value stopped changing, not when we noticed.
         st = State(k[0], None, st.last_breach, st.trigger, st.k)
     return step(b, st, s.t, flat, item, k)
+
+
+def _flatline_run(b: Bound, run: Any, t: float, v: float) -> Any:
+    if run is None:
+        return (t, v, v, 1)
+    lo, hi = min(run[1], v), max(run[2], v)
+    return (run[0], lo, hi, run[3] + 1) if hi - lo <= b.tolerance else (t, v, v, 1)
+
+
+def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
+    """Flatline over analyser samples: readings repeating one SampleTime are one sample.
+
+    A COD analyser measures in cycles and the logger repeats the last result until the next
+    one, so only a value under a new sample time counts. The value and its sample time of one
+    packet share a timestamp and may come in either order: they are paired by time.
+    State: (run, last counted sample time, pending (t, value | None, sample time | None)).
+    """
+    run, counted, pend = st.k if st.k is not None else (None, None, None)
+    is_time = s.metric == b.sample_time_metric
+    if pend is not None and pend[0] == s.t:
+        pend = (s.t, pend[1], s.value) if is_time else (s.t, s.value, pend[2])
+    else:
+        if pend is not None and pend[1] is not None:
+            # The previous time's value came with no sample time: count it as a sample.
+            run = _flatline_run(b, run, pend[0], pend[1])
+        pend = (s.t, None, s.value) if is_time else (s.t, s.value, None)
+    t, v, sample_time = pend
+    if v is None or sample_time is None:
+        return _with_k(st, (run, counted, pend)), NO_TRANSITIONS
+    if sample_time == counted:
+        # The same sample repeated between analyser cycles: not a new reading of the water.
+        return _with_k(st, (run, counted, None)), NO_TRANSITIONS
+    run = _flatline_run(b, run, t, v)
+    k = (run, sample_time, None)
+    flat = run[3] >= b.min_samples and t - run[0] >= b.duration and _scheduled(b, t)
+    if flat and st.firing_since is None:
+        st = State(run[0], None, st.last_breach, st.trigger, st.k)
+    metric = (b.rule.selector.metric or s.metric) if is_time else s.metric
+    return step(b, st, t, flat, TriggerItem(t, s.device_id, metric, v), k)
 
 
 def _composite(b: Bound, st: State, s: Sample) -> Result:

@@ -6,35 +6,41 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from subjects.models import CreditGrade
+from subjects.models import CreditGrade, EnvColour, Grade
 
 
 class CreditModifier(BaseModel):
-    """How a credit grade changes a rule: hold time, threshold margin, severity."""
+    """How a credit grade changes the handling of a rule's clues: hold time and severity.
+
+    There is deliberately no threshold margin: a legal or permit limit is the same for every
+    grade (docs/rules.md, "Credit changes handling, never the law").
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     hold_factor: float = Field(
-        gt=0, description="multiplies `for`, `keep_firing_for` and absence durations"
-    )
-    margin: float = Field(
-        gt=-1,
-        lt=1,
-        description="relative threshold margin: +0.1 lets values 10% past the limit pass, "
-        "-0.1 flags 10% before it",
+        gt=0,
+        description="multiplies `for`, `keep_firing_for` and absence/flatline durations: "
+        "below 1 a clue opens (escalates) sooner",
     )
     severity_shift: int = Field(
-        ge=-3, le=3, description="severity steps added (info < warning < major < critical)"
+        ge=-3,
+        le=3,
+        description="severity steps added (info < warning < major < critical); severity picks "
+        "who handles it (joint inspection threshold, routing) and the task's deadline",
     )
 
 
-def _default_credit() -> dict[CreditGrade, CreditModifier]:
+def _default_credit() -> dict[Grade, CreditModifier]:
+    def m(hold: float, shift: int) -> CreditModifier:
+        return CreditModifier(hold_factor=hold, severity_shift=shift)
+
     return {
-        CreditGrade.A: CreditModifier(hold_factor=1.5, margin=0.05, severity_shift=-1),
-        CreditGrade.B: CreditModifier(hold_factor=1.0, margin=0.0, severity_shift=0),
-        CreditGrade.C: CreditModifier(hold_factor=0.75, margin=-0.05, severity_shift=0),
-        CreditGrade.D: CreditModifier(hold_factor=0.5, margin=-0.1, severity_shift=1),
-    }
+        CreditGrade.A: m(1.5, -1), CreditGrade.B: m(1.0, 0),
+        CreditGrade.C: m(0.75, 0), CreditGrade.D: m(0.5, 1),
+        EnvColour.GREEN: m(1.5, -1), EnvColour.BLUE: m(1.0, 0), EnvColour.YELLOW: m(0.75, 0),
+        EnvColour.RED: m(0.5, 1), EnvColour.BLACK: m(0.25, 1),
+    }  # fmt: skip
 
 
 class RulesSettings(BaseModel):
@@ -70,7 +76,8 @@ class RulesSettings(BaseModel):
     max_trigger_values: int = Field(
         default=50, ge=1, description="readings kept per clue as its trigger evidence"
     )
-    credit: dict[CreditGrade, CreditModifier] = Field(
+    credit: dict[Grade, CreditModifier] = Field(
         default_factory=_default_credit,
-        description="credit-tiered supervision: modifiers per grade A-D (docs/rules.md)",
+        description="credit-tiered handling per grade of each scheme (A-D, green..black): "
+        "hold and severity only, never a limit (docs/rules.md)",
     )

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import date, datetime, time
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from rules.models import Severity
 
@@ -49,6 +58,69 @@ class AttributeLimit(_Strict):
 
 
 Limit = float | AttributeLimit
+
+
+class DatedLimit(_Strict):
+    """A limit in force for part of the calendar, e.g. a standard's transition period.
+
+    Days are local days (the window rule's `timezone`, else Asia/Shanghai), both ends
+    inclusive; the limit that applies is the one in force on the evaluation date (the
+    judged window's start, or the reading's time).
+    """
+
+    value: Limit = Field(description="number, or {attribute: ...} of the subject")
+    valid_from: date | None = Field(default=None, description="first day in force; open if unset")
+    valid_until: date | None = Field(default=None, description="last day in force; open if unset")
+
+    @model_validator(mode="after")
+    def _order(self) -> DatedLimit:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(
+                f"valid_until {self.valid_until} is before valid_from {self.valid_from}"
+            )
+        return self
+
+
+def _dated_periods(limits: list[DatedLimit]) -> list[DatedLimit]:
+    """Dated limits sorted by start; periods may not overlap (one limit per day)."""
+    if not limits:
+        raise ValueError("a list of dated limits needs at least one entry")
+    ordered = sorted(limits, key=lambda d: d.valid_from or date.min)
+    for a, b in pairwise(ordered):
+        if a.valid_until is None or (b.valid_from or date.min) <= a.valid_until:
+            raise ValueError(
+                f"dated limits overlap: {a.valid_from or '…'}–{a.valid_until or '…'} and "
+                f"{b.valid_from or '…'}–{b.valid_until or '…'}"
+            )
+    return ordered
+
+
+DatedLimits = Annotated[list[DatedLimit], AfterValidator(_dated_periods)]
+
+
+def _limit_shape(value: Any) -> Any:
+    # One clear message for a value of no limit shape, instead of one per union member.
+    if not isinstance(value, int | float | dict | list) or isinstance(value, bool):
+        raise ValueError(
+            f"{value!r} is not a limit: use a number, {{attribute: ...}} or a list of "
+            "{value, valid_from, valid_until}"
+        )
+    return value
+
+
+# A rule's limit: fixed, read from the subject, or by date ([{value, valid_from, valid_until}]).
+LimitSpec = Annotated[float | AttributeLimit | DatedLimits, BeforeValidator(_limit_shape)]
+
+
+class HourlyValidity(_Strict):
+    """Daily values from hourly means, as GB 3095's data-validity rules count them."""
+
+    hours: int = Field(
+        default=20, ge=1, le=24, description="valid hourly means a day needs to be judged"
+    )
+    minutes_per_hour: float = Field(
+        default=45, gt=0, le=60, description="minutes of data an hour needs to be a valid mean"
+    )
 
 
 def _parse_clock(value: Any) -> time:
@@ -101,10 +173,15 @@ class Selector(_Strict):
     industry: list[str] = Field(default_factory=list, description="subject industry in these")
     grid: list[str] = Field(default_factory=list, description="subject grid in these")
     tags: list[str] = Field(default_factory=list, description="subject carries all these tags")
+    attributes: dict[str, float] = Field(
+        default_factory=dict,
+        description='subject attributes equal to these, e.g. {"air.area_class": 2} (GB 3095 '
+        "area class 1 or 2)",
+    )
 
     @property
     def needs_subject(self) -> bool:
-        return bool(self.role or self.industry or self.grid or self.tags)
+        return bool(self.role or self.industry or self.grid or self.tags or self.attributes)
 
 
 class RuleBase(_Strict):
@@ -118,7 +195,8 @@ class RuleBase(_Strict):
     schedule: Schedule | None = Field(default=None, description="when the rule applies")
     credit_tiered: bool = Field(
         default=True,
-        description="apply credit-grade modifiers; false for safety limits that must not move",
+        description="credit grade changes this rule's hold and severity (never its limit); "
+        "false for safety alarms that must open at once for everyone",
     )
     description: str = Field(default="", description="longer explanation")
     valid_flags: list[FlagLetter] | None = Field(
@@ -143,7 +221,9 @@ def _need_metric(rule: RuleBase) -> None:
         raise ValueError(f"selector.metric is required for a {getattr(rule, 'kind', '')} rule")
 
 
-def _check_clear(op: str, limit: Limit, clear: Limit | None) -> None:
+def _check_clear(op: str, limit: LimitSpec, clear: Limit | None) -> None:
+    if isinstance(limit, list) and clear is not None:
+        raise ValueError("`clear` cannot be combined with dated limits")
     if clear is None or not isinstance(limit, float | int) or not isinstance(clear, float | int):
         return
     if op in (">", ">=") and clear > limit:
@@ -157,7 +237,10 @@ class ThresholdRule(_Held):
 
     kind: Literal["threshold"]
     op: Op = Field(description="comparison that means a breach")
-    limit: Limit = Field(description="number, or {attribute: ...} of the subject")
+    limit: LimitSpec = Field(
+        description="number, {attribute: ...} of the subject, or dated limits "
+        "[{value, valid_from, valid_until}]"
+    )
     clear: Limit | None = Field(default=None, description="hysteresis: resolve only past this")
 
     @model_validator(mode="after")
@@ -181,8 +264,13 @@ class WindowRule(_Held):
         default=0.75, ge=0, le=1, description="a window with less data decides nothing"
     )
     timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
+    validity: HourlyValidity | None = Field(
+        default=None,
+        description="day windows only: judge the mean of valid hourly means, a day with fewer "
+        "than `hours` of them decides nothing (instead of `min_valid_ratio`)",
+    )
     op: Op
-    limit: Limit
+    limit: LimitSpec = Field(description="as for threshold, dated limits by the window's day")
     clear: Limit | None = None
 
     @model_validator(mode="after")
@@ -192,6 +280,8 @@ class WindowRule(_Held):
             raise ValueError("a sliding window needs `size`")
         if self.align != "sliding" and self.size is not None:
             raise ValueError("`size` is fixed by `align` for hour and day windows")
+        if self.validity is not None and self.align != "day":
+            raise ValueError("`validity` (valid hourly means) applies to day windows only")
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as err:
@@ -245,11 +335,20 @@ class FlatlineRule(RuleBase):
     kind: Literal["flatline"]
     duration: Duration = Field(alias="for", gt=0, description="unchanged for this long")
     tolerance: float = Field(default=0.0, ge=0, description="max - min within this is flat")
-    min_samples: int = Field(default=3, ge=2, description="at least this many readings")
+    min_samples: int = Field(default=3, ge=2, description="at least this many samples")
+    sample_time_metric: str | None = Field(
+        default=None,
+        min_length=1,
+        description="metric carrying the analyser's sample time (HJ 212 SampleTime, e.g. "
+        "w01018.sample_time): a value repeated under the same sample time is one sample, "
+        "not a frozen sensor",
+    )
 
     @model_validator(mode="after")
     def _metric(self) -> FlatlineRule:
         _need_metric(self)
+        if self.sample_time_metric == self.selector.metric:
+            raise ValueError("sample_time_metric must differ from selector.metric")
         return self
 
 

@@ -14,7 +14,7 @@ from rules.bound import Bound
 from rules.engine import ClueOp, OpenClue
 from rules.evaluate import TriggerItem
 from rules.models import ClueEvent, ClueStatus, Severity
-from rules.spec import CompositeRule, Rule
+from rules.spec import CompositeRule, FlatlineRule, Rule
 
 _COLUMNS = (
     "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
@@ -239,6 +239,8 @@ def replay_metrics_of(rule: Rule) -> list[str] | None:
         return sorted({c.metric for c in rule.conditions})
     if rule.kind == "detection":
         return []
+    if isinstance(rule, FlatlineRule) and rule.sample_time_metric and rule.selector.metric:
+        return sorted({rule.selector.metric, rule.sample_time_metric})
     return [rule.selector.metric] if rule.selector.metric else None
 
 

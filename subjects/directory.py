@@ -15,8 +15,9 @@ import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from subjects.credit import GRADES, parse_grade
 from subjects.metrics import SubjectsMetrics
-from subjects.models import CreditGrade, DeviceContext, RiskLevel, SubjectChanged, SubjectInfo
+from subjects.models import DeviceContext, Grade, RiskLevel, SubjectChanged, SubjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class _Snapshot:
     devices: dict[str, DeviceContext] = field(default_factory=dict)
     by_subject: dict[str, frozenset[str]] = field(default_factory=dict)
     next_transition: datetime | None = None
-    grades: dict[CreditGrade, int] = field(default_factory=lambda: dict.fromkeys(CreditGrade, 0))
+    grades: dict[Grade, int] = field(
+        default_factory=lambda: {g: 0 for grades in GRADES.values() for g in grades}
+    )
     cross: int = 0
 
     def count(self, info: SubjectInfo, sign: int) -> None:
@@ -67,7 +70,7 @@ def _info(row: Sequence[Any]) -> SubjectInfo:
         name=row[1],
         grid=row[2],
         industry=row[3],
-        credit_grade=CreditGrade(row[4]),
+        credit_grade=parse_grade(row[4]),
         risk_level=RiskLevel(row[5]),
         tags=frozenset(row[6]),
         departments=frozenset(row[8]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,14 +18,20 @@ from pydantic import BaseModel, Field, ValidationError
 
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
-from subjects.repository import Actor, SubjectConflictError, SubjectRepository, snapshot
+from subjects.repository import (
+    Actor,
+    SubjectConflictError,
+    SubjectRepository,
+    retired_reason,
+    snapshot,
+)
 from subjects.schema import SubjectIn, SubjectOut, split_list
 
 log = logging.getLogger(__name__)
 
 COLUMNS = (
-    "credit_code", "name", "address", "grid", "industry", "credit_grade", "risk_level",
-    "tags", "departments",
+    "credit_code", "name", "address", "grid", "industry", "credit_scheme", "credit_grade",
+    "risk_level", "tags", "departments",
 )  # fmt: skip
 REQUIRED = ("credit_code", "name")
 ATTRIBUTE_PREFIX = "attr."
@@ -35,7 +41,8 @@ ALIASES = {
     "名称": "name", "主体名称": "name", "企业名称": "name", "单位名称": "name",
     "地址": "address", "注册地址": "address", "经营地址": "address",
     "网格": "grid", "所属网格": "grid", "行业": "industry", "所属行业": "industry",
-    "信用等级": "credit_grade", "grade": "credit_grade", "风险等级": "risk_level",
+    "信用等级": "credit_grade", "grade": "credit_grade", "环保信用等级": "credit_grade",
+    "信用评价体系": "credit_scheme", "scheme": "credit_scheme", "风险等级": "risk_level",
     "risk": "risk_level", "标签": "tags", "监管部门": "departments",
 }  # fmt: skip
 RISK_ALIASES = {
@@ -141,7 +148,9 @@ class SubjectImporter:
                 f"the import holds {len(raws)} rows; at most {self.max_rows} are accepted"
             )
         with self.repository.pool.connection() as conn:
-            departments = {r[0] for r in conn.execute("SELECT code FROM departments")}
+            found = conn.execute("SELECT code, retired, replaced_by FROM departments").fetchall()
+        # code -> None for a current department, or why a retired one takes no new links.
+        departments = {c: retired_reason(c, successor) if r else None for c, r, successor in found}
         rows = self._validate(raws, actor, departments, errors)
         report = ImportReport(
             format=fmt,
@@ -300,7 +309,7 @@ class SubjectImporter:
         self,
         raws: Sequence[_Raw],
         actor: Actor,
-        departments: set[str],
+        departments: Mapping[str, str | None],
         errors: list[RowError],
     ) -> list[_Row]:
         rows: list[_Row] = []
@@ -342,7 +351,7 @@ class SubjectImporter:
         self,
         raw: _Raw,
         actor: Actor,
-        departments: set[str],
+        departments: Mapping[str, str | None],
         errors: list[RowError],
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Raw values as SubjectIn fields; an empty cell means "not given"."""
@@ -373,8 +382,8 @@ class SubjectImporter:
                     fields["tags"] = items
                 else:
                     depts = [d.upper() for d in items]
-            elif column == "credit_grade" and isinstance(value, str):
-                fields[column] = value.strip().upper()
+            elif column == "credit_scheme" and isinstance(value, str):
+                fields[column] = value.strip().lower()
             elif column == "risk_level" and isinstance(value, str):
                 text = value.strip()
                 fields[column] = RISK_ALIASES.get(text, text.lower())
@@ -387,6 +396,8 @@ class SubjectImporter:
         for dept in depts:
             if dept not in departments:
                 fail("departments", f"{dept!r} is not a known department code")
+            elif departments[dept] is not None:
+                fail("departments", str(departments[dept]))
             elif dept != actor.department and not actor.admin:
                 fail(
                     "departments",
@@ -435,8 +446,8 @@ class SubjectImporter:
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
-                " credit_grade, risk_level, tags, attributes)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " credit_scheme, credit_grade, risk_level, tags, attributes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         r.data.credit_code,
@@ -444,6 +455,7 @@ class SubjectImporter:
                         r.data.address,
                         r.data.grid,
                         r.data.industry,
+                        r.data.scheme.value,
                         r.data.credit_grade.value,
                         r.data.risk_level.value,
                         r.data.tags,

@@ -9,13 +9,34 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 
+class CreditScheme(StrEnum):
+    """Which credit evaluation a subject's grade comes from (信用评价体系)."""
+
+    ABCD = "abcd"  # grades A-D, the general tiered-supervision scale
+    JIANGSU_ENV = "jiangsu_env"  # Jiangsu's five-colour environmental credit (绿蓝黄红黑)
+
+
 class CreditGrade(StrEnum):
-    """Credit tier of a subject (信用分级): A is the best, D the worst."""
+    """Grade of the A-D scheme (信用分级): A is the best, D the worst."""
 
     A = "A"
     B = "B"
     C = "C"
     D = "D"
+
+
+class EnvColour(StrEnum):
+    """Grade of Jiangsu's five-colour environmental credit: green is the best, black the worst."""
+
+    GREEN = "green"
+    BLUE = "blue"
+    YELLOW = "yellow"
+    RED = "red"
+    BLACK = "black"
+
+
+# A grade of either scheme; the values never collide, so one mapping can hold both schemes.
+Grade = CreditGrade | EnvColour
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +49,7 @@ class DeviceContext:
     subject_name: str
     industry: str
     grid: str
-    credit_grade: CreditGrade
+    credit_grade: Grade
     tags: frozenset[str] = frozenset()
     departments: frozenset[str] = frozenset()
     # Per-subject numbers rules may compare against, e.g. {"permit.cod_mg_l": 50.0}.
@@ -74,7 +95,7 @@ class SubjectInfo:
     name: str
     grid: str
     industry: str
-    credit_grade: CreditGrade
+    credit_grade: Grade
     risk_level: RiskLevel
     tags: frozenset[str] = frozenset()
     departments: frozenset[str] = frozenset()

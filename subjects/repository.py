@@ -14,8 +14,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from subjects.credit import parse_grade
 from subjects.metrics import SubjectsMetrics
-from subjects.models import ChangeKind, CreditGrade, RiskLevel, SubjectChanged
+from subjects.models import ChangeKind, CreditScheme, Grade, RiskLevel, SubjectChanged
 from subjects.schema import (
     BindingIn,
     BindingOut,
@@ -43,6 +44,13 @@ class Actor:
     department: str
     name: str
     admin: bool = False
+    # The city platform's operator: binds new devices to any department's subject.
+    platform: bool = False
+
+    @property
+    def scope(self) -> str | None:
+        """The department binding lookups are limited to; None for the platform admin."""
+        return None if self.platform else self.department
 
 
 class SubjectError(Exception):
@@ -51,6 +59,10 @@ class SubjectError(Exception):
 
 class SubjectNotFoundError(SubjectError):
     """Unknown, or supervised only by other departments (the two look the same on purpose)."""
+
+
+class SubjectForbiddenError(SubjectError):
+    """The actor's role may not do this (e.g. bind a new device: the platform admin's job)."""
 
 
 class SubjectConflictError(SubjectError):
@@ -76,7 +88,7 @@ class SubjectQuery:
     grid: tuple[str, ...] = ()
     industry: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    grades: tuple[CreditGrade, ...] = ()
+    grades: tuple[Grade, ...] = ()
     risk_levels: tuple[RiskLevel, ...] = ()
     departments: tuple[str, ...] = ()
     cross_department: bool | None = None
@@ -91,7 +103,8 @@ ORDERS = {"credit_code": "s.credit_code", "name": "s.name, s.credit_code",
 # attributes as text: orjson parses it several times faster than psycopg's stdlib loader.
 SUBJECT_COLUMNS = (
     "s.credit_code, s.name, s.address, s.grid, s.industry, s.credit_grade, s.risk_level,"
-    " s.tags, s.attributes::text, s.created_at, s.updated_at, COALESCE(d.departments, '{}')"
+    " s.tags, s.attributes::text, s.created_at, s.updated_at, COALESCE(d.departments, '{}'),"
+    " s.credit_scheme"
 )
 # Departments supervising now come from the view, the one definition of "current".
 SUBJECT_FROM = (
@@ -110,7 +123,8 @@ def subject_out(row: Sequence[Any]) -> SubjectOut:
         address=row[2],
         grid=row[3],
         industry=row[4],
-        credit_grade=CreditGrade(row[5]),
+        credit_scheme=CreditScheme(row[12]),
+        credit_grade=parse_grade(row[5]),
         risk_level=RiskLevel(row[6]),
         tags=list(row[7]),
         attributes={k: float(v) for k, v in orjson.loads(row[8]).items()},
@@ -119,6 +133,12 @@ def subject_out(row: Sequence[Any]) -> SubjectOut:
         created_at=row[9],
         updated_at=row[10],
     )
+
+
+def retired_reason(code: str, replaced_by: str | None) -> str:
+    """Why a retired department takes no new supervision links, naming its successor."""
+    then = f"; use {replaced_by}" if replaced_by else ""
+    return f"{code} is retired (codes are never reused){then}"
 
 
 def snapshot(subject: SubjectOut) -> dict[str, Any]:
@@ -274,8 +294,8 @@ class SubjectRepository:
         with self.transaction() as tx:
             row = tx.conn.execute(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
-                " credit_grade, risk_level, tags, attributes)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " credit_scheme, credit_grade, risk_level, tags, attributes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (credit_code) DO NOTHING RETURNING credit_code",
                 (
                     data.credit_code,
@@ -283,6 +303,7 @@ class SubjectRepository:
                     data.address,
                     data.grid,
                     data.industry,
+                    data.scheme.value,
                     data.credit_grade.value,
                     data.risk_level.value,
                     data.tags,
@@ -422,9 +443,13 @@ class SubjectRepository:
                     f"an officer may link only their own department {actor.department};"
                     " linking another department needs the admin role",
                 )
-            known = tx.conn.execute("SELECT 1 FROM departments WHERE code = %s", (dept,))
-            if known.fetchone() is None:
+            known = tx.conn.execute(
+                "SELECT retired, replaced_by FROM departments WHERE code = %s", (dept,)
+            ).fetchone()
+            if known is None:
                 raise SubjectInvalidError("department", f"{dept!r} is not a known department code")
+            if known[0]:
+                raise SubjectInvalidError("department", retired_reason(dept, known[1]))
             open_link = tx.conn.execute(
                 "SELECT since FROM subject_departments WHERE credit_code = %s"
                 " AND department = %s AND until IS NULL",
@@ -533,7 +558,10 @@ class SubjectRepository:
     def binding(self, device_id: str, actor: Actor) -> BindingOut:
         with self.pool.connection() as conn:
             found = self._binding(conn, device_id)
-            if found is None or not self._visible_code(conn, found.credit_code, actor.department):
+            if found is None or (
+                not actor.platform
+                and not self._visible_code(conn, found.credit_code, actor.department)
+            ):
                 raise SubjectNotFoundError(f"device {device_id!r} has no binding")
         return found
 
@@ -553,14 +581,24 @@ class SubjectRepository:
         return [b for b in found if b is not None]
 
     def bind(self, device_id: str, data: BindingIn, actor: Actor) -> BindingOut:
-        """Bind (or re-bind) a device; both its old and its new subject must be the actor's."""
+        """Bind (or re-bind) a device; both its old and its new subject must be the actor's.
+
+        Only the platform admin binds a device that is bound to nothing yet, to any subject.
+        """
         now = datetime.now(UTC)
         with self.transaction() as tx:
-            if self._get(tx.conn, data.credit_code, actor.department, lock=True) is None:
+            if self._get(tx.conn, data.credit_code, actor.scope, lock=True) is None:
                 raise SubjectNotFoundError(f"subject {data.credit_code!r} not found")
             before = self._binding(tx.conn, device_id, lock=True)
-            if before is not None and not self._visible_code(
-                tx.conn, before.credit_code, actor.department
+            if before is None and not actor.platform:
+                raise SubjectForbiddenError(
+                    f"device {device_id!r} is bound to no subject yet: binding a new device is"
+                    " the platform admin's job (平台管理员)"
+                )
+            if (
+                before is not None
+                and not actor.platform
+                and not self._visible_code(tx.conn, before.credit_code, actor.department)
             ):
                 # Bound to a subject of another department: as invisible as its subject.
                 raise SubjectNotFoundError(
@@ -593,8 +631,9 @@ class SubjectRepository:
         now = datetime.now(UTC)
         with self.transaction() as tx:
             before = self._binding(tx.conn, device_id, lock=True)
-            if before is None or not self._visible_code(
-                tx.conn, before.credit_code, actor.department
+            if before is None or (
+                not actor.platform
+                and not self._visible_code(tx.conn, before.credit_code, actor.department)
             ):
                 raise SubjectNotFoundError(f"device {device_id!r} has no binding")
             tx.conn.execute("DELETE FROM device_bindings WHERE device_id = %s", (device_id,))

@@ -14,10 +14,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
 
 from subjects import credit_code
-from subjects.models import ROLE_PATTERN, CreditGrade, RiskLevel
+from subjects.credit import check_in_scheme, parse_grade, scheme_of
+from subjects.models import ROLE_PATTERN, CreditGrade, CreditScheme, Grade, RiskLevel
 
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 DEVICE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -55,6 +59,34 @@ CreditCode = Annotated[str, BeforeValidator(_code)]
 Tags = Annotated[list[Tag], AfterValidator(_tags), Field(max_length=64)]
 Attributes = Annotated[dict[str, float], AfterValidator(_attributes)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A grade of either credit scheme, from its code or a Chinese spelling ("A", "A级", "绿", "绿色").
+GradeIn = Annotated[
+    Grade,
+    BeforeValidator(parse_grade),
+    Field(description="A-D, or green/blue/yellow/red/black (绿/蓝/黄/红/黑) of jiangsu_env"),
+]
+SchemeField = Field(
+    default=None,
+    description="credit scheme: abcd (A-D) or jiangsu_env (five-colour); "
+    "omitted: the scheme the grade belongs to",
+)
+
+
+def _grade_fits(grade: Grade | None, info: ValidationInfo) -> Grade | None:
+    """A grade given with a scheme must be one of that scheme's (the error names credit_grade)."""
+    scheme = info.data.get("credit_scheme")
+    if grade is not None and scheme is not None:
+        check_in_scheme(scheme, grade)
+    return grade
+
+
+def _scheme_of(scheme: CreditScheme | None, grade: Grade | None) -> CreditScheme | None:
+    """The scheme to store is the grade's own; a scheme with no grade cannot be applied."""
+    if grade is None:
+        if scheme is not None:
+            raise ValueError("credit_grade: give the grade in the new credit_scheme too")
+        return None
+    return scheme_of(grade)
 
 
 class SubjectIn(BaseModel):
@@ -67,12 +99,24 @@ class SubjectIn(BaseModel):
     address: Text = ""
     grid: Short = Field(default="", description="administrative grid cell (网格)")
     industry: Short = ""
-    credit_grade: CreditGrade = CreditGrade.B
+    credit_scheme: CreditScheme | None = SchemeField
+    credit_grade: GradeIn = CreditGrade.B
     risk_level: RiskLevel = RiskLevel.GENERAL
     tags: Tags = Field(default_factory=list)
     attributes: Attributes = Field(
         default_factory=dict, description='numbers rules read, e.g. {"permit.cod_mg_l": 50}'
     )
+
+    _fits = field_validator("credit_grade")(_grade_fits)
+
+    @model_validator(mode="after")
+    def _scheme(self) -> SubjectIn:
+        self.credit_scheme = _scheme_of(self.credit_scheme, self.credit_grade)
+        return self
+
+    @property
+    def scheme(self) -> CreditScheme:
+        return scheme_of(self.credit_grade)
 
 
 class SubjectPatch(BaseModel):
@@ -84,10 +128,19 @@ class SubjectPatch(BaseModel):
     address: Text | None = None
     grid: Short | None = None
     industry: Short | None = None
-    credit_grade: CreditGrade | None = None
+    credit_scheme: CreditScheme | None = SchemeField
+    credit_grade: GradeIn | None = None
     risk_level: RiskLevel | None = None
     tags: Tags | None = None
     attributes: Attributes | None = None
+
+    _fits = field_validator("credit_grade")(_grade_fits)
+
+    @model_validator(mode="after")
+    def _scheme(self) -> SubjectPatch:
+        # A new grade brings its scheme along, so the stored pair always fits.
+        self.credit_scheme = _scheme_of(self.credit_scheme, self.credit_grade)
+        return self
 
 
 class SubjectOut(BaseModel):
@@ -98,7 +151,8 @@ class SubjectOut(BaseModel):
     address: str
     grid: str
     industry: str
-    credit_grade: CreditGrade
+    credit_scheme: CreditScheme
+    credit_grade: Grade
     risk_level: RiskLevel
     tags: list[str]
     attributes: dict[str, float]

@@ -22,8 +22,9 @@ from alerts.service import AlertService
 from alerts.silences import Matcher, SilenceError, SilenceRow
 from alerts.silences import fetch as fetch_silences
 from alerts.store import Outcome
-from api.auth import Caller, Officer, Viewer
+from api.auth import Caller, Officer, Viewer, auth_settings, still_valid
 from api.context import ApiContext, get_context
+from api.metrics import AuthMetrics
 from rules.models import Severity
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -34,7 +35,7 @@ HEARTBEAT_S = 15.0
 
 
 def actor_of(caller: Caller) -> Actor:
-    return Actor(f"key:{caller.key_id}", caller.department)
+    return Actor(caller.actor, caller.department)
 
 
 def _service(ctx: ApiContext) -> AlertService:
@@ -592,13 +593,23 @@ async def stream(
         with pool.connection() as conn:
             return events.last_id(conn)
 
+    recheck_s = auth_settings(ctx).stream_recheck_s
+
     async def generate() -> AsyncIterator[str]:
         last = start if start is not None else await run_in_threadpool(current)
         yield f"retry: 2000\n: stream of {department} from event {last}\n\n"
-        beat = time.monotonic()
+        beat = checked = time.monotonic()
         while not await request.is_disconnected():
             if service is not None and service.stopping:
                 return
+            if time.monotonic() - checked >= recheck_s:
+                # A disabled person, an ended session or a revoked key stops receiving now,
+                # not at the next reconnect; the reconnect then answers 401.
+                checked = time.monotonic()
+                if not await run_in_threadpool(still_valid, ctx, caller):
+                    ctx.get(AuthMetrics).streams_revoked.inc()
+                    yield 'event: signed_out\ndata: {"reason": "session ended or key revoked"}\n\n'
+                    return
             seen = service.events_version if service is not None else 0
             batch = await run_in_threadpool(read, last)
             for event in batch:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.auth import Caller, Role, Viewer
+from api.auth import Caller, Viewer
 from api.context import ApiContext, get_context
 from ingest.storage import is_hypertable
 
@@ -19,14 +19,17 @@ MAX_POINTS = 10_000
 _BUCKET = re.compile(r"^(\d+)\s*(s|sec|m|min|h|hour|d|day)s?$")
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
 
-# A caller sees the devices bound to subjects its department supervises now; admins see
-# every device, bound or not, because binding new devices is their job.
+# A caller sees the devices bound to subjects its department supervises now, department
+# admins included; the platform admin also sees unbound devices (and dead letters naming no
+# device), because binding new devices is their job.
 _VISIBLE = """
-    (%(admin)s OR EXISTS (
+    (EXISTS (
         SELECT 1 FROM device_bindings b
         JOIN subject_departments sd ON sd.credit_code = b.credit_code
         WHERE b.device_id = {col} AND sd.department = %(dept)s
-          AND sd.since <= now() AND (sd.until IS NULL OR sd.until > now())))
+          AND sd.since <= now() AND (sd.until IS NULL OR sd.until > now()))
+     OR (%(platform)s AND ({col} IS NULL
+         OR NOT EXISTS (SELECT 1 FROM device_bindings b WHERE b.device_id = {col}))))
 """
 
 
@@ -35,7 +38,7 @@ def visible(col: str) -> str:
 
 
 def scope(caller: Caller) -> dict[str, Any]:
-    return {"admin": caller.role is Role.ADMIN, "dept": caller.department}
+    return {"platform": caller.is_platform_admin, "dept": caller.department}
 
 
 class Device(BaseModel):

@@ -19,10 +19,11 @@ from api.auth import Caller, Officer, Role, Viewer
 from api.context import ApiContext, get_context
 from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
-from subjects.models import CreditGrade, RiskLevel
+from subjects.models import Grade, RiskLevel
 from subjects.repository import (
     Actor,
     SubjectConflictError,
+    SubjectForbiddenError,
     SubjectInvalidError,
     SubjectNotFoundError,
     SubjectQuery,
@@ -60,8 +61,9 @@ Service = Annotated[SubjectsService, Depends(service)]
 def actor(caller: Caller) -> Actor:
     return Actor(
         department=caller.department,
-        name=f"key:{caller.key_id}",
-        admin=caller.role is Role.ADMIN,
+        name=caller.actor,
+        admin=caller.role.rank >= Role.ADMIN.rank,
+        platform=caller.is_platform_admin,
     )
 
 
@@ -74,6 +76,8 @@ def refusals() -> Iterator[None]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
     except SubjectConflictError as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
+    except SubjectForbiddenError as err:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err
     except SubjectInvalidError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
 
@@ -92,7 +96,9 @@ def list_subjects(
     grid: Annotated[list[str] | None, Query()] = None,
     industry: Annotated[list[str] | None, Query()] = None,
     tag: Annotated[list[str] | None, Query(description="subjects carrying all these")] = None,
-    grade: Annotated[list[CreditGrade] | None, Query()] = None,
+    grade: Annotated[
+        list[Grade] | None, Query(description="A-D or green/blue/yellow/red/black")
+    ] = None,
     risk_level: Annotated[list[RiskLevel] | None, Query()] = None,
     department: Annotated[
         list[str] | None, Query(description="also supervised now by all these departments")
@@ -261,7 +267,11 @@ def get_binding(device_id: str, svc: Service, caller: Viewer) -> BindingOut:
 
 @router.put("/devices/{device_id}/binding", response_model=BindingOut)
 def put_binding(device_id: str, data: BindingIn, svc: Service, caller: Officer) -> BindingOut:
-    """Bind the device to a subject the caller's department supervises, in a role."""
+    """Bind the device to a subject in a role.
+
+    A device bound to nothing yet is bound by the platform admin (to any subject); officers
+    move their department's devices between the department's subjects.
+    """
     if not _DEVICE.match(device_id):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel
 
 from alerts.visibility import evidence_shared_with
-from api.auth import Caller, Role, Viewer
+from api.auth import Caller, Viewer
 from api.context import ApiContext, get_context
 from video.evidence import (
     SHA256_PATTERN,
@@ -77,7 +77,8 @@ def _owners(svc: VideoService, camera_id: str) -> frozenset[str] | None:
 def may_see_original(svc: VideoService, caller: Caller, camera_id: str) -> bool:
     owners = _owners(svc, camera_id)
     if owners is None:
-        return caller.role is Role.ADMIN
+        # An unbound camera belongs to no department yet: only the platform admin sees it.
+        return caller.is_platform_admin
     return caller.department in owners
 
 
@@ -158,13 +159,14 @@ def get_evidence_meta(sha256: str, ctx: Ctx, caller: Viewer) -> EvidenceMeta:
 
 @router.get("/cameras", response_model=list[CameraOut])
 def list_cameras(ctx: Ctx, caller: Viewer) -> list[CameraOut]:
-    """Cameras of the caller's department (all for admins), with their online state."""
+    """Cameras of the caller's department (unbound ones for the platform admin), with state."""
     svc = _service(ctx)
     status = {s.camera_id: s for s in svc.cameras.statuses()}
     out: list[CameraOut] = []
     for cam in svc.cameras.cameras():
         owners = _owners(svc, cam.id)
-        if caller.role is not Role.ADMIN and (owners is None or caller.department not in owners):
+        mine = caller.is_platform_admin if owners is None else caller.department in owners
+        if not mine:
             continue
         st = status.get(cam.id)
         out.append(

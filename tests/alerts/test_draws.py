@@ -8,7 +8,7 @@ from collections import Counter
 from alerts.draws import sample
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import StaticSubject
-from subjects.models import CreditGrade
+from subjects.models import CreditGrade, EnvColour
 from tests.alerts.conftest import Api
 from tests.alerts.support import CHEM, PLANT, SHOP
 
@@ -29,6 +29,18 @@ def test_sampling_ratio_rises_as_the_grade_worsens() -> None:
     by_grade = Counter(code[0] for code in drawn)
     assert by_grade == {"A": 5, "B": 10, "C": 20, "D": 40}
     assert drawn == sorted(set(drawn))
+
+
+def test_five_colour_grades_are_drawn_by_their_own_ratios() -> None:
+    ratios = AlertsSettings().draw_ratios
+    subjects = [
+        StaticSubject(f"{colour.value}{n:04d}", credit_grade=colour)
+        for colour in EnvColour
+        for n in range(100)
+    ]
+    drawn = sample(subjects, ratios, random.Random(3))
+    by_colour = Counter(code.rstrip("0123456789") for code in drawn)
+    assert by_colour == {"green": 5, "blue": 10, "yellow": 20, "red": 40, "black": 100}
 
 
 def test_sampling_rounds_up_and_is_reproducible_with_a_seed() -> None:

@@ -28,7 +28,9 @@ def client(db_url: str) -> Iterator[TestClient]:
     pool.close()
 
 
-def headers(db: psycopg.Connection[Any], dept: str = "EEB", role: str = "admin") -> dict[str, str]:
+def headers(
+    db: psycopg.Connection[Any], dept: str = "EEB", role: str = "platform_admin"
+) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_key(db, dept, role)}"}
 
 
@@ -71,7 +73,9 @@ def test_departments_are_seeded(db: psycopg.Connection[Any]) -> None:
     assert {"EEB", "EMB", "AMR", "AGR", "HLT", "TRN", "HUD", "EDU", "HRS", "HSA", "FIN"} <= codes
 
 
-def test_devices_listing_for_admin(client: TestClient, db: psycopg.Connection[Any]) -> None:
+def test_devices_listing_for_platform_admin(
+    client: TestClient, db: psycopg.Connection[Any]
+) -> None:
     seed(db)
     r = client.get("/api/v1/devices", headers=headers(db))
     assert r.status_code == 200
@@ -80,11 +84,16 @@ def test_devices_listing_for_admin(client: TestClient, db: psycopg.Connection[An
     assert [d["device_id"] for d in r.json()] == ["ww-1"]
 
 
-def test_unbound_devices_are_hidden_from_non_admins(
+def test_unbound_devices_are_hidden_from_all_but_the_platform_admin(
     client: TestClient, db: psycopg.Connection[Any]
 ) -> None:
     seed(db)
     r = client.get("/api/v1/devices", headers=headers(db, "EEB", "officer"))
+    assert r.json() == []
+    # A department admin is scoped like everyone in the department.
+    r = client.get("/api/v1/devices", headers=headers(db, "EEB", "admin"))
+    assert r.json() == []
+    r = client.get("/api/v1/dead-letters", headers=headers(db, "EEB", "admin"))
     assert r.json() == []
     r = client.get(
         "/api/v1/devices/aq-1/readings?metric=pm25", headers=headers(db, "EEB", "viewer")

@@ -11,9 +11,9 @@ import orjson
 from ingest.models import Reading
 from rules.loader import parse_one
 from rules.spec import Rule
-from subjects.models import CreditGrade, DeviceContext
+from subjects.models import CreditGrade, DeviceContext, Grade
 
-DEPARTMENTS = ("EEB", "EMB", "AMR")
+DEPARTMENTS = ("EEB", "EMB", "AMR", "AGR")
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # Monday 12:00 in Asia/Shanghai
 
 
@@ -34,7 +34,7 @@ def device(
     device_id: str,
     role: str,
     credit_code: str = "91310000MA1FL4CT3X",
-    grade: CreditGrade = CreditGrade.B,
+    grade: Grade = CreditGrade.B,
     attributes: Mapping[str, float] | None = None,
     industry: str = "chemicals",
     tags: Iterable[str] = (),

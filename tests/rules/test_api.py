@@ -76,8 +76,9 @@ def test_validate_reports_lines(client: TestClient, db: psycopg.Connection[Any])
     out = client.post("/api/v1/rules/validate", content=bad, headers=auth(db)).json()
     assert out["valid"] is False
     # The number is wrong (line 10); the department is checked once the shape is valid.
-    assert [p["line"] for p in out["problems"]] == [10, 10]
-    assert all(p["message"].startswith("rules.0.limit") for p in out["problems"])
+    assert [p["line"] for p in out["problems"]] == [10]
+    assert out["problems"][0]["message"].startswith("rules.0.limit")
+    assert "'fifty' is not a limit" in out["problems"][0]["message"]
     as_json = client.post(
         "/api/v1/rules/validate",
         json={

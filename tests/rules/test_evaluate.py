@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from rules.bound import Bound
 from rules.engine import Engine
 from rules.evaluate import INITIAL, Sample, Tick, evaluate
 from rules.settings import RulesSettings
-from subjects.models import CreditGrade, DeviceContext
+from subjects.models import CreditGrade, DeviceContext, EnvColour, Grade
 from tests.rules.support import T0, MemoryDirectory, at, device, readings, rule
 from video.models import Box, Detection
 
@@ -327,20 +328,62 @@ def test_credit_grade_changes_hold_and_severity(
     assert ops[0].bound.severity.value == severity
 
 
-@pytest.mark.parametrize(
-    ("grade", "value", "fires"),
-    [
-        (CreditGrade.A, 52.0, False),  # A: +5% margin, limit 52.5
-        (CreditGrade.B, 52.0, True),
-        (CreditGrade.C, 48.0, True),  # C: -5%, limit 47.5
-        (CreditGrade.D, 46.0, True),  # D: -10%, limit 45
-        (CreditGrade.D, 44.0, False),
-    ],
-)
-def test_credit_grade_margin(grade: CreditGrade, value: float, fires: bool) -> None:
+ALL_GRADES: list[Grade] = [*CreditGrade, *EnvColour]
+
+
+@pytest.mark.parametrize("grade", ALL_GRADES)
+def test_credit_never_changes_a_limit(grade: Grade) -> None:
+    # Just past the limit is a breach, the limit itself is not, for every grade of both schemes.
     r = rule(**thr())
+    for value, fires in ((50.01, True), (50.0, False)):
+        engine = Engine([r], MemoryDirectory([device("d1", "outlet", grade=grade)]), CREDIT, 0)
+        ops = engine.on_readings(readings("d1", "x", [(0, value)]))
+        assert [o.action for o in ops] == (["open"] if fires else []), (grade, value)
+        if fires:
+            assert ops[0].bound.limit == 50.0
+
+
+def test_permit_exceedance_is_one_for_grades_a_and_d() -> None:
+    # The same hourly mean over the permit limit: A and D both raise the clue; D's is graver.
+    r = rule(
+        kind="window",
+        selector={"metric": "cod"},
+        agg="avg",
+        align="hour",
+        expected_interval="1m",
+        op=">",
+        limit={"attribute": "permit.cod_mg_l"},
+    )
+    got = {}
+    for grade in (CreditGrade.A, CreditGrade.D):
+        ctx = device("d1", "outlet", grade=grade, attributes={"permit.cod_mg_l": 50.0})
+        engine = Engine([r], MemoryDirectory([ctx]), CREDIT, 0)
+        ops = engine.on_readings(readings("d1", "cod", [(m, 50.5) for m in range(61)]))
+        assert [o.action for o in ops] == ["open"], grade
+        got[grade] = ops[0].bound
+    assert got[CreditGrade.A].limit == got[CreditGrade.D].limit == 50.0
+    assert got[CreditGrade.A].severity.value == "warning"
+    assert got[CreditGrade.D].severity.value == "critical"
+
+
+def test_credit_settings_refuse_a_threshold_margin() -> None:
+    with pytest.raises(ValidationError, match="margin"):
+        RulesSettings.model_validate(
+            {"credit": {"A": {"hold_factor": 1, "margin": 0.05, "severity_shift": 0}}}
+        )
+
+
+@pytest.mark.parametrize(
+    ("grade", "opens_at_minute"),
+    [(EnvColour.GREEN, None), (EnvColour.BLUE, 4), (EnvColour.RED, 2), (EnvColour.BLACK, 1)],
+)
+def test_five_colour_grades_change_hold(grade: EnvColour, opens_at_minute: float | None) -> None:
+    r = rule(**thr(**{"for": "4m"}))
     engine = Engine([r], MemoryDirectory([device("d1", "outlet", grade=grade)]), CREDIT, 0)
-    assert bool(engine.on_readings(readings("d1", "x", [(0, value)]))) is fires
+    ops = engine.on_readings(readings("d1", "x", [(m, 60) for m in range(6)]))
+    assert [(o.at - T0.timestamp()) / 60 for o in ops] == (
+        [] if opens_at_minute is None else [opens_at_minute]
+    )
 
 
 def test_untiered_safety_rule_ignores_credit() -> None:

@@ -18,12 +18,17 @@ from video.models import Box, Detection
 PACK = Path(__file__).parents[2] / "deploy" / "rules"
 SUBJECT_A = "91310000MA1FL4CT3X"
 SUBJECT_B = "91320000MA1FL4CT3Y"
+SUBJECT_C = "91320900MA1FL4CT3W"
 
 
 def directory() -> MemoryDirectory:
     return MemoryDirectory(
         [
-            device("air-1", "air_station", credit_code=SUBJECT_B),
+            # GB 3095 area classes: a class 2 (grade II limits) and a class 1 station.
+            device("air-1", "air_station", credit_code=SUBJECT_B, attributes={"air.area_class": 2}),
+            device("air-2", "air_station", credit_code=SUBJECT_C, attributes={"air.area_class": 1}),
+            # An HJ 212 logger at an outlet: COD (w01018) with the analyser's SampleTime.
+            device("ww-3", "wastewater_outlet"),
             device(
                 "ww-1",
                 "wastewater_outlet",
@@ -61,6 +66,14 @@ def scenario(at: Callable[[float], datetime] = at) -> list[Reading]:
     # A polluted day at the air station, from local midnight (minute -720) to the next one.
     data += minute_data("air-1", "pm25", -720, 720, 120.0)
     data += minute_data("air-1", "pm10", -720, 720, 260.0)
+    data += minute_data("air-2", "pm25", -720, 720, 40.0)  # above grade I 25, below II
+    data += minute_data("air-2", "pm10", -720, 720, 80.0)  # above grade I 50, below II
+    # HJ 212 real-time packets every 10 minutes; the analyser samples every 2 hours and
+    # measures the same COD five times running (samples at -720, -600, ... -240).
+    for m in range(-720, -199, 10):
+        sample_time = at(-720 + (m + 720) // 120 * 120).timestamp()
+        data.append(Reading(at(m), "ww-3", "w01018", 30.0))
+        data.append(Reading(at(m), "ww-3", "w01018.sample_time", sample_time))
     # Wastewater: COD 120 against a permit of 50, frozen for over two hours; ammonia 8 vs 5.
     data += minute_data("ww-1", "cod", 0, 130, 120.0)
     data += minute_data("ww-1", "nh3n", 0, 130, 8.0)

@@ -230,13 +230,23 @@ def test_department_links_and_cross_department_library(
 
 def test_bindings(client: TestClient, key: Key, service: SubjectsService) -> None:
     eeb, amr = key("EEB"), key("AMR")
+    # The platform admin (here seated in another department) binds new devices to any subject.
+    platform = key("HLT", "platform_admin")
     client.post("/api/v1/subjects", json=subject(PLANT, "p", grid="XH-03"), headers=eeb)
     client.post("/api/v1/subjects", json=subject(CLINIC, "c"), headers=amr)
 
+    for who in (eeb, key("EEB", "admin")):
+        r = client.put(
+            "/api/v1/devices/ww-1/binding",
+            json={"credit_code": PLANT, "role": "wastewater_outlet"},
+            headers=who,
+        )
+        assert r.status_code == 403, r.text
+        assert "platform admin" in r.json()["detail"]
     r = client.put(
         "/api/v1/devices/ww-1/binding",
         json={"credit_code": PLANT, "role": "wastewater_outlet", "point": "DW001"},
-        headers=eeb,
+        headers=platform,
     )
     assert r.status_code == 200, r.text
     assert r.json()["subject_name"] == "p"
@@ -250,9 +260,16 @@ def test_bindings(client: TestClient, key: Key, service: SubjectsService) -> Non
     r = client.put(
         "/api/v1/devices/ww-2/binding",
         json={"credit_code": PLANT, "role": "flow_meter"},
-        headers=eeb,
+        headers=platform,
     )
     assert r.status_code == 200
+    # The department's officer moves its own devices between its subjects.
+    r = client.put(
+        "/api/v1/devices/ww-2/binding",
+        json={"credit_code": PLANT, "role": "flow_meter", "point": "DW002"},
+        headers=eeb,
+    )
+    assert r.status_code == 200, r.text
     r = client.put(
         "/api/v1/devices/ww-3/binding",
         json={"credit_code": PLANT, "role": "Flow Meter!"},

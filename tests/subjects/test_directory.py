@@ -22,7 +22,7 @@ from tests.helpers import wait_until
 
 A = make("9", "1", "330100", "71610585")
 B = make("9", "1", "330106", "MA2H3K4L")
-EEB = Actor("EEB", "test", admin=True)
+EEB = Actor("EEB", "test", admin=True, platform=True)
 HLT = Actor("HLT", "test")
 
 

@@ -20,6 +20,7 @@ def test_running_app_serves_subjects(
 ) -> None:
     code = make("9", "1", "330100", "71610585")
     headers = {"Authorization": f"Bearer {create_key(db, 'EEB', 'officer')}"}
+    platform = {"Authorization": f"Bearer {create_key(db, 'EEB', 'platform_admin')}"}
     with OffsiteApp(make_settings()) as app:
         base = f"http://127.0.0.1:{app.http_port}/api/v1"
         r = httpx.post(f"{base}/subjects", json={"credit_code": code, "name": "p"}, headers=headers)
@@ -27,7 +28,7 @@ def test_running_app_serves_subjects(
         r = httpx.put(
             f"{base}/devices/st-1/binding",
             json={"credit_code": code, "role": "stack"},
-            headers=headers,
+            headers=platform,
         )
         assert r.status_code == 200, r.text
         assert app.api_context is not None

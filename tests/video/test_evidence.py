@@ -182,7 +182,7 @@ def test_api_serves_hash_and_blurs_for_other_departments(
     assert client.get(f"/api/v1/evidence/{evidence_id}").status_code == 401
 
 
-def test_unknown_ownership_blurs_for_all_but_admins(
+def test_unknown_ownership_blurs_for_all_but_the_platform_admin(
     db_url: str, pool: ConnectionPool, tmp_path: Path
 ) -> None:
     svc = make_service(pool, tmp_path)  # no ownership callback wired
@@ -192,6 +192,9 @@ def test_unknown_ownership_blurs_for_all_but_admins(
     r = client.get(f"/api/v1/evidence/{evidence_id}", headers=_key(db_url, "EMB", "officer"))
     assert r.headers["x-evidence-variant"] == "annotated_shared"
     r = client.get(f"/api/v1/evidence/{evidence_id}", headers=_key(db_url, "EMB", "admin"))
+    assert r.headers["x-evidence-variant"] == "annotated_shared"
+    platform = _key(db_url, "EMB", "platform_admin")
+    r = client.get(f"/api/v1/evidence/{evidence_id}", headers=platform)
     assert r.headers["x-evidence-variant"] == "annotated"
 
 
@@ -215,8 +218,10 @@ def test_cameras_listed_per_department(db_url: str, pool: ConnectionPool, tmp_pa
     assert mine[0]["source"] == "mqtt"
     assert mine[0]["state"] == "unknown"
     assert client.get("/api/v1/cameras", headers=_key(db_url, "EEB")).json() == []
-    everyone = client.get("/api/v1/cameras", headers=_key(db_url, "EEB", "admin")).json()
-    assert [c["camera_id"] for c in everyone] == ["cam-a", "cam-b"]
+    # A department admin sees only the department's cameras; the platform admin the unbound.
+    assert client.get("/api/v1/cameras", headers=_key(db_url, "EEB", "admin")).json() == []
+    unbound = client.get("/api/v1/cameras", headers=_key(db_url, "EEB", "platform_admin")).json()
+    assert [c["camera_id"] for c in unbound] == ["cam-b"]
 
 
 def test_retention_keeps_protected_and_recent_evidence(

@@ -1,0 +1,56 @@
+"""/api/v1/people: the accounts of the caller's department (a person elsewhere answers 404)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel
+
+from api import people
+from api.auth import Viewer
+from api.context import ApiContext, get_context
+from api.roles import Role
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+
+class PersonOut(BaseModel):
+    login: str
+    name: str
+    department: str
+    role: Role
+    active: bool
+    created_at: datetime
+    single_sign_on: bool
+
+
+def _out(p: people.Person) -> PersonOut:
+    return PersonOut(
+        login=p.login,
+        name=p.name,
+        department=p.department,
+        role=p.role,
+        active=p.active,
+        created_at=p.created_at,
+        single_sign_on=p.oidc_issuer is not None,
+    )
+
+
+@router.get("/people", response_model=list[PersonOut])
+def list_people(ctx: Ctx, caller: Viewer) -> list[PersonOut]:
+    """Colleagues in the caller's department (for assigning and reading timelines)."""
+    with ctx.pool.connection() as conn:
+        found = people.list_people(conn, department=caller.department)
+    return [_out(p) for p in found]
+
+
+@router.get("/people/{login}", response_model=PersonOut)
+def get_person(login: str, ctx: Ctx, caller: Viewer) -> PersonOut:
+    with ctx.pool.connection() as conn:
+        found = people.by_login(conn, login)
+    if found is None or found.department != caller.department:
+        raise HTTPException(404, f"no person with login {login!r} in {caller.department}")
+    return _out(found)

@@ -1,0 +1,225 @@
+"""/login and /logout: personal sign-in with a password, sessions in an HttpOnly cookie."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from api import people, sessions, throttle
+from api.auth import SESSION_COOKIE, Principal, PrincipalKind, auth_settings, authenticate
+from api.context import ApiContext, get_context
+from api.metrics import AuthMetrics
+from api.settings import AuthSettings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+# Before a session exists the sign-in form is protected by a double-submitted token.
+LOGIN_CSRF_COOKIE = "offsite_login_csrf"
+
+_env = Environment(
+    loader=PackageLoader("api", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+)
+
+BAD_CREDENTIALS = "登录名或密码不正确，或账号已停用。"
+THROTTLED = "登录失败次数过多，请在 {minutes} 分钟后再试。"
+STALE_FORM = "登录页面已过期，请重新提交。"
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after sign-in: a path on this site only, never another host."""
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _cookie_secure(settings: AuthSettings) -> bool:
+    return settings.https
+
+
+def _page(
+    request: Request,
+    status_code: int = 200,
+    *,
+    error: str = "",
+    login: str = "",
+    next_: str = "/",
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    ctx = get_context(request)
+    settings = auth_settings(ctx)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    oidc = settings.oidc
+    html = _env.get_template("signin.html").render(
+        mode="login",
+        title="登录",
+        error=error,
+        notice="已退出登录。" if request.query_params.get("signed_out") else "",
+        login=login,
+        next=next_,
+        csrf_token=token,
+        sso_label=oidc.button_label if oidc is not None else "",
+    )
+    response = HTMLResponse(html, status_code, headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_cookie_secure(settings),
+        path="/login",
+    )
+    return response
+
+
+def start_session(
+    request: Request, ctx: ApiContext, person: people.Person, target: str
+) -> RedirectResponse:
+    """Open a session for `person` and send the browser on with the cookie set."""
+    settings = auth_settings(ctx)
+    with ctx.pool.connection() as conn:
+        throttle.forget(conn, person.login, settings.login_window)
+        token, _ = sessions.open_session(
+            conn,
+            person,
+            settings.session_absolute,
+            ip=_client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(settings.session_absolute.total_seconds()),
+        httponly=True,
+        # Lax, not Strict: a link from a notification e-mail and the single-sign-on return
+        # are top-level cross-site navigations that must arrive signed in. CSRF tokens guard
+        # every unsafe request regardless.
+        samesite="lax",
+        secure=_cookie_secure(settings),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    log.info("%s (%s) signed in from %s", person.login, person.department, _client_ip(request))
+    return response
+
+
+def _metrics(ctx: ApiContext) -> AuthMetrics:
+    return ctx.get(AuthMetrics)
+
+
+async def _signed_in(request: Request, ctx: ApiContext) -> Principal | None:
+    if SESSION_COOKIE not in request.cookies:
+        return None
+    try:
+        # A GET: no CSRF check is made, and an ended session is simply "not signed in".
+        return await authenticate(request, ctx)
+    except HTTPException:
+        return None
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+    target = safe_next(next)
+    if await _signed_in(request, ctx) is not None:
+        return RedirectResponse(target, status_code=303)
+    return _page(request, next_=target)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    ctx: Ctx,
+    login: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    target = safe_next(next)
+    login = login.strip().lower()
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected.encode(), csrf_token.encode()):
+        return _page(request, 403, error=STALE_FORM, login=login, next_=target)
+    settings = auth_settings(ctx)
+    ip = _client_ip(request)
+    metrics = _metrics(ctx)
+    with ctx.pool.connection() as conn:
+        wait = throttle.retry_after(
+            conn, login, ip, settings.login_max_failures, settings.login_window
+        )
+        if wait is not None:
+            metrics.signins.labels("throttled").inc()
+            minutes = max(1, -(-wait // 60))
+            return _page(
+                request,
+                429,
+                error=THROTTLED.format(minutes=minutes),
+                login=login,
+                next_=target,
+                headers={"Retry-After": str(wait)},
+            )
+        person = people.verify(conn, login, password)
+        if person is None:
+            throttle.record_failure(conn, login, ip)
+    if person is None:
+        metrics.signins.labels("failed").inc()
+        log.info("failed sign-in for login %r from %s", login, ip)
+        return _page(request, 401, error=BAD_CREDENTIALS, login=login, next_=target)
+    metrics.signins.labels("ok").inc()
+    return start_session(request, ctx, person, target)
+
+
+@router.get("/logout", response_class=HTMLResponse)
+async def logout_form(request: Request, ctx: Ctx) -> Response:
+    """A link to /logout asks for confirmation: signing out changes state, so it is a POST."""
+    principal = await _signed_in(request, ctx)
+    if principal is None or principal.kind is not PrincipalKind.PERSON:
+        return RedirectResponse("/login", status_code=303)
+    html = _env.get_template("signin.html").render(
+        mode="logout",
+        title="退出登录",
+        who=f"当前登录：{principal.actor}",
+        csrf_token=principal.csrf_token or "",
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/logout")
+async def logout(request: Request, ctx: Ctx) -> Response:
+    response = RedirectResponse("/login?signed_out=1", status_code=303)
+    if SESSION_COOKIE in request.cookies:
+        try:
+            principal: Principal | None = await authenticate(request, ctx)
+        except HTTPException as err:
+            if err.status_code != 401:
+                raise  # 403 without the session's CSRF token: a forged sign-out is refused
+            principal = None  # already ended: just clear the cookie
+        if principal is not None and principal.session_id is not None:
+            session_id = principal.session_id
+
+            def end() -> None:
+                with ctx.pool.connection() as conn:
+                    sessions.end(conn, session_id)
+
+            await run_in_threadpool(end)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
