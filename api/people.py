@@ -224,3 +224,24 @@ def reset_password(conn: psycopg.Connection[Any], login: str, password: str) -> 
         "UPDATE sessions SET ended_at = now() WHERE user_id = %s AND ended_at IS NULL", (row[0],)
     )
     return person_from_row(row)
+
+
+FIRST_ADMIN_LOGIN = "admin"
+PLATFORM_DEPARTMENT = "BDB"
+
+
+def create_first_admin(conn: psycopg.Connection[Any]) -> tuple[Person, str] | None:
+    """On a site with no accounts, a platform admin `admin` and its password (to print once).
+
+    None when anyone has an account already, or another instance created it first.
+    """
+    if count_people(conn) > 0:
+        return None
+    password = generate_password()
+    try:
+        person = create_person(
+            conn, FIRST_ADMIN_LOGIN, "平台管理员", PLATFORM_DEPARTMENT, "platform_admin", password
+        )
+    except PersonError:
+        return None  # another instance starting at the same time won
+    return person, password

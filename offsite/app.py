@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from alerts.service import AlertService
 from api.app import create_app
 from api.context import ApiContext
+from api.people import create_first_admin
 from api.settings import AuthSettings
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
@@ -42,6 +43,8 @@ class Endpoints:
     broker: str = ""
     http: str = ""
     embedded: list[str] = field(default_factory=list)
+    # The first platform admin's password when this start created it: printed once, never kept.
+    first_admin_password: str | None = None
 
 
 def _redact(url: str) -> str:
@@ -100,11 +103,22 @@ class OffsiteApp:
         while True:
             try:
                 with psycopg.connect(url, connect_timeout=5) as conn:
-                    return prepare_database(conn, self.settings)
+                    caps = prepare_database(conn, self.settings)
+                    if self.settings.auth.first_run_admin:
+                        self._first_run(conn)
+                    return caps
             except psycopg.OperationalError as err:
                 log.warning("database not reachable (%s); retrying in %.1fs", err, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
+
+    def _first_run(self, conn: psycopg.Connection[Any]) -> None:
+        """A site with no accounts gets a platform admin, so someone can sign in at all."""
+        created = create_first_admin(conn)
+        if created is not None:
+            person, password = created
+            log.warning("no accounts existed: created the platform admin %r", person.login)
+            self.endpoints.first_admin_password = password
 
     def readiness(self) -> Mapping[str, bool]:
         db_ok = False
