@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.context import ApiContext
 from api.metrics import AuthMetrics
+from api.oidc import OidcClient
 from api.routers import (
     alerts,
     dashboard,
@@ -32,6 +33,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ctx.get(AuthSettings)
     except LookupError:
         ctx.provide(AuthSettings, AuthSettings())
+    oidc = ctx.get(AuthSettings).oidc
+    if oidc is not None:
+        ctx.provide(OidcClient, OidcClient(oidc))
     try:
         ctx.get(AuthMetrics)
     except LookupError:

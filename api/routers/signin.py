@@ -16,6 +16,7 @@ from api import people, sessions, throttle
 from api.auth import SESSION_COOKIE, Principal, PrincipalKind, auth_settings, authenticate
 from api.context import ApiContext, get_context
 from api.metrics import AuthMetrics
+from api.oidc import ATTEMPT_TTL_S, OidcClient, OidcError
 from api.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -222,4 +223,76 @@ async def logout(request: Request, ctx: Ctx) -> Response:
 
             await run_in_threadpool(end)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- single sign-on ------------------------------------------------------------------------
+
+OIDC_STATE_COOKIE = "offsite_oidc_state"
+SSO_OFF = "未配置统一身份认证。"
+
+
+def _oidc(ctx: ApiContext) -> OidcClient | None:
+    try:
+        return ctx.get(OidcClient)
+    except LookupError:
+        return None
+
+
+@router.get("/login/oidc")
+def oidc_start(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+    client = _oidc(ctx)
+    if client is None:
+        return _page(request, 404, error=SSO_OFF)
+    redirect_uri = str(request.url_for("oidc_callback"))
+    try:
+        with ctx.pool.connection() as conn:
+            url, state = client.start(conn, redirect_uri, safe_next(next))
+    except OidcError as err:
+        log.warning("single sign-on could not start: %s", err)
+        return _page(request, 502, error=f"统一身份认证暂不可用：{err}")
+    response = RedirectResponse(url, status_code=303)
+    # Ties the provider's answer to this browser, so nobody can sign it in as someone else.
+    response.set_cookie(
+        OIDC_STATE_COOKIE,
+        state,
+        max_age=ATTEMPT_TTL_S,
+        httponly=True,
+        samesite="lax",  # the provider's redirect back is a cross-site top-level navigation
+        secure=_cookie_secure(auth_settings(ctx)),
+        path="/login/oidc",
+    )
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def oidc_callback(
+    request: Request,
+    ctx: Ctx,
+    code: str = "",
+    state: str = "",
+    error: str = "",
+    error_description: str = "",
+) -> Response:
+    client = _oidc(ctx)
+    if client is None:
+        return _page(request, 404, error=SSO_OFF)
+    metrics = _metrics(ctx)
+    if error:
+        metrics.signins.labels("failed").inc()
+        return _page(request, 401, error=f"统一身份认证未通过：{error_description or error}")
+    expected = request.cookies.get(OIDC_STATE_COOKIE, "")
+    if not state or not expected or not secrets.compare_digest(expected.encode(), state.encode()):
+        metrics.signins.labels("failed").inc()
+        return _page(request, 403, error="统一身份认证的返回与本浏览器发起的登录不符，请重新登录。")
+    try:
+        with ctx.pool.connection() as conn:
+            person, target = client.finish(conn, str(request.url_for("oidc_callback")), code, state)
+    except OidcError as err:
+        metrics.signins.labels("failed").inc()
+        log.warning("single sign-on refused: %s", err)
+        return _page(request, 401, error=f"统一身份认证登录失败：{err}")
+    metrics.signins.labels("ok").inc()
+    response = start_session(request, ctx, person, safe_next(target))
+    response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
     return response

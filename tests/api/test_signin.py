@@ -278,3 +278,11 @@ def test_account_rules(db: psycopg.Connection[Any]) -> None:
     with pytest.raises(people.PersonError, match="taken"):
         people.create_person(db, "a1", "B", "EEB", "officer", PASSWORD)
     assert timedelta(hours=2) == AuthSettings().session_idle
+
+
+def test_without_single_sign_on_configured_there_is_no_button(server: Server) -> None:
+    with server.client() as c:
+        assert "/login/oidc" not in c.get("/login").text
+        r = c.get("/login/oidc")
+        assert r.status_code == 404
+        assert "未配置统一身份认证" in r.text
