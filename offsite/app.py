@@ -31,6 +31,7 @@ from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
 from video.evidence import DirectoryOwnership
 from video.service import VideoService
+from web.app import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,10 @@ class OffsiteApp:
         self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:
+        app = create_app(ctx)
+        install_web(app, ctx, self.settings.web)
         config = uvicorn.Config(
-            create_app(ctx),
+            app,
             host=self.settings.http.host,
             port=self.settings.http.port,
             log_level="warning",
