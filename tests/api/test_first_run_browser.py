@@ -154,6 +154,21 @@ def test_first_run_prints_a_password_and_a_person_signs_in_and_out(
             assert "已退出登录" in page.inner_text("main")
             _shot(page, tmp_path / "4-signed-out.png")
             assert page.request.get(f"{base}/api/v1/me").status == 401
+
+            # Signed out, the board sends the browser to /login and back after signing in.
+            page.goto(f"{base}/")
+            page.wait_for_url(f"{base}/login?next=%2F")
+            page.fill("#login", "admin")
+            page.fill("#password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            page.wait_for_selector("a.logout")
+            _shot(page, tmp_path / "5-board.png")
+            page.click("a.logout")
+            page.wait_for_url(f"{base}/logout")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/login?signed_out=1")
+            assert page.request.get(f"{base}/api/v1/me").status == 401
         finally:
             browser.close()
 
