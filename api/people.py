@@ -245,3 +245,12 @@ def create_first_admin(conn: psycopg.Connection[Any]) -> tuple[Person, str] | No
     except PersonError:
         return None  # another instance starting at the same time won
     return person, password
+
+
+def change_password(conn: psycopg.Connection[Any], login: str, current: str, new: str) -> Person:
+    """A person's own change: the current password must be right; every session then ends."""
+    if verify(conn, login, current) is None:
+        raise PersonError("the current password is wrong")
+    if new == current:
+        raise PersonError("the new password must differ from the current one")
+    return reset_password(conn, login, new)

@@ -77,8 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         lines += [
             "First run: no accounts existed, so a platform admin was created.",
             f"  sign in as  admin / {e.first_admin_password}",
-            "  (shown only this once; `offsite users reset admin` sets a new one;"
-            " create officers with `offsite users create`)",
+            f"  (shown only this once: change it at {e.http}/account/password after signing"
+            " in; create officers with `offsite users create`)",
         ]
     lines.append("Ctrl-C stops it.")
     print("\n".join(lines), flush=True)

@@ -296,3 +296,59 @@ def oidc_callback(
     response = start_session(request, ctx, person, safe_next(target))
     response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
     return response
+
+
+# -- the person's own password ---------------------------------------------------------------
+
+PASSWORD_ERRORS = {
+    "the current password is wrong": "当前密码不正确。",
+    "the new password must differ from the current one": "新密码不能与当前密码相同。",
+}
+
+
+def _password_page(principal: Principal, status_code: int = 200, error: str = "") -> HTMLResponse:
+    html = _env.get_template("signin.html").render(
+        mode="password",
+        title="修改密码",
+        who=f"当前登录：{principal.actor}",
+        error=error,
+        csrf_token=principal.csrf_token or "",
+        min_length=people.MIN_PASSWORD,
+    )
+    return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+async def password_form(request: Request, ctx: Ctx) -> Response:
+    principal = await _signed_in(request, ctx)
+    if principal is None or principal.kind is not PrincipalKind.PERSON:
+        return RedirectResponse("/login?next=/account/password", status_code=303)
+    return _password_page(principal)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+async def password_change(
+    request: Request,
+    ctx: Ctx,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
+    confirm: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    principal = await authenticate(request, ctx)  # the session's CSRF token is checked here
+    if principal.kind is not PrincipalKind.PERSON or principal.login is None:
+        raise HTTPException(400, "an API key has no password to change")
+    if new != confirm:
+        return _password_page(principal, 422, "两次输入的新密码不一致。")
+    login = principal.login
+
+    def change() -> people.Person:
+        with ctx.pool.connection() as conn:
+            return people.change_password(conn, login, current, new)
+
+    try:
+        person = await run_in_threadpool(change)
+    except people.PersonError as err:
+        message = PASSWORD_ERRORS.get(str(err), f"新密码至少需要 {people.MIN_PASSWORD} 个字符。")
+        return _password_page(principal, 422, message)
+    # Every session ended with the change, this one too: the browser continues in a new one.
+    return await run_in_threadpool(start_session, request, ctx, person, "/")
