@@ -89,6 +89,14 @@ def _alert_row(**kw: Any) -> AlertRow:
     return AlertRow(**kw)
 
 
+def alert_from_values(values: Any) -> AlertRow:
+    """An AlertRow from a row selected with ALERT_COLUMNS (in that order)."""
+    return _alert_row(**dict(zip(_ALERT_FIELDS, values, strict=True)))
+
+
+_ALERT_FIELDS = [c.strip() for c in ALERT_COLUMNS.split(",")]
+
+
 def fetch_alerts(
     conn: psycopg.Connection[Any], where: str, params: Any, lock: bool = False
 ) -> list[AlertRow]:

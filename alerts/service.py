@@ -26,6 +26,8 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from alerts import handoff
+from alerts.dispatch import DispatchPlan
+from alerts.findings import PhotoUpload
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notifier
@@ -397,6 +399,19 @@ class AlertService:
         return self._run(
             lambda conn: self.store.update_task(conn, task_id, status, actor, findings)
         )
+
+    def preview_dispatch(self, alert_id: int, actor: Actor) -> DispatchPlan:
+        with self.pool.connection() as conn:
+            return self.store.preview_dispatch(conn, alert_id, actor)
+
+    def add_finding(
+        self, task_id: int, actor: Actor, text: str, photos: Sequence[PhotoUpload]
+    ) -> int:
+        """Record a department's finding on a task; returns the finding's id."""
+        with self.pool.connection() as conn:
+            outcome, finding_id = self.store.add_finding(conn, task_id, actor, text, photos)
+        self._after(outcome)
+        return finding_id
 
     def submit_draw(
         self, actor: Actor, period: str, codes: Sequence[str] | None, seed: int | None

@@ -15,12 +15,14 @@ from alerts import audit, draws, handoff, silences
 from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import (
+    DispatchPlan,
     check_task_transition,
     create_remote_task,
     open_joint_task,
     plan_dispatch,
 )
 from alerts.errors import NotFoundError
+from alerts.findings import PhotoUpload, record_finding
 from alerts.lifecycle import (
     SYSTEM,
     Action,
@@ -405,9 +407,102 @@ class AlertStore:
         with conn.transaction():
             alert = self._visible(conn, alert_id, actor)
             t = decide(alert.state, alert.departments, action, actor, now, reason, note)
+            if action is Action.RESOLVE and alert.state is AlertState.DISPATCHED:
+                self._close_tasks_of(conn, alert, actor, note, now, changes)
             new = self._apply(conn, alert, t, changes)
             pending = self._finish(conn, changes, now)
         return Outcome(new, pending, changes)
+
+    def _close_tasks_of(
+        self,
+        conn: psycopg.Connection[Any],
+        alert: AlertRow,
+        actor: Actor,
+        note: str,
+        now: datetime,
+        changes: Changes,
+    ) -> None:
+        """Resolving a dispatched alert closes its open task, so the two never disagree: only
+        the task's lead may do it, with a note that becomes the task's closing findings."""
+        for task in fetch_tasks(
+            conn,
+            "status <> 'done' AND id IN (SELECT task_id FROM task_alerts WHERE alert_id = %s)"
+            " ORDER BY id",
+            (alert.id,),
+            lock=True,
+        ):
+            if actor.department != task.lead_department:
+                raise TransitionRefused(
+                    "lead_only",
+                    f"alert {alert.id} is under task {task.id}, led by {task.lead_department}:"
+                    " the lead closes it",
+                )
+            if not note.strip():
+                raise TransitionRefused(
+                    "findings_required", "resolving a dispatched alert closes its task: add a note"
+                )
+            conn.execute(
+                "UPDATE tasks SET status = 'done', done_at = %s, updated_at = %s,"
+                " started_at = coalesce(started_at, %s), findings = %s WHERE id = %s",
+                (now, now, now, note.strip(), task.id),
+            )
+            (done,) = fetch_tasks(conn, "id = %s", (task.id,))
+            changes.task_event(done, "done")
+            changes.record(
+                actor.name, "task", done.id, "task.done",
+                {**done.summary(), "findings": done.findings, "by_alert": alert.id},
+            )  # fmt: skip
+
+    def add_finding(
+        self,
+        conn: psycopg.Connection[Any],
+        task_id: int,
+        actor: Actor,
+        text: str,
+        photos: Sequence[PhotoUpload],
+    ) -> tuple[Outcome, int]:
+        """A participating department's finding on an open task (text and photos)."""
+        now = self.clock()
+        changes = Changes()
+        with conn.transaction():
+            task, finding_id, hashes = record_finding(
+                conn, task_id, actor, text, photos, now, changes
+            )
+            for (alert_id,) in conn.execute(
+                "SELECT alert_id FROM task_alerts WHERE task_id = %s ORDER BY alert_id",
+                (task.id,),
+            ).fetchall():
+                self._timeline(
+                    conn, alert_id, now, actor.name, "finding",
+                    {"task_id": task.id, "department": actor.department, "text": text.strip(),
+                     "photos": hashes},
+                )  # fmt: skip
+            pending = self._finish(conn, changes, now)
+        return Outcome(None, pending, changes, task), finding_id
+
+    def _plan(self, conn: psycopg.Connection[Any], alert: AlertRow, now: datetime) -> DispatchPlan:
+        rows = conn.execute(
+            "SELECT department, severity FROM alert_clues WHERE alert_id = %s", (alert.id,)
+        ).fetchall()
+        by_department: dict[str, Severity] = {}
+        for department, severity in rows:
+            s, prev = Severity(severity), by_department.get(department)
+            if prev is None or s.rank > prev.rank:
+                by_department[department] = s
+        subject = self.subjects.subject(alert.credit_code) if alert.credit_code else None
+        return plan_dispatch(
+            by_department.keys(), by_department, subject, alert.severity, self.settings, now
+        )
+
+    def preview_dispatch(
+        self, conn: psycopg.Connection[Any], alert_id: int, actor: Actor
+    ) -> DispatchPlan:
+        """The plan a dispatch would follow now, writing nothing (the page's preview)."""
+        now = self.clock()
+        with conn.transaction():
+            alert = self._visible(conn, alert_id, actor)
+            decide(alert.state, alert.departments, Action.DISPATCH, actor, now)
+            return self._plan(conn, alert, now)
 
     def dispatch(self, conn: psycopg.Connection[Any], alert_id: int, actor: Actor) -> Outcome:
         """Create (or join) the alert's task as the dispatch policy says."""
@@ -416,18 +511,7 @@ class AlertStore:
         with conn.transaction():
             alert = self._visible(conn, alert_id, actor)
             t = decide(alert.state, alert.departments, Action.DISPATCH, actor, now)
-            rows = conn.execute(
-                "SELECT department, severity FROM alert_clues WHERE alert_id = %s", (alert.id,)
-            ).fetchall()
-            by_department: dict[str, Severity] = {}
-            for department, severity in rows:
-                s, prev = Severity(severity), by_department.get(department)
-                if prev is None or s.rank > prev.rank:
-                    by_department[department] = s
-            subject = self.subjects.subject(alert.credit_code) if alert.credit_code else None
-            plan = plan_dispatch(
-                by_department.keys(), by_department, subject, alert.severity, self.settings, now
-            )
+            plan = self._plan(conn, alert, now)
             if plan.kind is TaskKind.JOINT:
                 task, _ = open_joint_task(
                     conn,

@@ -38,3 +38,9 @@ def seed_departments(conn: psycopg.Connection[Any]) -> int:
                 (d.get("replaced_by"), d["code"]),
             )
     return len(rows)
+
+
+def department_names(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]]:
+    """code -> (English name, Chinese name) of every department."""
+    rows = conn.execute("SELECT code, name, name_zh FROM departments").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -224,3 +224,33 @@ def reset_password(conn: psycopg.Connection[Any], login: str, password: str) -> 
         "UPDATE sessions SET ended_at = now() WHERE user_id = %s AND ended_at IS NULL", (row[0],)
     )
     return person_from_row(row)
+
+
+FIRST_ADMIN_LOGIN = "admin"
+PLATFORM_DEPARTMENT = "BDB"
+
+
+def create_first_admin(conn: psycopg.Connection[Any]) -> tuple[Person, str] | None:
+    """On a site with no accounts, a platform admin `admin` and its password (to print once).
+
+    None when anyone has an account already, or another instance created it first.
+    """
+    if count_people(conn) > 0:
+        return None
+    password = generate_password()
+    try:
+        person = create_person(
+            conn, FIRST_ADMIN_LOGIN, "平台管理员", PLATFORM_DEPARTMENT, "platform_admin", password
+        )
+    except PersonError:
+        return None  # another instance starting at the same time won
+    return person, password
+
+
+def change_password(conn: psycopg.Connection[Any], login: str, current: str, new: str) -> Person:
+    """A person's own change: the current password must be right; every session then ends."""
+    if verify(conn, login, current) is None:
+        raise PersonError("the current password is wrong")
+    if new == current:
+        raise PersonError("the new password must differ from the current one")
+    return reset_password(conn, login, new)

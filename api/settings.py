@@ -64,4 +64,9 @@ class AuthSettings(BaseModel):
     stream_recheck_s: float = Field(
         default=2.0, gt=0, description="how often an open live stream re-checks its caller"
     )
+    first_run_admin: bool = Field(
+        default=True,
+        description="with no accounts at all, create the platform admin 'admin' at start and "
+        "print its password once",
+    )
     oidc: OidcSettings | None = Field(default=None, description="single sign-on; unset: off")

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from alerts.service import AlertService
 from api.app import create_app
 from api.context import ApiContext
+from api.people import create_first_admin
 from api.settings import AuthSettings
 from hj212.service import Hj212Service
 from ingest.models import FrameSink, ReadingSink, StatusSink
@@ -32,6 +33,7 @@ from subjects.service import SubjectsService
 from supervise.worker import Supervisor
 from video.evidence import DirectoryOwnership
 from video.service import VideoService
+from web.app import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class Endpoints:
     http: str = ""
     hj212: str = ""
     embedded: list[str] = field(default_factory=list)
+    # The first platform admin's password when this start created it: printed once, never kept.
+    first_admin_password: str | None = None
 
 
 class StartError(Exception):
@@ -137,7 +141,11 @@ class OffsiteApp:
         where = _redact(url)
         while True:
             try:
-                return prepare(url, self.settings, int(max(1, db.connect_timeout_s)))
+                caps = prepare(url, self.settings, int(max(1, db.connect_timeout_s)))
+                if self.settings.auth.first_run_admin:
+                    with psycopg.connect(url, connect_timeout=int(max(1, db.connect_timeout_s))) as conn:
+                        self._first_run(conn)
+                return caps
             except MigrationError as err:
                 raise StartError(f"database {where}: {err}") from err
             except psycopg.Error as err:
@@ -156,6 +164,14 @@ class OffsiteApp:
                             str(err).strip(), delay)  # fmt: skip
                 time.sleep(min(delay, left))
                 delay = min(delay * 2, 10)
+
+    def _first_run(self, conn: psycopg.Connection[Any]) -> None:
+        """A site with no accounts gets a platform admin, so someone can sign in at all."""
+        created = create_first_admin(conn)
+        if created is not None:
+            person, password = created
+            log.warning("no accounts existed: created the platform admin %r", person.login)
+            self.endpoints.first_admin_password = password
 
     def readiness(self) -> Mapping[str, bool]:
         db_ok = False
@@ -300,8 +316,10 @@ class OffsiteApp:
         self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:
+        app = create_app(ctx)
+        install_web(app, ctx, self.settings.web)
         config = uvicorn.Config(
-            create_app(ctx),
+            app,
             host=self.settings.http.host,
             port=self.settings.http.port,
             log_level="warning",

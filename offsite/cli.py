@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     e = app.endpoints
     lines = [
         "offsite is running",
+        f"  workbench {e.http}/  (sign in at {e.http}/login)",
         f"  HTTP      {e.http}  (API {e.http}/docs, metrics {e.http}/metrics)",
         f"  MQTT      {e.broker}  (devices publish to offsite/v1/devices/<id>/telemetry)",
         f"  database  {e.database}",
@@ -100,6 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if e.hj212:
         lines.insert(3, f"  HJ 212    {e.hj212}  (data loggers connect here over TCP)")
     lines += [f"  embedded  {what}" for what in e.embedded]
+    if e.first_admin_password is not None:
+        lines += [
+            "First run: no accounts existed, so a platform admin was created.",
+            f"  sign in as  admin / {e.first_admin_password}",
+            f"  (shown only this once: change it at {e.http}/account/password after signing"
+            " in; create officers with `offsite users create`)",
+        ]
     lines.append("Ctrl-C stops it.")
     print("\n".join(lines), flush=True)
     try:

@@ -21,6 +21,7 @@ from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
 from subjects.settings import SubjectsSettings
 from video.settings import VideoSettings
+from web.settings import WebSettings
 
 
 class DatabaseSettings(BaseModel):
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

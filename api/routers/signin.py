@@ -16,6 +16,7 @@ from api import people, sessions, throttle
 from api.auth import SESSION_COOKIE, Principal, PrincipalKind, auth_settings, authenticate
 from api.context import ApiContext, get_context
 from api.metrics import AuthMetrics
+from api.oidc import ATTEMPT_TTL_S, OidcClient, OidcError
 from api.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -223,3 +224,131 @@ async def logout(request: Request, ctx: Ctx) -> Response:
             await run_in_threadpool(end)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# -- single sign-on ------------------------------------------------------------------------
+
+OIDC_STATE_COOKIE = "offsite_oidc_state"
+SSO_OFF = "未配置统一身份认证。"
+
+
+def _oidc(ctx: ApiContext) -> OidcClient | None:
+    try:
+        return ctx.get(OidcClient)
+    except LookupError:
+        return None
+
+
+@router.get("/login/oidc")
+def oidc_start(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+    client = _oidc(ctx)
+    if client is None:
+        return _page(request, 404, error=SSO_OFF)
+    redirect_uri = str(request.url_for("oidc_callback"))
+    try:
+        with ctx.pool.connection() as conn:
+            url, state = client.start(conn, redirect_uri, safe_next(next))
+    except OidcError as err:
+        log.warning("single sign-on could not start: %s", err)
+        return _page(request, 502, error=f"统一身份认证暂不可用：{err}")
+    response = RedirectResponse(url, status_code=303)
+    # Ties the provider's answer to this browser, so nobody can sign it in as someone else.
+    response.set_cookie(
+        OIDC_STATE_COOKIE,
+        state,
+        max_age=ATTEMPT_TTL_S,
+        httponly=True,
+        samesite="lax",  # the provider's redirect back is a cross-site top-level navigation
+        secure=_cookie_secure(auth_settings(ctx)),
+        path="/login/oidc",
+    )
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+def oidc_callback(
+    request: Request,
+    ctx: Ctx,
+    code: str = "",
+    state: str = "",
+    error: str = "",
+    error_description: str = "",
+) -> Response:
+    client = _oidc(ctx)
+    if client is None:
+        return _page(request, 404, error=SSO_OFF)
+    metrics = _metrics(ctx)
+    if error:
+        metrics.signins.labels("failed").inc()
+        return _page(request, 401, error=f"统一身份认证未通过：{error_description or error}")
+    expected = request.cookies.get(OIDC_STATE_COOKIE, "")
+    if not state or not expected or not secrets.compare_digest(expected.encode(), state.encode()):
+        metrics.signins.labels("failed").inc()
+        return _page(request, 403, error="统一身份认证的返回与本浏览器发起的登录不符，请重新登录。")
+    try:
+        with ctx.pool.connection() as conn:
+            person, target = client.finish(conn, str(request.url_for("oidc_callback")), code, state)
+    except OidcError as err:
+        metrics.signins.labels("failed").inc()
+        log.warning("single sign-on refused: %s", err)
+        return _page(request, 401, error=f"统一身份认证登录失败：{err}")
+    metrics.signins.labels("ok").inc()
+    response = start_session(request, ctx, person, safe_next(target))
+    response.delete_cookie(OIDC_STATE_COOKIE, path="/login/oidc")
+    return response
+
+
+# -- the person's own password ---------------------------------------------------------------
+
+PASSWORD_ERRORS = {
+    "the current password is wrong": "当前密码不正确。",
+    "the new password must differ from the current one": "新密码不能与当前密码相同。",
+}
+
+
+def _password_page(principal: Principal, status_code: int = 200, error: str = "") -> HTMLResponse:
+    html = _env.get_template("signin.html").render(
+        mode="password",
+        title="修改密码",
+        who=f"当前登录：{principal.actor}",
+        error=error,
+        csrf_token=principal.csrf_token or "",
+        min_length=people.MIN_PASSWORD,
+    )
+    return HTMLResponse(html, status_code, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+async def password_form(request: Request, ctx: Ctx) -> Response:
+    principal = await _signed_in(request, ctx)
+    if principal is None or principal.kind is not PrincipalKind.PERSON:
+        return RedirectResponse("/login?next=/account/password", status_code=303)
+    return _password_page(principal)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+async def password_change(
+    request: Request,
+    ctx: Ctx,
+    current: Annotated[str, Form(max_length=1024)] = "",
+    new: Annotated[str, Form(max_length=1024)] = "",
+    confirm: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    principal = await authenticate(request, ctx)  # the session's CSRF token is checked here
+    if principal.kind is not PrincipalKind.PERSON or principal.login is None:
+        raise HTTPException(400, "an API key has no password to change")
+    if new != confirm:
+        return _password_page(principal, 422, "两次输入的新密码不一致。")
+    login = principal.login
+
+    def change() -> people.Person:
+        with ctx.pool.connection() as conn:
+            return people.change_password(conn, login, current, new)
+
+    try:
+        person = await run_in_threadpool(change)
+    except people.PersonError as err:
+        message = PASSWORD_ERRORS.get(str(err), f"新密码至少需要 {people.MIN_PASSWORD} 个字符。")
+        return _password_page(principal, 422, message)
+    # Every session ended with the change, this one too: the browser continues in a new one.
+    return await run_in_threadpool(start_session, request, ctx, person, "/")

@@ -105,16 +105,24 @@ def test_two_departments_one_joint_task_and_later_clues_attach(
     (task,) = tasks(db)
     assert task[1:] == ("joint", "EMB", ["AMR", "EEB", "EMB"], "planned")
     assert db.execute("SELECT severity FROM tasks").fetchone() == ("critical",)
-    # The alert is resolved; a new alert on the subject attaches to the open joint task.
-    store.transition(db, out.alert.id, Action.RESOLVE, EMB)
+    # A participant cannot resolve it: the task's lead closes the two together.
+    with pytest.raises(TransitionRefused) as refused:
+        store.transition(db, out.alert.id, Action.RESOLVE, EEB, note="looks fine")
+    assert refused.value.code == "lead_only"
+    with pytest.raises(TransitionRefused) as refused:
+        store.transition(db, out.alert.id, Action.RESOLVE, EMB)
+    assert refused.value.code == "findings_required"
+    store.transition(db, out.alert.id, Action.RESOLVE, EMB, note="site inspected, leak fixed")
+    assert tasks(db)[0][1:] == ("joint", "EMB", ["AMR", "EEB", "EMB"], "done")
+    # A new alert on the subject, dispatched, opens a new joint task (the old one is closed).
     clock.advance(7200)
     again = store.apply_clue(db, clue(CHEM, "EEB", Severity.MAJOR, rule_id="r-nh3"))
     assert again.alert is not None
     assert again.alert.id != out.alert.id
     d2 = store.dispatch(db, again.alert.id, EEB)
     assert d2.task is not None
-    assert d2.task.id == task[0]
-    assert len(tasks(db)) == 1
+    assert d2.task.id != task[0]
+    assert len(tasks(db)) == 2
     linked = db.execute("SELECT alert_id FROM task_alerts ORDER BY alert_id").fetchall()
     assert linked == [(out.alert.id,), (again.alert.id,)]
 
@@ -127,7 +135,7 @@ def test_cross_department_subject_at_major_is_joint(
     d = store.dispatch(db, low.alert.id, EEB)
     assert d.task is not None
     assert d.task.kind is TaskKind.REMOTE
-    store.transition(db, low.alert.id, Action.RESOLVE, EEB)
+    store.transition(db, low.alert.id, Action.RESOLVE, EEB, note="checked remotely")
     high = store.apply_clue(db, clue(SHOP, "EEB", Severity.MAJOR, rule_id="r2"))
     assert high.alert is not None
     d = store.dispatch(db, high.alert.id, EEB)

@@ -278,3 +278,36 @@ def test_account_rules(db: psycopg.Connection[Any]) -> None:
     with pytest.raises(people.PersonError, match="taken"):
         people.create_person(db, "a1", "B", "EEB", "officer", PASSWORD)
     assert timedelta(hours=2) == AuthSettings().session_idle
+
+
+def test_without_single_sign_on_configured_there_is_no_button(server: Server) -> None:
+    with server.client() as c:
+        assert "/login/oidc" not in c.get("/login").text
+        r = c.get("/login/oidc")
+        assert r.status_code == 404
+        assert "未配置统一身份认证" in r.text
+
+
+def test_a_person_changes_their_own_password(server: Server, person: Person) -> None:
+    person()
+    new = "a brand new passphrase"
+    with server.client() as c:
+        token = sign_in(c, "zhangwei")
+        old_cookie = c.cookies.get("offsite_session")
+        assert "修改密码" in c.get("/account/password").text
+        form = {"current": PASSWORD, "new": new, "confirm": new}
+        assert c.post("/account/password", data=form).status_code == 403  # no CSRF token
+        r = c.post("/account/password", data={**form, "current": "wrong", "csrf_token": token})
+        assert r.status_code == 422
+        assert "当前密码不正确" in r.text
+        r = c.post("/account/password", data={**form, "confirm": "other", "csrf_token": token})
+        assert r.status_code == 422
+        assert "不一致" in r.text
+        r = c.post("/account/password", data={**form, "csrf_token": token})
+        assert r.status_code == 303
+        assert c.get("/api/v1/me").json()["login"] == "zhangwei"  # a fresh session
+        assert c.cookies.get("offsite_session") != old_cookie
+    with server.client() as other:
+        other.cookies.set("offsite_session", str(old_cookie))
+        assert other.get("/api/v1/me").status_code == 401
+        sign_in(other, "zhangwei", new)

@@ -287,7 +287,7 @@ def test_bucketed_readings_with_time_bucket_match_date_bin(
     )
     maintain(tsdb, StorageSettings(), _now_hour())
     _compress_all(tsdb)
-    key = create_key(tsdb, "EEB", "admin")
+    key = create_key(tsdb, "BDB", "platform_admin")  # aq-1 is unbound: the platform admin's
     r = client.get(
         "/api/v1/devices/aq-1/readings",
         params={

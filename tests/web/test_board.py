@@ -1,0 +1,222 @@
+"""The workbench in a real Chromium: board, alert page, actions, roles, narrow screens."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from ingest.topics import telemetry_topic
+from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedBroker
+from tests.helpers import Publisher, wait_until
+from tests.web.conftest import SUBJECT, page_for
+
+
+def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
+    """One batch message: four quiet readings a second apart, then the breach (for the chart)."""
+    now = int(time.time() * 1000)
+    batch = [{"ts": now - (4 - i) * 1000, "values": {"lel": 10 + i}} for i in range(4)]
+    batch.append({"ts": now, "values": {"lel": value}})
+    pub = Publisher(broker.port)
+    pub.publish(telemetry_topic(device), json.dumps(batch))
+    pub.wait_acked(1)
+    pub.close()
+
+
+def _alert_id(db: psycopg.Connection[Any]) -> int:
+    def find() -> int | None:
+        row = db.execute("SELECT id FROM alerts WHERE credit_code = %s", (SUBJECT,)).fetchone()
+        return row[0] if row else None
+
+    return int(wait_until(find, timeout=20, what="the alert row"))
+
+
+def test_breach_shows_live_on_board_and_opens_with_chart(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/")
+    page.wait_for_selector("#live.live", timeout=10_000)
+    assert page.locator("#stale").is_hidden()
+    _breach(broker, site["device"])
+    row = page.locator("#alerts tr[data-alert-id]").first
+    _alert_id(db)
+    row.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#alerts tr[data-alert-id]').dataset.severity === 'critical'",
+        timeout=10_000,
+    )
+    text = row.inner_text()
+    assert "苏州某化工有限公司" in text
+    assert "严重" in text
+    assert "待处理" in text
+    assert "新" in text  # arrived after the page loaded
+    assert page.title().startswith("(1) 告警看板")
+    assert "更新于" in page.inner_text(".status-line")
+    page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
+    row.locator("a.subject").click()
+    page.wait_for_selector("#subject-card")
+    assert "应急管理局" in page.inner_text("#subject-card")
+    assert "C（较差）" in page.inner_text("#subject-card")
+    page.wait_for_selector(".chart[data-rendered]", timeout=10_000)
+    assert int(page.locator(".chart").first.get_attribute("data-rendered") or 0) >= 1
+    assert page.locator(".legal-basis").first.inner_text().strip() != ""
+    page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
+
+
+def test_acknowledge_and_dispatch_with_preview(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.fill("form[hx-post$='/ack'] input[name=note]", "值班已确认")
+    page.click("#ack")
+    page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=10_000)
+    assert "已确认" in page.inner_text("#timeline")
+    page.click("#dispatch")
+    page.wait_for_selector("#dispatch-preview")
+    preview = page.inner_text("#dispatch-preview")
+    assert "联合检查" in preview
+    assert "应急管理局" in preview
+    page.screenshot(path=str(tmp_path / "dispatch-preview.png"), full_page=True)
+    page.click("#dispatch-confirm")
+    page.wait_for_selector("#alert-state[data-state=dispatched]", timeout=10_000)
+    page.screenshot(path=str(tmp_path / "dispatched.png"), full_page=True)
+    row = db.execute(
+        "SELECT t.kind FROM tasks t JOIN task_alerts ta ON ta.task_id = t.id"
+        " WHERE ta.alert_id = %s",
+        (alert_id,),
+    ).fetchone()
+    assert row == ("joint",)
+
+
+def test_dismiss_with_chinese_reason(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.click("summary:has-text('排除…')")
+    page.select_option("#dismiss-form select[name=reason]", label="设备故障")
+    page.fill("#dismiss-form textarea", "探头受潮，已报修")
+    page.click("#dismiss-form button")
+    page.wait_for_selector("#alert-state[data-state=dismissed]", timeout=10_000)
+    assert "设备故障" in page.inner_text("main")
+    page.screenshot(path=str(tmp_path / "dismissed.png"), full_page=True)
+    row = db.execute("SELECT dismiss_reason FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    assert row == ("device_fault",)
+
+
+def test_silence_from_an_alert_with_preview(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.click("summary:has-text('静默…')")
+    page.select_option("#silence-form select[name=hours]", "4")
+    page.fill("#silence-form input[name=reason]", "设备检修期间")
+    page.click("#silence-form button")
+    page.wait_for_selector("#silence-preview")
+    assert "1" in page.inner_text("#silence-preview .affected")
+    page.screenshot(path=str(tmp_path / "silence-preview.png"), full_page=True)
+    page.click("#silence-confirm")
+    page.wait_for_url("**/silences", timeout=10_000)
+    assert "设备检修期间" in page.inner_text("#silences")
+    page.screenshot(path=str(tmp_path / "silences.png"), full_page=True)
+
+
+def test_viewer_sees_no_action_buttons(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    page = page_for(browser, site["viewer"])
+    page.goto(f"{running.endpoints.http}/")
+    page.locator("#alerts tr[data-alert-id]").first.wait_for(timeout=10_000)
+    assert page.locator("#alerts button").count() == 0
+    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.wait_for_selector("#subject-card")
+    assert page.locator("#actions").count() == 0
+    assert page.locator("main button:not(dialog button)").count() == 0
+    page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
+
+
+def test_no_page_scrolls_sideways_at_390px(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    page = page_for(browser, site["officer"], width=390, height=844)
+    for i, path in enumerate(["/", f"/alerts/{alert_id}", "/tasks", "/subjects",
+                              f"/subjects/{SUBJECT}", "/devices", "/rules", "/silences",
+                              "/notifications", "/audit"]):  # fmt: skip
+        page.goto(f"{running.endpoints.http}{path}")
+        page.wait_for_load_state("load")
+        wide = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        page.screenshot(path=str(tmp_path / f"narrow-{i}.png"), full_page=True)
+        assert wide <= 0, f"{path} scrolls sideways by {wide}px at 390 px"
+
+
+def test_other_departments_ids_answer_404(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+) -> None:
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    base = running.endpoints.http
+    outsider = {"Authorization": f"Bearer {site['outsider']}"}
+    with httpx.Client(base_url=base, headers=outsider) as c:
+        assert c.get(f"/alerts/{alert_id}").status_code == 404
+        assert c.get(f"/alerts/{alert_id}/clues/1/chart").status_code == 404
+        assert c.get(f"/subjects/{SUBJECT}").status_code == 404
+        assert c.post(f"/alerts/{alert_id}/ack").status_code == 404
+    with httpx.Client(base_url=base) as c:
+        r = c.get("/", follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/login?next=%2F"
+        assert c.get("/docs").status_code == 200
+        assert "securitySchemes" in c.get("/openapi.json").json()["components"]

@@ -1,0 +1,1 @@
+"""The officers' workbench: server-rendered pages, message catalogs and vendored assets."""

@@ -1,0 +1,64 @@
+"""Installs the workbench on the API app: pages, static assets, /docs, sign-in redirect."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.context import ApiContext
+from web.departments import DepartmentNames
+from web.pages import admin, alert, board, devices, subjects, tasks
+from web.settings import WebSettings
+from web.templating import Pages
+
+log = logging.getLogger(__name__)
+
+# Paths that answer machines; everything else is a page for people.
+_MACHINE_PREFIXES = ("/api/", "/metrics", "/healthz", "/readyz", "/static/", "/openapi.json")
+
+SWAGGER = "/static/vendor/swagger-ui-5.18.2"
+
+
+def is_page(request: Request) -> bool:
+    return not request.url.path.startswith(_MACHINE_PREFIXES)
+
+
+async def _unauthenticated(request: Request, exc: Exception) -> Response:
+    """A page asked without a valid sign-in goes to /login and comes back afterwards."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code != 401 or not is_page(request):
+        return await http_exception_handler(request, exc)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = f"/login?next={quote(target, safe='')}"
+    if request.headers.get("hx-request"):
+        # An HTMX swap cannot follow a redirect into a whole page: ask it to navigate.
+        return Response(status_code=401, headers={"HX-Redirect": login})
+    return RedirectResponse(login, status_code=303)
+
+
+def _docs() -> HTMLResponse:
+    # Swagger UI from the vendored copy: /docs renders with no internet.
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>offsite API</title><link rel="stylesheet" href="{SWAGGER}/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="{SWAGGER}/swagger-ui-bundle.js"></script>
+<script src="/static/js/docs.js"></script></body></html>"""
+    return HTMLResponse(html)
+
+
+def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
+    """Add the workbench to `app`; returns the renderer (also provided on `ctx`)."""
+    pages = Pages(settings, DepartmentNames(ctx.pool))
+    ctx.provide(Pages, pages)
+    static = resources.files("web") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_exception_handler(HTTPException, _unauthenticated)
+    app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
+    for module in (board, alert, tasks, subjects, devices, admin):
+        app.include_router(module.router)
+    return pages

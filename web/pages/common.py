@@ -1,0 +1,75 @@
+"""What every page route needs: the renderer, services, the caller as each package sees it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, HTTPException
+
+from alerts.errors import NotFoundError
+from alerts.lifecycle import Actor, TransitionRefused
+from alerts.service import AlertService
+from alerts.silences import SilenceError
+from api.auth import Caller, Role
+from api.context import ApiContext, get_context
+from api.routers.alerts import actor_of
+from subjects import repository as subject_repo
+from subjects.service import SubjectsService
+from web.templating import Pages
+
+T = TypeVar("T")
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+
+def pages(ctx: ApiContext) -> Pages:
+    return ctx.get(Pages)
+
+
+def service(ctx: ApiContext, kind: type[T]) -> T:
+    try:
+        return ctx.get(kind)
+    except LookupError as err:
+        raise HTTPException(503, str(err)) from err
+
+
+def alert_service(ctx: ApiContext) -> AlertService:
+    return service(ctx, AlertService)
+
+
+def subjects_service(ctx: ApiContext) -> SubjectsService:
+    return service(ctx, SubjectsService)
+
+
+def alert_actor(caller: Caller) -> Actor:
+    return actor_of(caller)
+
+
+def subject_actor(caller: Caller) -> subject_repo.Actor:
+    return subject_repo.Actor(
+        department=caller.department,
+        name=actor_of(caller).name,
+        admin=caller.role.rank >= Role.ADMIN.rank,
+        platform=caller.is_platform_admin,
+    )
+
+
+class Refused(Exception):  # noqa: N818 - reads as the outcome, like TransitionRefused
+    """An action the page shows back as an error message (already translated by code)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def attempt(fn: Callable[[], T]) -> T:
+    """Run a service command; refusals become Refused, unknown ids a 404."""
+    try:
+        return fn()
+    except NotFoundError as err:
+        raise HTTPException(404, str(err)) from err
+    except TransitionRefused as err:
+        raise Refused(err.code, str(err)) from err
+    except SilenceError as err:
+        raise Refused("invalid", str(err)) from err

@@ -1,0 +1,31 @@
+"""Who did something, as a person reads it: the key's (or person's) name, else the raw actor."""
+
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+
+from api.names import key_names
+from web.i18n import N_
+
+SYSTEM = N_("offsite (automatic)")
+
+
+class People:
+    def __init__(self, pool: ConnectionPool, gettext: object) -> None:
+        self._pool = pool
+        self._gettext = gettext
+        self._cache: dict[str, str] = {}
+
+    def name(self, actor: str) -> str:
+        if actor == "system":
+            return self._gettext(SYSTEM)  # type: ignore[operator,no-any-return]
+        if actor in self._cache:
+            return self._cache[actor]
+        shown = actor
+        kind, _, ident = actor.partition(":")
+        if kind == "key" and ident.isdigit():
+            with self._pool.connection() as conn:
+                name = key_names(conn, [int(ident)]).get(int(ident))
+            shown = f"{name} ({actor})" if name else actor
+        self._cache[actor] = shown
+        return shown
