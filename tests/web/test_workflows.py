@@ -193,3 +193,31 @@ def test_every_message_and_rule_title_has_a_chinese_translation() -> None:
     missing = [r.title for r in shipped.rules if zh(r.title) == r.title]
     assert missing == []
     assert set(RULE_TITLES) >= {r.title for r in shipped.rules}
+
+
+def test_dry_run_charts_what_a_rule_would_have_raised(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    _breach(broker, site["device"])
+    _alert_id(db)
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/rules")
+    page.click("a[href='/rules/gas-lel-alarm-2/dry-run']")
+    page.select_option("select[name=hours]", "6")
+    page.click("#dry-run")
+    page.wait_for_selector("#dry-chart[data-rendered='1']")
+    assert "将产生 1 条线索" in page.inner_text("#dry-count")
+    page.screenshot(path=str(tmp_path / "dry-run.png"), full_page=True)
+    # Another department's rule is not offered to EEB's officer, and answers 404.
+    import httpx
+
+    r = httpx.get(
+        f"{running.endpoints.http}/rules/gas-lel-alarm-2/dry-run?hours=6",
+        headers={"Authorization": f"Bearer {site['eeb']}"},
+    )
+    assert r.status_code == 404
