@@ -219,6 +219,15 @@ def test_other_departments_ids_answer_404(
         assert c.get(f"/alerts/{alert_id}/clues/1/chart").status_code == 404
         assert c.get(f"/subjects/{SUBJECT}").status_code == 404
         assert c.post(f"/alerts/{alert_id}/ack").status_code == 404
+    officer = {"Authorization": f"Bearer {site['officer']}"}
+    with httpx.Client(base_url=base, headers=officer) as c:
+        zh = c.get("/")
+        assert "告警看板" in zh.text
+        en = c.get("/?lang=en")  # the switch: English, and kept in a cookie
+        assert "Alert board" in en.text
+        assert "告警看板" not in en.text
+        assert "offsite_lang=en" in en.headers["set-cookie"]
+        assert "Tasks" in c.get("/tasks").text  # the cookie carries the choice on
     with httpx.Client(base_url=base) as c:
         r = c.get("/", follow_redirects=False)
         assert r.status_code == 303
