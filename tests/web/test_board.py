@@ -129,6 +129,10 @@ def test_dismiss_with_chinese_reason(
     page.screenshot(path=str(tmp_path / "dismissed.png"), full_page=True)
     row = db.execute("SELECT dismiss_reason FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     assert row == ("device_fault",)
+    page.fill("form[hx-post$='/reopen'] input[name=note]", "复查仍有报警")
+    page.click("#reopen")
+    page.wait_for_selector("#alert-state[data-state=open]", timeout=10_000)
+    assert "重开 ×1" in page.inner_text("h1")
 
 
 def test_silence_from_an_alert_with_preview(
@@ -154,6 +158,10 @@ def test_silence_from_an_alert_with_preview(
     page.wait_for_url("**/silences", timeout=10_000)
     assert "设备检修期间" in page.inner_text("#silences")
     page.screenshot(path=str(tmp_path / "silences.png"), full_page=True)
+    page.click("#silences button.expire")
+    page.wait_for_selector("#silences:has-text('提前结束')")
+    row = db.execute("SELECT expired_at IS NOT NULL FROM silences").fetchone()
+    assert row == (True,)
 
 
 def test_viewer_sees_no_action_buttons(

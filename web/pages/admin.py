@@ -184,3 +184,14 @@ def dry_run_page(
         choices=DRY_RUN_HOURS, clues=clues, spans=spans,
         since=until - timedelta(hours=hours or 24), until=until,
     )  # fmt: skip
+
+
+@router.post("/silences/{silence_id}/expire")
+def expire_silence(silence_id: int, request: Request, ctx: Ctx, caller: Officer) -> Response:
+    """End a silence now; it stays on record with who ended it."""
+    service = alert_service(ctx)
+    try:
+        attempt(lambda: service.change_silence(alert_actor(caller), silence_id, expire=True))
+    except Refused as err:
+        return pages(ctx).render(request, "flash.html", caller, error=err)
+    return Response(status_code=204, headers={"HX-Refresh": "true"})
