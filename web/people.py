@@ -17,7 +17,7 @@ class People:
         self._cache: dict[str, str] = {}
 
     def name(self, actor: str) -> str:
-        if actor == "system":
+        if actor in ("system", "rules"):  # the engine itself, not a person
             return self._gettext(SYSTEM)  # type: ignore[operator,no-any-return]
         if actor in self._cache:
             return self._cache[actor]

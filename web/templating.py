@@ -23,6 +23,7 @@ NAV = (
     ("tasks", "/tasks", N_("Tasks")),
     ("subjects", "/subjects", N_("Subject files")),
     ("devices", "/devices", N_("Devices")),
+    ("map", "/map", N_("Map")),
     ("rules", "/rules", N_("Rules")),
     ("silences", "/silences", N_("Silences")),
     ("notifications", "/notifications", N_("Notifications")),

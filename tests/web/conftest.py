@@ -47,9 +47,9 @@ def site(db: psycopg.Connection[Any]) -> dict[str, str]:
     """A gas-monitored chemical plant supervised by EMB and EEB, with a device bound."""
     device = f"gas-{uuid.uuid4().hex[:6]}"
     db.execute(
-        "INSERT INTO subjects (credit_code, name, address, grid, industry, credit_grade)"
-        " VALUES (%s, '苏州某化工有限公司', '苏州市工业园区星湖街1号', 'G-07',"
-        " 'hazardous_chemicals', 'C')",
+        "INSERT INTO subjects (credit_code, name, address, grid, industry, credit_grade,"
+        " latitude, longitude) VALUES (%s, '苏州某化工有限公司', '苏州市工业园区星湖街1号',"
+        " 'G-07', 'hazardous_chemicals', 'C', 31.2989, 120.7363)",
         (SUBJECT,),
     )
     for dept in ("EMB", "EEB"):

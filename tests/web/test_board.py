@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,10 @@ def test_dismiss_with_chinese_reason(
     page.screenshot(path=str(tmp_path / "dismissed.png"), full_page=True)
     row = db.execute("SELECT dismiss_reason FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     assert row == ("device_fault",)
+    page.fill("form[hx-post$='/reopen'] input[name=note]", "复查仍有报警")
+    page.click("#reopen")
+    page.wait_for_selector("#alert-state[data-state=open]", timeout=10_000)
+    assert "重开 ×1" in page.inner_text("h1")
 
 
 def test_silence_from_an_alert_with_preview(
@@ -153,6 +158,10 @@ def test_silence_from_an_alert_with_preview(
     page.wait_for_url("**/silences", timeout=10_000)
     assert "设备检修期间" in page.inner_text("#silences")
     page.screenshot(path=str(tmp_path / "silences.png"), full_page=True)
+    page.click("#silences button.expire")
+    page.wait_for_selector("#silences:has-text('提前结束')")
+    row = db.execute("SELECT expired_at IS NOT NULL FROM silences").fetchone()
+    assert row == (True,)
 
 
 def test_viewer_sees_no_action_buttons(
@@ -174,6 +183,10 @@ def test_viewer_sees_no_action_buttons(
     assert page.locator("#actions").count() == 0
     assert page.locator("main button:not(dialog button)").count() == 0
     page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
+    page.goto(f"{running.endpoints.http}/map")
+    page.wait_for_selector("#map[data-markers='1']")
+    assert "严重" in page.inner_text("#map-list")
+    page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
 
 
 def test_no_page_scrolls_sideways_at_390px(
@@ -188,7 +201,7 @@ def test_no_page_scrolls_sideways_at_390px(
     alert_id = _alert_id(db)
     page = page_for(browser, site["officer"], width=390, height=844)
     for i, path in enumerate(["/", f"/alerts/{alert_id}", "/tasks", "/subjects",
-                              f"/subjects/{SUBJECT}", "/devices", "/rules", "/silences",
+                              f"/subjects/{SUBJECT}", "/devices", "/map", "/rules", "/silences",
                               "/notifications", "/audit"]):  # fmt: skip
         page.goto(f"{running.endpoints.http}{path}")
         page.wait_for_load_state("load")
@@ -214,9 +227,66 @@ def test_other_departments_ids_answer_404(
         assert c.get(f"/alerts/{alert_id}/clues/1/chart").status_code == 404
         assert c.get(f"/subjects/{SUBJECT}").status_code == 404
         assert c.post(f"/alerts/{alert_id}/ack").status_code == 404
+    officer = {"Authorization": f"Bearer {site['officer']}"}
+    with httpx.Client(base_url=base, headers=officer) as c:
+        zh = c.get("/")
+        assert "告警看板" in zh.text
+        en = c.get("/?lang=en")  # the switch: English, and kept in a cookie
+        assert "Alert board" in en.text
+        assert "告警看板" not in en.text
+        assert "offsite_lang=en" in en.headers["set-cookie"]
+        assert "Tasks" in c.get("/tasks").text  # the cookie carries the choice on
     with httpx.Client(base_url=base) as c:
         r = c.get("/", follow_redirects=False)
         assert r.status_code == 303
         assert r.headers["location"] == "/login?next=%2F"
         assert c.get("/docs").status_code == 200
         assert "securitySchemes" in c.get("/openapi.json").json()["components"]
+
+
+def test_alert_page_shows_evidence_once_verified_and_large(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    import cv2
+    from skimage import data
+
+    from video.evidence import detection_json
+    from video.frames import EpisodeUpdate
+    from video.models import Box, Detection
+    from video.service import VideoService
+    from video.snapshot import FaceBlurrer, make_snapshot
+
+    _breach(broker, site["device"])
+    alert_id = _alert_id(db)
+    # A real snapshot stored by the running video service (hashed at capture). Which camera
+    # detection links it to a clue is the video and rules tests' business; here the clues of
+    # this alert cite it, as a camera clue on the same subject would.
+    assert running.api_context is not None
+    svc = running.api_context.get(VideoService)
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    update = EpisodeUpdate("person", 0.9, Box(100, 20, 300, 480), "gate", "ep-1", 3, True)
+    snap = make_snapshot(image, update, FaceBlurrer(), 90)
+    captured = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    det = Detection("cam-gate", "person", 0.9, update.box, "gate", captured, "ep-1", 3)
+    evidence = svc.evidence.store("cam-gate", captured, snap, [detection_json(det)])
+    db.execute(
+        "UPDATE alert_clues SET evidence_ids = %s WHERE alert_id = %s", ([evidence], alert_id)
+    )
+    page = page_for(browser, site["officer"])
+    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    figures = page.locator("#evidence figure.evidence")
+    assert figures.count() == 1  # cited by both clues, shown once
+    page.wait_for_function(
+        "document.querySelector('#evidence img').naturalWidth > 0", timeout=10_000
+    )
+    caption = figures.first.inner_text()
+    assert "SHA-256 校验通过" in caption
+    assert "2026-11-26 11:00:00" in caption  # 03:00 UTC in Asia/Shanghai
+    page.click("#evidence img")
+    page.wait_for_selector("dialog#large[open]")
+    page.screenshot(path=str(tmp_path / "evidence-large.png"), full_page=True)

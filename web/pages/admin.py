@@ -12,8 +12,19 @@ from alerts import audit, queries
 from alerts.silences import Matcher
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer, Viewer
+from rules.dryrun import DryClue, dry_run
 from rules.service import RuleService
-from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
+from subjects.repository import SubjectQuery
+from web.pages.common import (
+    Ctx,
+    Refused,
+    alert_actor,
+    alert_service,
+    attempt,
+    pages,
+    subject_actor,
+    subjects_service,
+)
 
 router = APIRouter(include_in_schema=False)
 SILENCE_HOURS = (1, 4, 24, 72, 168)
@@ -131,3 +142,56 @@ def audit_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
     with ctx.pool.connection() as conn:
         result = audit.verify(conn)
     return pages(ctx).render(request, "audit.html", caller, active="audit", result=result)
+
+
+DRY_RUN_HOURS = (6, 24, 72, 168)
+
+
+@router.get("/rules/{rule_id}/dry-run", response_class=HTMLResponse)
+def dry_run_page(
+    rule_id: str, request: Request, ctx: Ctx, caller: Viewer, hours: int = 0
+) -> HTMLResponse:
+    """What a loaded rule of the caller's department would have raised on stored history,
+    over the caller's own devices only."""
+    try:
+        service = ctx.get(RuleService)
+    except LookupError as err:
+        raise HTTPException(503, str(err)) from err
+    rule = service.ruleset.get(rule_id)
+    if rule is None or rule.department != caller.department:
+        raise HTTPException(404, f"rule {rule_id} not found in your department's pack")
+    clues: list[DryClue] = []
+    until = datetime.now(UTC)
+    if hours in DRY_RUN_HOURS:
+        svc = subjects_service(ctx)
+        actor = subject_actor(caller)
+        mine = svc.repository.search(SubjectQuery(limit=10_000), actor).items
+        devices = [
+            b.device_id for s in mine for b in svc.repository.bindings_of(s.credit_code, actor)
+        ]
+        with ctx.pool.connection() as conn:
+            clues = dry_run(
+                conn, rule, service.directory, service.settings.credit,
+                service.settings.allowed_lateness_s, until - timedelta(hours=hours), until,
+                devices,
+            ) if devices else []  # fmt: skip
+    spans = [
+        [c.started_at.isoformat(), (c.ended_at or until).isoformat(), c.credit_code or ""]
+        for c in clues
+    ]
+    return pages(ctx).render(
+        request, "dry_run.html", caller, active="rules", rule=rule, hours=hours,
+        choices=DRY_RUN_HOURS, clues=clues, spans=spans,
+        since=until - timedelta(hours=hours or 24), until=until,
+    )  # fmt: skip
+
+
+@router.post("/silences/{silence_id}/expire")
+def expire_silence(silence_id: int, request: Request, ctx: Ctx, caller: Officer) -> Response:
+    """End a silence now; it stays on record with who ended it."""
+    service = alert_service(ctx)
+    try:
+        attempt(lambda: service.change_silence(alert_actor(caller), silence_id, expire=True))
+    except Refused as err:
+        return pages(ctx).render(request, "flash.html", caller, error=err)
+    return Response(status_code=204, headers={"HX-Refresh": "true"})

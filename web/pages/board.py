@@ -71,7 +71,8 @@ def _render(request: Request, ctx: Ctx, caller: Viewer, template: str, **q: obje
         result = queries.board(conn, f)
         codes = [r.alert.credit_code for r in result.rows if r.alert.credit_code]
         names = SubjectRepository.fetch_many(conn, codes)
-        grids = queries.grids(conn, caller.department)
+        # Only the whole page has the filter form; the list reloaded on events skips it.
+        grids = queries.grids(conn, caller.department) if template == "board.html" else []
     return renderer.render(
         request,
         template,

@@ -17,7 +17,7 @@
       chart.setOption({
         animation: false,
         tooltip: {trigger: "axis", axisPointer: {label: {formatter: function (p) { return fmt.format(new Date(p.value)); }}}},
-        grid: {left: 48, right: 16, top: 24, bottom: 60},
+        grid: {left: 48, right: 64, top: 28, bottom: 60},
         xAxis: {type: "time", axisLabel: {hideOverlap: true, formatter: function (v) { return fmt.format(new Date(v)); }}},
         yAxis: {type: "value", scale: true},
         dataZoom: [{type: "inside"}, {type: "slider"}],

@@ -1,0 +1,186 @@
+"""The workbench under load: publish -> row visible in the browser, board list and alert page times.
+
+Run: .venv/bin/python bench/board.py [--rate 1000] [--open-alerts 10000] [--samples 20]
+Starts an embedded PostgreSQL (or uses OFFSITE_TEST_DATABASE_URL's server) and Mosquitto,
+runs `offsite run` as a subprocess, seeds `--open-alerts` open alerts for one department,
+publishes background telemetry at `--rate` msg/s (readings that breach nothing), and then:
+
+1. publish -> row visible: a breach on a fresh subject is published and Chromium (Debian's,
+   through Playwright) waits until its row is on the live board; p50/p99 over the samples;
+2. the board list's server time with the seeded open alerts (GET /board/rows, first page);
+3. the alert page's time to full render: HTML, the clue chart drawn, evidence loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from api.auth import create_key
+from bench._common import infrastructure, offsite_server, start_publisher
+from ingest.topics import telemetry_topic
+from subjects.credit_code import make
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def code(i: int) -> str:
+    return make("9", "1", "320500", f"MB{i:06d}")
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def seed(db_url: str, open_alerts: int, samples: int) -> tuple[str, list[tuple[str, str]]]:
+    """Open alerts on their own subjects, and `samples` gas-monitored subjects to breach."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = create_key(conn, "EMB", "officer", "bench")
+        with conn.transaction(), conn.cursor() as cur:
+            subjects = [(code(i), f"基准企业{i}", f"G-{i % 40:02d}") for i in range(open_alerts)]
+            cur.executemany(
+                "INSERT INTO subjects (credit_code, name, grid) VALUES (%s, %s, %s)", subjects
+            )
+            cur.executemany(
+                "INSERT INTO alerts (subject_key, credit_code, state, severity, departments,"
+                " grid, opened_at, updated_at) VALUES (%s, %s, 'open', %s, '{EMB}', %s,"
+                " now() - make_interval(secs => %s), now())",
+                [(c, c, ("warning", "major", "critical")[i % 3], g, i + 60)
+                 for i, (c, _, g) in enumerate(subjects)],
+            )  # fmt: skip
+            targets = []
+            for j in range(samples):
+                c, device = code(900_000 + j), f"bench-gas-{j}"
+                cur.execute(
+                    "INSERT INTO subjects (credit_code, name, industry) VALUES"
+                    " (%s, %s, 'hazardous_chemicals')",
+                    (c, f"测点企业{j}"),
+                )
+                cur.execute(
+                    "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EMB')",
+                    (c,),
+                )
+                cur.execute(
+                    "INSERT INTO device_bindings (device_id, credit_code, role)"
+                    " VALUES (%s, %s, 'gas_detector')",
+                    (device, c),
+                )
+                targets.append((c, device))
+    return key, targets
+
+
+def run(rate: float, open_alerts: int, samples: int, seconds: float) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import Publisher
+
+    work = Path(tempfile.mkdtemp(prefix="offsite-bench-board-"))
+    try:
+        with infrastructure(work, os.environ.get("OFFSITE_TEST_DATABASE_URL")) as infra:
+            # Migrate first (the server does it at start), then seed, then restart nothing:
+            # the directory learns new bindings through the subjects' change notifications.
+            with offsite_server(work, infra, "bench-board-migrate"):
+                pass
+            key, targets = seed(infra.db_url, open_alerts, samples)
+            with offsite_server(work, infra, "bench-board") as server:
+                base = f"http://127.0.0.1:{server.http_port}"
+                auth = {"Authorization": f"Bearer {key}"}
+                quiet = b'{"ts": @TS@, "values": {"pm25": 20}}'
+                background = [
+                    (telemetry_topic(f"bench-bg-{i % 500}"), quiet)
+                    for i in range(int(rate * seconds))
+                ]
+                publisher, _ = start_publisher(infra.broker.port, background, rate=rate, stamp=True)
+                time.sleep(2)
+                # 2. the board's list, server side, with the seeded open alerts
+                with httpx.Client(base_url=base, headers=auth, timeout=30) as c:
+                    c.get("/board/rows")
+                    list_ms = []
+                    for _ in range(20):
+                        t = time.perf_counter()
+                        r = c.get("/board/rows")
+                        list_ms.append((time.perf_counter() - t) * 1000)
+                        assert r.status_code == 200, r.text
+                # 1. publish -> row visible in the browser
+                pub = Publisher(infra.broker.port)
+                visible_ms = []
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(
+                        executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                        args=FLAGS,
+                    )
+                    page = browser.new_context(extra_http_headers=auth).new_page()
+                    page.goto(f"{base}/")
+                    page.wait_for_selector("#live.live", timeout=30_000)
+                    for c_code, device in targets:
+                        t = time.perf_counter()
+                        pub.publish(
+                            telemetry_topic(device),
+                            json.dumps({"ts": int(time.time() * 1000), "values": {"lel": 61}}),
+                        )
+                        page.wait_for_selector(f"#alerts td:has-text('{c_code}')", timeout=30_000)
+                        visible_ms.append((time.perf_counter() - t) * 1000)
+                    # 3. the alert page's full render: chart drawn (evidence: none on gas clues)
+                    with psycopg.connect(infra.db_url) as conn:
+                        row = conn.execute(
+                            "SELECT id FROM alerts WHERE credit_code = %s", (targets[-1][0],)
+                        ).fetchone()
+                    assert row is not None
+                    render_ms = []
+                    for _ in range(10):
+                        t = time.perf_counter()
+                        page.goto(f"{base}/alerts/{row[0]}")
+                        page.wait_for_selector(".chart[data-rendered]", timeout=30_000)
+                        page.wait_for_function(
+                            "[...document.images].every(i => i.complete)", timeout=30_000
+                        )
+                        render_ms.append((time.perf_counter() - t) * 1000)
+                    browser.close()
+                pub.close()
+                publisher.join(seconds + 120)
+        print(f"background load: {rate:.0f} msg/s; open alerts seeded: {open_alerts}")
+        print(
+            f"publish -> row visible in the browser: p50 {statistics.median(visible_ms):.0f} ms,"
+            f" p99 {pct(visible_ms, 0.99):.0f} ms, max {max(visible_ms):.0f} ms"
+            f" ({len(visible_ms)} samples; target p99 <= 500 ms)"
+        )
+        print(
+            f"board list (GET /board/rows, first page of {open_alerts + samples} open):"
+            f" p50 {statistics.median(list_ms):.0f} ms, p99 {pct(list_ms, 0.99):.0f} ms"
+            " (target <= 200 ms)"
+        )
+        print(
+            f"alert page full render (HTML + chart): p50 {statistics.median(render_ms):.0f} ms,"
+            f" max {max(render_ms):.0f} ms (target <= 1 s)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--open-alerts", type=int, default=10_000)
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the background load")
+    args = ap.parse_args()
+    run(args.rate, args.open_alerts, args.samples, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
