@@ -143,7 +143,9 @@ class OffsiteApp:
             try:
                 caps = prepare(url, self.settings, int(max(1, db.connect_timeout_s)))
                 if self.settings.auth.first_run_admin:
-                    with psycopg.connect(url, connect_timeout=int(max(1, db.connect_timeout_s))) as conn:
+                    with psycopg.connect(
+                        url, connect_timeout=int(max(1, db.connect_timeout_s))
+                    ) as conn:
                         self._first_run(conn)
                 return caps
             except MigrationError as err:

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -56,6 +57,15 @@ def _database(settings: Settings) -> Iterator[str]:
     finally:
         if not pg.adopted:
             pg.stop()
+
+
+@contextmanager
+def _migrated(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the configured (or embedded) database, migrated first."""
+    with _database(settings) as url:
+        prepare(url, settings)
+        with psycopg.connect(url) as conn:
+            yield conn
 
 
 class Interrupted(BaseException):
@@ -157,8 +167,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with _database(settings) as url, psycopg.connect(url) as conn:
-        prepare_database(conn, settings)
+    with _migrated(settings) as conn:
         records = list_keys(conn)
     print(f"{'id':>5}  {'prefix':<11} {'department':<10} {'role':<15} {'state':<8} name")
     for k in records:
@@ -172,8 +181,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            prepare_database(conn, settings)
+        with _migrated(settings) as conn:
             record = revoke_key(conn, args.id)
     except KeyRequestError as err:
         print(f"offsite keys revoke: {err}", file=sys.stderr)
@@ -197,8 +205,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         password, generated = _new_password(args)
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            prepare_database(conn, settings)
+        with _migrated(settings) as conn:
             person = people.create_person(
                 conn, args.login, args.name, args.department, args.role, password
             )
@@ -216,8 +223,7 @@ def cmd_users_reset(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         password, generated = _new_password(args)
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            prepare_database(conn, settings)
+        with _migrated(settings) as conn:
             person = people.reset_password(conn, args.login, password)
     except people.PersonError as err:
         print(f"offsite users reset: {err}", file=sys.stderr)
@@ -232,8 +238,7 @@ def cmd_users_reset(args: argparse.Namespace) -> int:
 def cmd_users_disable(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        with _database(settings) as url, psycopg.connect(url) as conn:
-            prepare_database(conn, settings)
+        with _migrated(settings) as conn:
             person = (people.enable if args.enable else people.disable)(conn, args.login)
     except people.PersonError as err:
         print(f"offsite users {'enable' if args.enable else 'disable'}: {err}", file=sys.stderr)
@@ -247,8 +252,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
 def cmd_users_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with _database(settings) as url, psycopg.connect(url) as conn:
-        prepare_database(conn, settings)
+    with _migrated(settings) as conn:
         everyone = people.list_people(conn)
     print(f"{'login':<20} {'department':<10} {'role':<15} {'state':<9} name")
     for p in everyone:
@@ -282,8 +286,7 @@ def cmd_hj212_register(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     settings = _settings(args)
-    with _database(settings) as url, psycopg.connect(url) as conn:
-        prepare_database(conn, settings)
+    with _migrated(settings) as conn:
         register_logger(conn, args.mn, args.password, "cli")
     print(f"registered HJ 212 logger {args.mn}; a running offsite reads the new password"
           " on the logger's next packet")  # fmt: skip
