@@ -169,6 +169,7 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
             service.settings.allowed_lateness_s,
             req.since,
             req.until,
+            caller.department,
             req.device_ids,
         )
     return [_dry_out(c) for c in found]
