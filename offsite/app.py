@@ -220,7 +220,7 @@ class OffsiteApp:
 
     def _start_http(self, ctx: ApiContext) -> None:
         config = uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, self.settings.http),
             host=self.settings.http.host,
             port=self.settings.http.port,
             log_level="warning",
