@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Admin, Viewer
 from api.context import ApiContext, get_context
+from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
 from rules.service import RuleService
@@ -252,7 +253,7 @@ def list_clues(
 
 
 @router.get("/clues/{clue_id}")
-def get_clue(clue_id: int, caller: Viewer, ctx: Ctx) -> ClueOut:
+def get_clue(clue_id: Id, caller: Viewer, ctx: Ctx) -> ClueOut:
     with ctx.pool.connection() as conn:
         row = conn.execute(
             f"SELECT {_CLUE_COLUMNS} FROM clues WHERE id = %s AND department = %s",

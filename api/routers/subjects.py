@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, Officer, Role, Viewer
 from api.context import ApiContext, get_context
+from api.params import Id, Offset
 from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
 from subjects.models import CreditGrade, RiskLevel
@@ -109,7 +110,7 @@ def list_subjects(
     cross_department: bool | None = None,
     order: Annotated[str, Query(pattern="^(credit_code|name|updated_at)$")] = "credit_code",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubjectPage:
     """Subjects the caller's department supervises now, filtered and paged."""
     query = SubjectQuery(
@@ -136,7 +137,7 @@ def cross_department_subjects(
     svc: Service,
     caller: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubjectPage:
     """The cross-department library: subjects two or more departments supervise now,
     among those the caller's department supervises."""
@@ -276,7 +277,7 @@ def link_requests(
 
 @router.post("/link-requests/{request_id}/approve", response_model=LinkOut)
 def approve_link_request(
-    request_id: int, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
+    request_id: Id, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
 ) -> LinkOut:
     """Consent (admin of a supervising department): the requester supervises from now."""
     with refusals():
@@ -285,7 +286,7 @@ def approve_link_request(
 
 @router.post("/link-requests/{request_id}/refuse", response_model=LinkRequestOut)
 def refuse_link_request(
-    request_id: int, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
+    request_id: Id, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
 ) -> LinkRequestOut:
     """Refuse a pending request (admin of a supervising department)."""
     with refusals():
