@@ -155,7 +155,7 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
         except RuleLoadError as err:
             raise HTTPException(
                 UNPROCESSABLE,
-                [{"line": p.line, "message": p.message} for p in err.problems],
+                "rule: " + "; ".join(f"line {p.line}: {p.message}" for p in err.problems),
             ) from err
         if rule.department != caller.department:
             raise HTTPException(

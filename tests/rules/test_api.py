@@ -115,6 +115,7 @@ def test_dry_run_replays_stored_readings(client: TestClient, db: psycopg.Connect
     assert other.status_code == 403
     bad = client.post("/api/v1/rules/dry-run", json={**body, "rule": "id: x\n"}, headers=auth(db))
     assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("rule: line 1: ")
 
 
 def test_reload_needs_admin_and_refuses_invalid_sets(
