@@ -227,7 +227,8 @@ def test_a_topic_with_an_extra_level_is_an_unknown_topic_dead_letter(
         lambda: (
             count(
                 db,
-                "SELECT count(*) FROM dead_letters WHERE device_id = %s AND reason = 'unknown_topic'",
+                "SELECT count(*) FROM dead_letters"
+                " WHERE device_id = %s AND reason = 'unknown_topic'",
                 d,
             )
             == 2
