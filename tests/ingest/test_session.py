@@ -82,6 +82,8 @@ def test_a_device_login_cannot_take_offsites_client_id(
     settings = make_settings(mqtt={"url": url, "client_id": "offsite-ingest"})
     with OffsiteApp(settings) as app:
         wait_until(lambda: app.readiness()["broker"], what="offsite connected")
+        # The banner names the broker without its password.
+        assert app.endpoints.broker == f"mqtt://offsite-ingest:***@127.0.0.1:{auth_broker.port}"
         # A device logging in with its own credentials publishes 100 readings...
         pub = Publisher(auth_broker.port, "dev-1", "dev-1", PASSWORDS["dev-1"])
         t0 = int(time.time() * 1000) - 200_000
