@@ -58,7 +58,8 @@ def run(schema_url: str, key: str, role: str, max_examples: int, work: Path) -> 
         str(work / f"report-{role}"),
     ]
     print(f"\n=== schemathesis as {role} ===", flush=True)
-    return subprocess.run(cmd, check=False).returncode
+    # In the work folder: schemathesis keeps a cache in the current directory.
+    return subprocess.run(cmd, check=False, cwd=work).returncode
 
 
 def main() -> int:
