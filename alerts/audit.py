@@ -116,8 +116,16 @@ class VerifyResult:
     reason: str = ""
 
 
-def verify(conn: psycopg.Connection[Any], batch: int = 5000) -> VerifyResult:
-    """Walk the whole chain in seq order and report the first row that does not hold."""
+def verify(
+    conn: psycopg.Connection[Any], batch: int = 5000, anchors: Mapping[int, str] | None = None
+) -> VerifyResult:
+    """Walk the whole chain in seq order and report the first row that does not hold.
+
+    `anchors` maps seq to the hash a signed checkpoint recorded for it: a row whose hash
+    differs was rewritten (the chain recomputed from there), and an anchor past the last
+    row means the tail was cut off. Either breaks the chain.
+    """
+    pinned = dict(anchors or {})
     expected_seq, prev, checked = 1, GENESIS, 0
     with conn.transaction(), conn.cursor(name="audit_verify") as cur:
         cur.itersize = batch
@@ -142,5 +150,22 @@ def verify(conn: psycopg.Connection[Any], batch: int = 5000) -> VerifyResult:
                 return VerifyResult(
                     False, checked, seq, f"seq {seq}: contents do not match its hash"
                 )
+            if seq in pinned and pinned.pop(seq) != stored:
+                return VerifyResult(
+                    False,
+                    checked,
+                    seq,
+                    f"seq {seq}: its hash differs from the signed checkpoint: the chain was"
+                    " rewritten and recomputed",
+                )
             prev, expected_seq, checked = stored, seq + 1, checked + 1
+    if pinned:
+        first = min(pinned)
+        return VerifyResult(
+            False,
+            checked,
+            first,
+            f"a signed checkpoint covers seq {first} but the chain ends at seq"
+            f" {expected_seq - 1}: its tail was cut off",
+        )
     return VerifyResult(True, checked)

@@ -130,6 +130,17 @@ def merge(
     due_at = now + timedelta(days=settings.draw_due_days)
     tasks: list[TaskRow] = []
     with conn.transaction():
+        # Only a department that drew in the period may start its merge: the others have
+        # no say over which of their subjects are inspected jointly.
+        drew = conn.execute(
+            "SELECT 1 FROM draws WHERE period = %s AND department = %s LIMIT 1",
+            (period, actor.department),
+        ).fetchone()
+        if drew is None:
+            raise DrawError(
+                f"period: {actor.department} has no draw in {period!r}; only a department"
+                " that drew in the period may merge it"
+            )
         for code, departments in drawn_by_several(conn, period):
             subject = subjects.subject(code)
             lead, why = choose_lead(departments, subject, settings.lead_by_domain, {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from rules.models import Severity
 from subjects.models import CreditGrade, EnvColour, Grade
@@ -94,6 +94,11 @@ class AlertsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Ed25519 private key (base64 of its 32-byte seed, `offsite audit keygen`)"
+        " that signs audit checkpoints; set it in the environment, never in a file others read",
+    )
     queue_max: int = Field(
         default=10_000,
         ge=1,

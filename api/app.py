@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
+from api import errors
+from api.auth import check_caller
 from api.context import ApiContext
+from api.input_guard import InputGuard
+from api.limits import BodyLimits
 from api.metrics import AuthMetrics
 from api.oidc import OidcClient
 from api.routers import (
@@ -21,10 +27,46 @@ from api.routers import (
     subjects,
     video,
 )
-from api.settings import AuthSettings
+from api.settings import AuthSettings, HttpSettings
+from subjects.service import SubjectsService
+
+IMPORT_PATH = "/api/v1/subjects/import"
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
+class BodyLimitTable:
+    """Per-route body caps beyond the default (imports, photo uploads), by path pattern.
+
+    Kept on `app.state.body_limits` so that parts mounted later (the workbench) add theirs.
+    """
+
+    def __init__(self, default: int) -> None:
+        self.default = default
+        self._routes: list[tuple[re.Pattern[str], Callable[[], int]]] = []
+
+    def add(self, pattern: str, limit: Callable[[], int]) -> None:
+        self._routes.append((re.compile(pattern), limit))
+
+    def __call__(self, path: str) -> int:
+        for pattern, limit in self._routes:
+            if pattern.fullmatch(path):
+                return limit()
+        return self.default
+
+
+def import_limit(ctx: ApiContext, default: int) -> Callable[[], int]:
+    """The subject importer's own cap (it takes whole files), else the default."""
+
+    def limit() -> int:
+        try:
+            return ctx.get(SubjectsService).importer.max_bytes
+        except LookupError:
+            return default
+
+    return limit
+
+
+def create_app(ctx: ApiContext, http: HttpSettings | None = None) -> FastAPI:
+    settings = http or HttpSettings()
     app = FastAPI(
         title="offsite",
         version="1",
@@ -45,9 +87,22 @@ def create_app(ctx: ApiContext) -> FastAPI:
         ctx.get(AuthMetrics)
     except LookupError:
         ctx.provide(AuthMetrics, AuthMetrics(ctx.registry))
-    for module in (health, me, people, ingest, subjects, rules, alerts, video, signin):
+    errors.install(app)
+    for module in (health, signin):
         app.include_router(module.router)
+    for module in (me, people, ingest, subjects, rules, alerts, video):
+        app.include_router(module.router, responses=errors.API_ERRORS)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    def check(request: Request) -> None:
+        check_caller(request, ctx)
+
+    # Added last runs first: size and caller before anything reads the body, then the values.
+    app.add_middleware(InputGuard)
+    limits = BodyLimitTable(settings.max_body_bytes)
+    limits.add(re.escape(IMPORT_PATH), import_limit(ctx, settings.max_body_bytes))
+    app.state.body_limits = limits
+    app.add_middleware(BodyLimits, limit_for=limits, authenticate=check)
     return app
 
 

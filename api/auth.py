@@ -141,6 +141,25 @@ async def _presented_csrf(request: Request) -> str:
     return ""
 
 
+def check_caller(request: Request, ctx: ApiContext) -> None:
+    """Raise 401 unless the request carries a valid key or a live session.
+
+    For middleware that must refuse a stranger before reading a body; the CSRF token (which
+    may sit in that body) is checked later by `authenticate`.
+    """
+    key = _presented_key(request)
+    if key:
+        _by_key(ctx, key)
+        return
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise _unauthorized(
+            "sign in at /login, or send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'"
+        )
+    if _by_session(ctx, token) is None:
+        raise _unauthorized("the session has ended or expired: sign in again at /login")
+
+
 async def authenticate(
     request: Request, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> Principal:

@@ -14,6 +14,12 @@ class HttpSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="bind address")
     port: int = Field(default=8080, ge=0, le=65535, description="bind port (0 picks a free one)")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body accepted (413 beyond); the subject import has its own"
+        " limit, subjects.import_max_bytes",
+    )
 
 
 class OidcSettings(BaseModel):

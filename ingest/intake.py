@@ -33,6 +33,8 @@ from ingest.writer import Envelope, WriterLoop
 
 log = logging.getLogger(__name__)
 
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client took the client id
+
 
 class BrokerAddress:
     """host, port, credentials and TLS flag parsed from mqtt:// or mqtts://."""
@@ -89,6 +91,7 @@ class MqttIntake:
             retention=storage_settings.retention,
         )
         self.connected = False
+        self._connected_before = False
         self._stopping = threading.Event()
         self._client = self._build_client()
 
@@ -161,13 +164,28 @@ class MqttIntake:
             return
         self.connected = True
         self.metrics.mqtt_connected.set(1)
+        present = bool(getattr(flags, "session_present", False))
+        if self._connected_before and not present:
+            # The broker forgot us between two connections of this process: whatever it
+            # had queued for offsite (and not yet acknowledged) is gone.
+            self.metrics.mqtt_session_lost.inc()
+            log.error(
+                "the broker at %s:%d has no session for client id %r after a reconnect:"
+                " messages it held for offsite were lost (session expired, broker state"
+                " lost, or another client took the id; bind client ids to usernames,"
+                " see docs/operators.md)",
+                self.address.host,
+                self.address.port,
+                self.settings.client_id,
+            )
+        self._connected_before = True
         topic = subscription(self.settings.shared_group)
         client.subscribe(topic, qos=1)
         log.info(
             "connected to %s:%d (session present: %s), subscribed to %s",
             self.address.host,
             self.address.port,
-            getattr(flags, "session_present", None),
+            present,
             topic,
         )
 
@@ -181,7 +199,14 @@ class MqttIntake:
     ) -> None:
         self.connected = False
         self.metrics.mqtt_connected.set(0)
-        if not self._stopping.is_set():
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            self.metrics.mqtt_session_taken_over.inc()
+            log.error(
+                "another client connected with offsite's client id %r and the broker"
+                " dropped offsite; bind client ids to usernames (docs/operators.md)",
+                self.settings.client_id,
+            )
+        elif not self._stopping.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -196,6 +221,15 @@ class MqttIntake:
             self._reject(msg, err.device_id, now, RejectReason.UNKNOWN_TOPIC, str(err))
             return
         device = parsed.device_id
+        if parsed.channel is Channel.TELEMETRY and msg.retain:
+            # A retained message is replayed on every subscribe; a bare one would be stored
+            # again each time under a new server time. Its live copy (delivered without the
+            # retain flag) was stored when it was published.
+            self.metrics.retained_ignored.inc()
+            log.debug("retained telemetry of %s ignored", device)
+            if msg.qos > 0:
+                self.ack(msg.mid, msg.qos)
+            return
         if parsed.channel is Channel.TELEMETRY:
             decoded = decode_telemetry(device, payload, self.limits, now)
             letters = _merge_rejections(topic, device, payload, decoded.rejections)

@@ -83,6 +83,23 @@ class IngestMetrics:
         self.mqtt_connected = Gauge(
             "offsite_mqtt_connected", "1 while connected to the broker", registry=registry
         )
+        self.mqtt_session_lost = Counter(
+            "offsite_mqtt_session_lost",
+            "reconnects that found no persistent session: what the broker held for offsite"
+            " is gone (expired, broker state lost, or the client id taken over)",
+            registry=registry,
+        )
+        self.mqtt_session_taken_over = Counter(
+            "offsite_mqtt_session_taken_over",
+            "disconnects because another client connected with offsite's client id",
+            registry=registry,
+        )
+        self.retained_ignored = Counter(
+            "offsite_ingest_retained_telemetry_ignored",
+            "retained telemetry replayed by the broker on subscribe, acknowledged and not"
+            " stored (its live copy was stored when it was published)",
+            registry=registry,
+        )
         self.db_up = Gauge(
             "offsite_db_up", "1 while the last database operation succeeded", registry=registry
         )

@@ -8,7 +8,9 @@ from enum import StrEnum
 
 PREFIX = "offsite/v1/devices/"
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-SUBSCRIPTION = PREFIX + "+/+"
+# Every level below the prefix, so a topic outside the contract (an extra level, a missing
+# channel) still arrives and becomes an `unknown_topic` dead letter instead of vanishing.
+SUBSCRIPTION = PREFIX + "#"
 
 
 class Channel(StrEnum):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import uvicorn
@@ -83,6 +84,15 @@ def _redact(url: str) -> str:
     if info.get("password"):
         info["password"] = "***"  # noqa: S105 - a mask, not a password
     return psycopg.conninfo.make_conninfo("", **info)
+
+
+def _redact_broker(url: str) -> str:
+    """The broker URL without its password, for the banner and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class OffsiteApp:
@@ -208,7 +218,7 @@ class OffsiteApp:
         broker_url = self._broker_url()
         s = self.settings  # after _broker_url, which may switch the MQTT protocol
         self.endpoints.database = _redact(db_url)
-        self.endpoints.broker = broker_url
+        self.endpoints.broker = _redact_broker(broker_url)
         self.capabilities = self._migrate(db_url)
         self.pool = create_pool(s.database, db_url)
         self.pool.open(wait=False)
@@ -318,7 +328,7 @@ class OffsiteApp:
         self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:
-        app = create_app(ctx)
+        app = create_app(ctx, self.settings.http)
         install_web(app, ctx, self.settings.web)
         config = uvicorn.Config(
             app,

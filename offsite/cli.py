@@ -261,16 +261,91 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _public_key(settings: Settings) -> str | None:
+    from alerts import checkpoints
+
+    key = settings.alerts.audit_signing_key
+    return (
+        None
+        if key is None
+        else checkpoints.public_hex(checkpoints.signing_key(key.get_secret_value()))
+    )
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from alerts import checkpoints
     from alerts.cli import verify_command
 
     settings = _settings(args)
     try:
+        exported = []
+        if args.checkpoints:
+            with open(args.checkpoints, encoding="utf-8") as f:
+                exported = checkpoints.read_export(f)
+        public_key = args.public_key or _public_key(settings)
         with _database(settings) as url, psycopg.connect(url) as conn:
-            return verify_command(conn)
-    except psycopg.OperationalError as err:
+            return verify_command(conn, exported=exported, public_key=public_key)
+    except (OSError, checkpoints.CheckpointError, psycopg.OperationalError) as err:
         print(f"offsite audit verify: {err}", file=sys.stderr)
         return 2
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from alerts.checkpoints import CheckpointError
+    from alerts.cli import checkpoint_command
+
+    settings = _settings(args)
+    key = settings.alerts.audit_signing_key
+    if key is None:
+        print(
+            "offsite audit checkpoint: set OFFSITE_ALERTS__AUDIT_SIGNING_KEY"
+            " (make one with `offsite audit keygen`)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with _database(settings) as url, psycopg.connect(url, autocommit=True) as conn:
+            return checkpoint_command(conn, key.get_secret_value(), sys.stdout)
+    except (CheckpointError, psycopg.OperationalError) as err:
+        print(f"offsite audit checkpoint: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from alerts.cli import export_command
+
+    settings = _settings(args)
+    try:
+        with _database(settings) as url, psycopg.connect(url) as conn:
+            return export_command(conn, args.after, sys.stdout)
+    except psycopg.OperationalError as err:
+        print(f"offsite audit export-checkpoints: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_audit_verify_export(args: argparse.Namespace) -> int:
+    from alerts.checkpoints import CheckpointError
+    from alerts.cli import verify_export_command
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            return verify_export_command(f.readlines(), args.public_key, sys.stdout)
+    except (OSError, CheckpointError) as err:
+        print(f"offsite audit verify-export: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_audit_keygen(args: argparse.Namespace) -> int:
+    from alerts import checkpoints
+
+    key = checkpoints.new_key()
+    print(key)
+    print(
+        "public key (give it to whoever verifies exported checkpoints):"
+        f" {checkpoints.public_hex(checkpoints.signing_key(key))}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 Command = Callable[[argparse.Namespace], int]
@@ -352,8 +427,27 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the full-process audit chain").add_subparsers(
         dest="audit_command", required=True, metavar="ACTION"
     )
-    p = audit.add_parser("verify", help="check every link; print the first broken one")
+    p = audit.add_parser(
+        "verify", help="check every link and signed checkpoint; print the first broken one"
+    )
+    p.add_argument("--checkpoints", help="also check against an exported checkpoints file")
+    p.add_argument("--public-key", help="hex public key (default: the configured key's)")
     p.set_defaults(func=cmd_audit_verify)
+    p = audit.add_parser("checkpoint", help="sign the chain's current head")
+    p.set_defaults(func=cmd_audit_checkpoint)
+    p = audit.add_parser(
+        "export-checkpoints", help="print the signed checkpoints, one JSON line each"
+    )
+    p.add_argument("--after", type=int, default=0, help="only those after this seq")
+    p.set_defaults(func=cmd_audit_export)
+    p = audit.add_parser(
+        "verify-export", help="check an exported checkpoints file's signatures (no database)"
+    )
+    p.add_argument("file")
+    p.add_argument("--public-key", required=True, help="hex public key of the signing key")
+    p.set_defaults(func=cmd_audit_verify_export)
+    p = audit.add_parser("keygen", help="make a new signing key (base64) and show its public key")
+    p.set_defaults(func=cmd_audit_keygen)
 
     hj212 = sub.add_parser("hj212", help="HJ 212 data loggers").add_subparsers(
         dest="hj212_command", required=True, metavar="ACTION"

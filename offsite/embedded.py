@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -211,12 +212,27 @@ class EmbeddedPostgres:
 
 _SITE_DIRECTIVES = re.compile(
     r"^\s*(listener|port|bind_address|allow_anonymous|password_file|acl_file|persistence_location"
-    r"|log_dest|pid_file)\b"
+    r"|log_dest|pid_file|use_username_as_clientid)\b"
 )
 
 
-def broker_config(port: int, state_dir: Path, source: Path = MOSQUITTO_CONF) -> str:
-    """The project's Mosquitto config with the site lines replaced by a loopback listener."""
+@dataclass(frozen=True, slots=True)
+class BrokerAuth:
+    """A password file and an ACL for a broker that authenticates like a deployed one."""
+
+    password_file: Path
+    acl_file: Path
+
+
+def broker_config(
+    port: int, state_dir: Path, source: Path = MOSQUITTO_CONF, auth: BrokerAuth | None = None
+) -> str:
+    """The project's Mosquitto config with the site lines replaced by a loopback listener.
+
+    Without `auth` the broker is anonymous (loopback only), so client ids cannot be bound to
+    usernames; with it, logins and the ACL apply and each client id is its username, as
+    deployed.
+    """
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as err:
@@ -224,18 +240,33 @@ def broker_config(port: int, state_dir: Path, source: Path = MOSQUITTO_CONF) -> 
     kept = [line for line in text.splitlines() if not _SITE_DIRECTIVES.match(line)]
     kept += [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
         f"persistence_location {state_dir}/",
         "log_dest stderr",
     ]
+    if auth is None:
+        kept.append("allow_anonymous true")
+    else:
+        kept += [
+            "allow_anonymous false",
+            f"password_file {auth.password_file}",
+            f"acl_file {auth.acl_file}",
+            "use_username_as_clientid true",
+        ]
     return "\n".join(kept) + "\n"
 
 
 class EmbeddedBroker:
     """Mosquitto with the project's config when the binary exists, else a pure-Python broker."""
 
-    def __init__(self, state_dir: Path, port: int | None = None, kind: str = "auto") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int | None = None,
+        kind: str = "auto",
+        auth: BrokerAuth | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
+        self.auth = auth
         self.port = port or _preferred_port(1883)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -244,6 +275,8 @@ class EmbeddedBroker:
         if kind == "mosquitto" and not shutil.which("mosquitto"):
             raise RuntimeError("mosquitto was asked for but is not on PATH")
         self.kind = "mosquitto" if kind == "mosquitto" else "amqtt"
+        if auth is not None and self.kind != "mosquitto":
+            raise RuntimeError("a broker with logins and an ACL needs the mosquitto binary")
 
     @property
     def url(self) -> str:
@@ -254,7 +287,9 @@ class EmbeddedBroker:
         self._log = (self.state_dir / f"{self.kind}.log").open("ab")
         if self.kind == "mosquitto":
             conf = self.state_dir / "mosquitto.conf"
-            conf.write_text(broker_config(self.port, self.state_dir), encoding="utf-8")
+            conf.write_text(
+                broker_config(self.port, self.state_dir, auth=self.auth), encoding="utf-8"
+            )
             cmd = [str(shutil.which("mosquitto")), "-c", str(conf)]
         else:
             cmd = [sys.executable, "-m", "offsite.pybroker", "--port", str(self.port)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -10,12 +10,41 @@ from typing import Any
 
 import psycopg
 
+from ingest.models import Reading
 from rules.engine import Engine
 from rules.episodes import EpisodeBook
 from rules.settings import CreditModifier
 from rules.spec import Rule
 from rules.store import replay_metrics_of, stream_readings, summarize, trigger_json
-from subjects.models import DeviceDirectory, Grade
+from subjects.models import DeviceContext, DeviceDirectory, Grade
+
+
+class DepartmentDirectory:
+    """The bindings one department may see: devices on subjects it supervises now.
+
+    A dry run may read only what its caller may read; another department's subjects (credit
+    code, tags, permit values) and unbound devices look to it as if they did not exist.
+    """
+
+    def __init__(self, inner: DeviceDirectory, department: str) -> None:
+        self._inner = inner
+        self._department = department
+
+    def context(self, device_id: str) -> DeviceContext | None:
+        ctx = self._inner.context(device_id)
+        if ctx is None or self._department not in ctx.departments:
+            return None
+        return ctx
+
+
+def _visible(readings: Iterator[Reading], directory: DepartmentDirectory) -> Iterator[Reading]:
+    seen: dict[str, bool] = {}
+    for r in readings:
+        ok = seen.get(r.device_id)
+        if ok is None:
+            ok = seen[r.device_id] = directory.context(r.device_id) is not None
+        if ok:
+            yield r
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +70,23 @@ def dry_run(
     lateness_s: float,
     since: datetime,
     until: datetime,
+    department: str,
     device_ids: list[str] | None = None,
 ) -> list[DryClue]:
-    """Replay stored readings in event order through a fresh engine holding only `rule`.
+    """Replay `department`'s stored readings in event order through an engine holding `rule`.
+
+    Only devices bound to a subject `department` supervises now take part.
 
     Absence and detection-clear rules are driven by a tick at each batch's last reading
     time and at `until`, so their timing is approximate to the batch (1,000 readings).
     """
-    engine = Engine([rule], directory, credit, lateness_s)
+    scoped = DepartmentDirectory(directory, department)
+    engine = Engine([rule], scoped, credit, lateness_s)
     book = EpisodeBook()
     metrics = replay_metrics_of(rule)
-    readings = (
-        stream_readings(conn, metrics, since, until, device_ids) if metrics != [] else iter(())
+    readings = _visible(
+        stream_readings(conn, metrics, since, until, device_ids) if metrics != [] else iter(()),
+        scoped,
     )
     while batch := list(islice(readings, 1000)):
         book.apply(engine.on_readings(batch))

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from rules.safe_yaml import compose_and_load
 from rules.spec import Rule, RuleFile
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ def parse_rules(
 ) -> tuple[list[Rule], list[RuleProblem], dict[str, int]]:
     """Rules of one document (a mapping with `rules:`, a list, or one rule)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = compose_and_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -127,7 +127,13 @@ def apply_ops(
                                 key[1],
                                 _ts(op.at) if closed else None,
                                 orjson.dumps(trigger_json(op.trigger)).decode(),
-                                [it.evidence_id for it in op.trigger if it.evidence_id],
+                                # A detection updated every few seconds repeats
+                                # its snapshot id in the trigger: list each once.
+                                list(
+                                    dict.fromkeys(
+                                        it.evidence_id for it in op.trigger if it.evidence_id
+                                    )
+                                ),
                                 summarize(b, op.started_at, op.trigger),
                             ),
                         )

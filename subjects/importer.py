@@ -108,6 +108,7 @@ class _Plan:
     updates: list[tuple[_Row, SubjectOut, dict[str, Any]]] = field(default_factory=list)
     unchanged: int = 0
     links: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[RowError] = field(default_factory=list)
 
 
 def _column(name: str) -> str:
@@ -168,13 +169,18 @@ class SubjectImporter:
             return report
         if dry_run:
             with self.repository.pool.connection() as conn:
-                plan = self._plan(conn, rows, lock=False)
+                plan = self._plan(conn, rows, lock=False, actor=actor)
+            report.errors += plan.refused
             self._count(report, plan)
             self.metrics.imports.labels("dry_run").inc()
             return report
         try:
             with self.repository.transaction() as tx:
-                plan = self._plan(tx.conn, rows, lock=True)
+                plan = self._plan(tx.conn, rows, lock=True, actor=actor)
+                if plan.refused:
+                    report.errors += plan.refused
+                    self.metrics.imports.labels("rejected").inc()
+                    return report
                 for change in self._write(tx.conn, plan, actor):
                     tx.emit(change)
         except (psycopg.Error, SubjectConflictError) as err:
@@ -408,7 +414,9 @@ class SubjectImporter:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _plan(self, conn: psycopg.Connection[Any], rows: Sequence[_Row], lock: bool) -> _Plan:
+    def _plan(
+        self, conn: psycopg.Connection[Any], rows: Sequence[_Row], lock: bool, actor: Actor
+    ) -> _Plan:
         codes = [r.data.credit_code for r in rows]
         existing = self.repository.fetch_many(conn, codes, lock=lock)
         linked = {
@@ -425,6 +433,23 @@ class SubjectImporter:
             before = existing.get(code)
             if before is None:
                 plan.creates.append(row)
+            elif (
+                before.departments
+                and actor.department not in before.departments
+                and not actor.platform
+            ):
+                # Importing over a subject others supervise would be joining it without
+                # their consent (and editing it): the row is refused.
+                plan.refused.append(
+                    RowError(
+                        row=row.row,
+                        line=row.line,
+                        column="credit_code",
+                        reason=f"{code} is supervised by other departments; ask to join with"
+                        f" POST /api/v1/subjects/{code}/departments",
+                    )
+                )
+                continue
             else:
                 current = snapshot(before)
                 new = row.data.model_dump(mode="json", include=set(row.given))

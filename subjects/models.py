@@ -115,6 +115,8 @@ class ChangeKind(StrEnum):
     DELETED = "subject.deleted"
     DEPARTMENT_LINKED = "subject.department_linked"
     DEPARTMENT_UNLINKED = "subject.department_unlinked"
+    LINK_REQUESTED = "subject.link_requested"
+    LINK_REFUSED = "subject.link_refused"
     DEVICE_BOUND = "subject.device_bound"
     DEVICE_UNBOUND = "subject.device_unbound"
 

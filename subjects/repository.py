@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,6 +22,8 @@ from subjects.schema import (
     BindingOut,
     LinkIn,
     LinkOut,
+    LinkRequestOut,
+    LinkRequestState,
     SubjectIn,
     SubjectOut,
     SubjectPage,
@@ -39,7 +41,11 @@ ChangeListener = Callable[[Sequence[SubjectChanged]], None]
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who edits: `department` scopes everything; admins may link other departments."""
+    """Who edits: `department` scopes everything; admins may link other departments.
+
+    `platform` is the city platform's operator: it sees every subject's links and may link,
+    approve and end supervision for any department (it has no subjects of its own).
+    """
 
     department: str
     name: str
@@ -113,6 +119,17 @@ SUBJECT_FROM = (
 )
 VISIBLE = "%(dept)s = ANY(COALESCE(d.departments, '{}'))"
 CURRENT_LINK = "since <= now() AND (until IS NULL OR until > now())"
+# A period may start this much before the server's clock (a client's clock runs behind).
+PAST_TOLERANCE = timedelta(minutes=1)
+REQUEST_COLUMNS = (
+    "id, credit_code, department, since, until, state, requested_by, requested_at,"
+    " decided_by, decided_department, decided_at, reason"
+)
+
+
+def _request_out(row: Sequence[Any]) -> LinkRequestOut:
+    names = [c.strip() for c in REQUEST_COLUMNS.split(",")]
+    return LinkRequestOut(**dict(zip(names, row, strict=True)))
 
 
 def subject_out(row: Sequence[Any]) -> SubjectOut:
@@ -373,7 +390,7 @@ class SubjectRepository:
             before = self._get(tx.conn, code, actor.department, lock=True)
             if before is None:
                 raise SubjectNotFoundError(f"subject {code!r} not found")
-            others = [d for d in before.departments if d != actor.department]
+            others = sorted(self._supervisors(tx.conn, code) - {actor.department})
             if others:
                 raise SubjectConflictError(
                     f"subject {code!r} is also supervised by {', '.join(others)}; end your"
@@ -420,61 +437,220 @@ class SubjectRepository:
             for r in rows
         ]
 
-    def link(self, code: str, data: LinkIn, actor: Actor) -> LinkOut:
-        """Start a supervision period. A department may link itself to any subject (that is
-        how the cross-department library grows); only an admin of a supervising department
-        may link another department."""
+    @staticmethod
+    def _supervisors(conn: psycopg.Connection[Any], code: str) -> set[str]:
+        """Departments supervising the subject now or from a set future time."""
+        rows = conn.execute(
+            "SELECT DISTINCT department FROM subject_departments"
+            " WHERE credit_code = %s AND (until IS NULL OR until > now())",
+            (code,),
+        )
+        return {r[0] for r in rows}
+
+    def link(self, code: str, data: LinkIn, actor: Actor) -> LinkOut | LinkRequestOut:
+        """Start a supervision period, or ask for one.
+
+        A department joins a subject nobody supervises at once. Joining one that other
+        departments supervise needs the consent of one of them: the call files a pending
+        request (returned instead of a link) that an admin of a supervising department, or
+        the platform admin, approves. An admin of a supervising department may link another
+        department directly; that is the consent. Periods cannot start in the past.
+        """
         dept = data.department.strip().upper()
         now = datetime.now(UTC)
-        since = _aware(data.since, "since") or now
+        since = _aware(data.since, "since")
+        if since is not None and since < now - PAST_TOLERANCE:
+            raise SubjectInvalidError(
+                "since", "must not be in the past: a supervision period starts now or later"
+            )
         until = _aware(data.until, "until")
-        if until is not None and until <= since:
-            raise SubjectInvalidError("until", "must be later than since")
+        if until is not None and until <= (since or now):
+            raise SubjectInvalidError("until", "must be later than since (and than now)")
         with self.transaction() as tx:
             exists = tx.conn.execute(
                 "SELECT 1 FROM subjects WHERE credit_code = %s FOR UPDATE", (code,)
             ).fetchone()
-            visible = self._get(tx.conn, code, actor.department) is not None
-            if exists is None or (dept != actor.department and not visible):
+            current = self._get(tx.conn, code, None)
+            ours = current is not None and actor.department in current.departments
+            if exists is None or (dept != actor.department and not ours and not actor.platform):
                 raise SubjectNotFoundError(f"subject {code!r} not found")
-            if dept != actor.department and not actor.admin:
+            if dept != actor.department and not (actor.admin or actor.platform):
                 raise SubjectInvalidError(
                     "department",
                     f"an officer may link only their own department {actor.department};"
                     " linking another department needs the admin role",
                 )
-            known = tx.conn.execute(
-                "SELECT retired, replaced_by FROM departments WHERE code = %s", (dept,)
-            ).fetchone()
-            if known is None:
-                raise SubjectInvalidError("department", f"{dept!r} is not a known department code")
-            if known[0]:
-                raise SubjectInvalidError("department", retired_reason(dept, known[1]))
-            open_link = tx.conn.execute(
-                "SELECT since FROM subject_departments WHERE credit_code = %s"
-                " AND department = %s AND until IS NULL",
-                (code, dept),
-            ).fetchone()
-            if open_link is not None:
-                raise SubjectConflictError(
-                    f"{dept} already supervises {code} since {open_link[0].isoformat()}"
-                )
-            link = self._insert_link(tx, code, dept, since, until, actor)
+            self._check_linkable(tx.conn, code, dept)
+            others = self._supervisors(tx.conn, code) - {dept}
+            if others and not ours and not actor.platform:
+                return self._request(tx, code, dept, since, until, actor, now)
+            link = self._insert_link(tx, code, dept, since or now, until, actor)
             tx.emit(self._link_change(ChangeKind.DEPARTMENT_LINKED, link, None, actor, now))
         return link
 
+    @staticmethod
+    def _check_linkable(conn: psycopg.Connection[Any], code: str, dept: str) -> None:
+        known = conn.execute(
+            "SELECT retired, replaced_by FROM departments WHERE code = %s", (dept,)
+        ).fetchone()
+        if known is None:
+            raise SubjectInvalidError("department", f"{dept!r} is not a known department code")
+        if known[0]:
+            raise SubjectInvalidError("department", retired_reason(dept, known[1]))
+        open_link = conn.execute(
+            "SELECT since FROM subject_departments WHERE credit_code = %s"
+            " AND department = %s AND until IS NULL",
+            (code, dept),
+        ).fetchone()
+        if open_link is not None:
+            raise SubjectConflictError(
+                f"{dept} already supervises {code} since {open_link[0].isoformat()}"
+            )
+
+    def _request(
+        self,
+        tx: Tx,
+        code: str,
+        dept: str,
+        since: datetime | None,
+        until: datetime | None,
+        actor: Actor,
+        now: datetime,
+    ) -> LinkRequestOut:
+        pending = tx.conn.execute(
+            "SELECT id FROM subject_link_requests WHERE credit_code = %s AND department = %s"
+            " AND state = 'pending'",
+            (code, dept),
+        ).fetchone()
+        if pending is not None:
+            raise SubjectConflictError(
+                f"{dept} has already asked to supervise {code} (request {pending[0]}); it waits"
+                " for a supervising department to approve it"
+            )
+        row = tx.conn.execute(
+            "INSERT INTO subject_link_requests (credit_code, department, since, until,"
+            f" requested_by) VALUES (%s, %s, %s, %s, %s) RETURNING {REQUEST_COLUMNS}",
+            (code, dept, since, until, actor.name),
+        ).fetchone()
+        assert row is not None
+        request = _request_out(row)
+        tx.emit(self._request_change(ChangeKind.LINK_REQUESTED, request, actor, now))
+        return request
+
+    @staticmethod
+    def _request_change(
+        kind: ChangeKind, request: LinkRequestOut, actor: Actor, at: datetime
+    ) -> SubjectChanged:
+        return SubjectChanged(
+            kind=kind,
+            credit_code=request.credit_code,
+            actor=actor.name,
+            department=actor.department,
+            at=at,
+            after=request.model_dump(mode="json"),
+            linked_department=request.department,
+        )
+
+    def link_requests(
+        self, actor: Actor, state: LinkRequestState | None = None
+    ) -> list[LinkRequestOut]:
+        """Requests the actor's department made, and those on subjects it supervises now."""
+        sql = (
+            f"SELECT {REQUEST_COLUMNS} FROM subject_link_requests r WHERE (%(platform)s"
+            " OR r.department = %(dept)s OR EXISTS (SELECT 1 FROM subject_departments sd"
+            " WHERE sd.credit_code = r.credit_code AND sd.department = %(dept)s AND "
+            + CURRENT_LINK.replace("since", "sd.since").replace("until", "sd.until")
+            + "))"
+        )
+        params: dict[str, Any] = {"platform": actor.platform, "dept": actor.department}
+        if state is not None:
+            sql += " AND r.state = %(state)s"
+            params["state"] = state.value
+        sql += " ORDER BY r.requested_at DESC, r.id DESC LIMIT 500"
+        with self.pool.connection() as conn:
+            return [_request_out(r) for r in conn.execute(sql, params)]
+
+    def _decidable(self, tx: Tx, request_id: int, actor: Actor) -> LinkRequestOut:
+        row = tx.conn.execute(
+            f"SELECT {REQUEST_COLUMNS} FROM subject_link_requests WHERE id = %s FOR UPDATE",
+            (request_id,),
+        ).fetchone()
+        if row is None:
+            raise SubjectNotFoundError(f"link request {request_id} not found")
+        request = _request_out(row)
+        current = self._get(tx.conn, request.credit_code, None, lock=True)
+        supervises = current is not None and actor.department in current.departments
+        if not (supervises or actor.platform):
+            raise SubjectNotFoundError(f"link request {request_id} not found")
+        if not (actor.admin or actor.platform):
+            raise SubjectInvalidError(
+                "role", "deciding a link request needs the admin role of a supervising department"
+            )
+        if request.state is not LinkRequestState.PENDING:
+            raise SubjectConflictError(
+                f"link request {request_id} was already {request.state.value}"
+            )
+        return request
+
+    def _decide(
+        self, tx: Tx, request: LinkRequestOut, state: LinkRequestState, reason: str, actor: Actor
+    ) -> LinkRequestOut:
+        row = tx.conn.execute(
+            "UPDATE subject_link_requests SET state = %s, decided_by = %s,"
+            " decided_department = %s, decided_at = now(), reason = %s WHERE id = %s"
+            f" RETURNING {REQUEST_COLUMNS}",
+            (state.value, actor.name, actor.department, reason, request.id),
+        ).fetchone()
+        assert row is not None
+        return _request_out(row)
+
+    def approve_link(self, request_id: int, reason: str, actor: Actor) -> LinkOut:
+        """Consent to a pending request: the department supervises from its asked start."""
+        now = datetime.now(UTC)
+        with self.transaction() as tx:
+            request = self._decidable(tx, request_id, actor)
+            since = max(request.since or now, now)
+            if request.until is not None and request.until <= since:
+                raise SubjectConflictError(
+                    f"link request {request_id} asked for a period that has already ended"
+                )
+            self._check_linkable(tx.conn, request.credit_code, request.department)
+            self._decide(tx, request, LinkRequestState.APPROVED, reason, actor)
+            link = self._insert_link(
+                tx, request.credit_code, request.department, since, request.until, actor
+            )
+            tx.emit(self._link_change(ChangeKind.DEPARTMENT_LINKED, link, None, actor, now))
+        return link
+
+    def refuse_link(self, request_id: int, reason: str, actor: Actor) -> LinkRequestOut:
+        now = datetime.now(UTC)
+        with self.transaction() as tx:
+            request = self._decide(
+                tx,
+                self._decidable(tx, request_id, actor),
+                LinkRequestState.REFUSED,
+                reason,
+                actor,
+            )
+            tx.emit(self._request_change(ChangeKind.LINK_REFUSED, request, actor, now))
+        return request
+
     def end_link(self, code: str, department: str, actor: Actor) -> LinkOut:
-        """End the open supervision period of `department` now (a future one is withdrawn)."""
+        """End the open supervision period of `department` now (a future one is withdrawn).
+
+        A department ends only its own supervision; only the platform admin ends another's.
+        """
         dept = department.strip().upper()
         now = datetime.now(UTC)
         with self.transaction() as tx:
-            if self._get(tx.conn, code, actor.department, lock=True) is None:
+            scope = None if actor.platform else actor.department
+            if self._get(tx.conn, code, scope, lock=True) is None:
                 raise SubjectNotFoundError(f"subject {code!r} not found")
-            if dept != actor.department and not actor.admin:
+            if dept != actor.department and not actor.platform:
                 raise SubjectInvalidError(
                     "department",
-                    f"an officer may end only their own department's supervision"
-                    f" ({actor.department})",
+                    f"a department may end only its own supervision ({actor.department});"
+                    f" {dept} ends its own",
                 )
             row = tx.conn.execute(
                 "SELECT id, credit_code, department, since, until FROM subject_departments"

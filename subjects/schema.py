@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -186,6 +187,39 @@ class LinkOut(BaseModel):
     since: datetime
     until: datetime | None
     current: bool
+
+
+class LinkRequestState(StrEnum):
+    """Where a request to join a subject stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class LinkRequestOut(BaseModel):
+    """A department's request to join a subject other departments supervise."""
+
+    id: int
+    credit_code: str
+    department: str
+    since: datetime | None = Field(description="asked start; when approved if unset")
+    until: datetime | None
+    state: LinkRequestState
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_department: str | None
+    decided_at: datetime | None
+    reason: str
+
+
+class LinkDecisionIn(BaseModel):
+    """Why a request was approved or refused, for the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(default="", description="free text kept with the decision")
 
 
 class BindingIn(BaseModel):

@@ -31,12 +31,20 @@ def wait_until(
 class Publisher:
     """A paho client publishing at QoS 1; `acked` counts PUBACKs from the broker."""
 
-    def __init__(self, port: int, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"pub-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self._lock = threading.Lock()

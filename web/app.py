@@ -11,6 +11,8 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from alerts.findings import MAX_PHOTO_BYTES, MAX_PHOTOS
+from api.app import BodyLimitTable, import_limit
 from api.context import ApiContext
 from web.departments import DepartmentNames
 from web.pages import admin, alert, board, devices, subjects, tasks
@@ -61,4 +63,8 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     for module in (board, alert, tasks, subjects, devices, admin):
         app.include_router(module.router)
+    # The pages' uploads are larger than the API's default body cap.
+    limits: BodyLimitTable = app.state.body_limits
+    limits.add(r"/subjects/import", import_limit(ctx, limits.default))
+    limits.add(r"/tasks/\d+/findings", lambda: MAX_PHOTOS * MAX_PHOTO_BYTES + 1024 * 1024)
     return pages

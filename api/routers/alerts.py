@@ -25,6 +25,7 @@ from alerts.store import Outcome
 from api.auth import Caller, Officer, Viewer, auth_settings, still_valid
 from api.context import ApiContext, get_context
 from api.metrics import AuthMetrics
+from api.params import INT64_MAX, Id, Offset
 from rules.models import Severity
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -265,7 +266,7 @@ def list_alerts(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlertOut]:
     """Alerts the caller's department takes part in, newest first; `since`/`until` bound
     the opening time."""
@@ -298,7 +299,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
-def get_alert(alert_id: int, ctx: Ctx, caller: Viewer) -> AlertDetail:
+def get_alert(alert_id: Id, ctx: Ctx, caller: Viewer) -> AlertDetail:
     """An alert with its clues (and their evidence ids), timeline and tasks."""
     with ctx.pool.connection() as conn:
         row = conn.execute(
@@ -337,21 +338,21 @@ def _action_out(outcome: Outcome) -> ActionOut:
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=ActionOut)
-def acknowledge(alert_id: int, ctx: Ctx, caller: Officer) -> ActionOut:
+def acknowledge(alert_id: Id, ctx: Ctx, caller: Officer) -> ActionOut:
     """open -> acknowledged."""
     service = _service(ctx)
     return _action_out(_call(lambda: service.act(alert_id, Action.ACKNOWLEDGE, actor_of(caller))))
 
 
 @router.post("/alerts/{alert_id}/dispatch", response_model=ActionOut)
-def dispatch(alert_id: int, ctx: Ctx, caller: Officer) -> ActionOut:
+def dispatch(alert_id: Id, ctx: Ctx, caller: Officer) -> ActionOut:
     """Create a remote supervision task, or create or join the subject's joint inspection."""
     service = _service(ctx)
     return _action_out(_call(lambda: service.act(alert_id, Action.DISPATCH, actor_of(caller))))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=ActionOut)
-def resolve(alert_id: int, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
+def resolve(alert_id: Id, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
     service = _service(ctx)
     note = body.note if body else ""
     return _action_out(
@@ -360,7 +361,7 @@ def resolve(alert_id: int, ctx: Ctx, caller: Officer, body: NoteIn | None = None
 
 
 @router.post("/alerts/{alert_id}/dismiss", response_model=ActionOut)
-def dismiss(alert_id: int, body: DismissIn, ctx: Ctx, caller: Officer) -> ActionOut:
+def dismiss(alert_id: Id, body: DismissIn, ctx: Ctx, caller: Officer) -> ActionOut:
     service = _service(ctx)
     return _action_out(
         _call(
@@ -370,7 +371,7 @@ def dismiss(alert_id: int, body: DismissIn, ctx: Ctx, caller: Officer) -> Action
 
 
 @router.post("/alerts/{alert_id}/reopen", response_model=ActionOut)
-def reopen(alert_id: int, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
+def reopen(alert_id: Id, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
     """resolved or dismissed -> open, unless the subject already has an open alert."""
     service = _service(ctx)
     note = body.note if body else ""
@@ -390,7 +391,7 @@ def list_tasks(
     kind: TaskKind | None = None,
     subject: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[TaskOut]:
     """Tasks the caller's department leads or takes part in."""
     with ctx.pool.connection() as conn:
@@ -413,7 +414,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-def get_task(task_id: int, ctx: Ctx, caller: Viewer) -> TaskOut:
+def get_task(task_id: Id, ctx: Ctx, caller: Viewer) -> TaskOut:
     with ctx.pool.connection() as conn:
         row = conn.execute(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s AND %s = ANY(departments)",
@@ -425,7 +426,7 @@ def get_task(task_id: int, ctx: Ctx, caller: Viewer) -> TaskOut:
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskOut)
-def update_task(task_id: int, body: TaskUpdateIn, ctx: Ctx, caller: Officer) -> TaskOut:
+def update_task(task_id: Id, body: TaskUpdateIn, ctx: Ctx, caller: Officer) -> TaskOut:
     """planned -> in_progress -> done (done needs findings; the lead closes a joint task)."""
     service = _service(ctx)
     outcome = _call(
@@ -461,7 +462,7 @@ def create_silence(body: SilenceIn, ctx: Ctx, caller: Officer) -> SilenceOut:
 
 
 @router.get("/silences/{silence_id}", response_model=SilenceOut)
-def get_silence(silence_id: int, ctx: Ctx, caller: Viewer) -> SilenceOut:
+def get_silence(silence_id: Id, ctx: Ctx, caller: Viewer) -> SilenceOut:
     with ctx.pool.connection() as conn:
         rows = fetch_silences(conn, caller.department, silence_id)
     if not rows:
@@ -470,7 +471,7 @@ def get_silence(silence_id: int, ctx: Ctx, caller: Viewer) -> SilenceOut:
 
 
 @router.patch("/silences/{silence_id}", response_model=SilenceOut)
-def change_silence(silence_id: int, body: SilencePatch, ctx: Ctx, caller: Officer) -> SilenceOut:
+def change_silence(silence_id: Id, body: SilencePatch, ctx: Ctx, caller: Officer) -> SilenceOut:
     service = _service(ctx)
     _aware(body.ends_at, "ends_at")
     row = _call(
@@ -480,7 +481,7 @@ def change_silence(silence_id: int, body: SilencePatch, ctx: Ctx, caller: Office
 
 
 @router.delete("/silences/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: int, ctx: Ctx, caller: Officer) -> SilenceOut:
+def expire_silence(silence_id: Id, ctx: Ctx, caller: Officer) -> SilenceOut:
     """Expire now; the silence stays on record (and in the audit log)."""
     service = _service(ctx)
     row = _call(lambda: service.change_silence(actor_of(caller), silence_id, expire=True))
@@ -565,7 +566,9 @@ async def stream(
     ctx: Ctx,
     caller: Viewer,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    from_id: Annotated[int | None, Query(ge=0, description="like Last-Event-ID")] = None,
+    from_id: Annotated[
+        int | None, Query(ge=0, le=INT64_MAX, description="like Last-Event-ID")
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events of alert, clue and task changes concerning the caller's department.
 
@@ -578,6 +581,8 @@ async def stream(
             start = int(last_event_id)
         except ValueError:
             raise HTTPException(422, "Last-Event-ID must be an event id (an integer)") from None
+        if not 0 <= start <= INT64_MAX:
+            raise HTTPException(422, f"Last-Event-ID must lie between 0 and {INT64_MAX}")
     pool, department = ctx.pool, caller.department
     try:
         service: AlertService | None = ctx.get(AlertService)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.context import ApiContext, get_context
@@ -19,7 +19,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "not ready: `checks` says which dependency is down"}},
+)
 def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONResponse:
     """Ready when the database and the broker are reachable (503 otherwise)."""
     checks = dict(ctx.readiness())
@@ -27,7 +30,11 @@ def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 def metrics(ctx: Annotated[ApiContext, Depends(get_context)]) -> Response:
     """Prometheus text exposition of every offsite metric."""
     return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, Viewer
 from api.context import ApiContext, get_context
+from api.params import Offset
 from ingest.storage import is_hypertable
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -90,7 +91,7 @@ def list_devices(
     caller: Viewer,
     online: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[Device]:
     """Devices seen on the broker (auto-registered on their first message)."""
     params = {**scope(caller), "online": online, "limit": limit, "offset": offset}
@@ -106,13 +107,19 @@ def list_devices(
     return [Device(**dict(zip(Device.model_fields, r, strict=True))) for r in rows]
 
 
+MAX_BUCKET = timedelta(days=366)
+
+
 def parse_bucket(text: str) -> timedelta:
     m = _BUCKET.match(text.strip().lower())
     if not m or int(m.group(1)) == 0:
         raise HTTPException(
             422, f"bucket {text!r} must be a positive count and a unit, e.g. 30s, 5m, 1h, 1d"
         )
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > MAX_BUCKET.total_seconds():
+        raise HTTPException(422, f"bucket {text!r} is longer than {MAX_BUCKET.days} days")
+    return timedelta(seconds=seconds)
 
 
 @router.get("/devices/{device_id}/readings", response_model=Series)
@@ -130,6 +137,7 @@ def device_readings(
     start = _aware(from_, "from") if from_ else end - timedelta(hours=24)
     if start >= end:
         raise HTTPException(422, "from must be earlier than to")
+    width = parse_bucket(bucket) if bucket is not None else None
     params: dict[str, Any] = {
         **scope(caller),
         "device": device_id,
@@ -144,7 +152,7 @@ def device_readings(
         ).fetchone()
         if known is None:
             raise HTTPException(404, f"device {device_id!r} not found")
-        if bucket is None:
+        if width is None:
             rows = conn.execute(
                 "SELECT time, value, flag FROM readings WHERE device_id = %(device)s"
                 " AND metric = %(metric)s AND time >= %(start)s AND time < %(end)s"
@@ -157,7 +165,6 @@ def device_readings(
                 bucket_seconds=None,
                 points=[Point(time=t, value=v, flag=f) for t, v, f in rows],
             )
-        width = parse_bucket(bucket)
         if (end - start) / width > MAX_POINTS:
             raise HTTPException(
                 422, f"that range holds more than {MAX_POINTS} buckets of {bucket}; widen it"

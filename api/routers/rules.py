@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Admin, Viewer
 from api.context import ApiContext, get_context
+from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
 from rules.service import RuleService
@@ -154,7 +155,7 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
         except RuleLoadError as err:
             raise HTTPException(
                 UNPROCESSABLE,
-                [{"line": p.line, "message": p.message} for p in err.problems],
+                "rule: " + "; ".join(f"line {p.line}: {p.message}" for p in err.problems),
             ) from err
         if rule.department != caller.department:
             raise HTTPException(
@@ -169,6 +170,7 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
             service.settings.allowed_lateness_s,
             req.since,
             req.until,
+            caller.department,
             req.device_ids,
         )
     return [_dry_out(c) for c in found]
@@ -251,7 +253,7 @@ def list_clues(
 
 
 @router.get("/clues/{clue_id}")
-def get_clue(clue_id: int, caller: Viewer, ctx: Ctx) -> ClueOut:
+def get_clue(clue_id: Id, caller: Viewer, ctx: Ctx) -> ClueOut:
     with ctx.pool.connection() as conn:
         row = conn.execute(
             f"SELECT {_CLUE_COLUMNS} FROM clues WHERE id = %s AND department = %s",

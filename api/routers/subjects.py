@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, Officer, Role, Viewer
 from api.context import ApiContext, get_context
+from api.params import Id, Offset
 from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
 from subjects.models import Grade, RiskLevel
@@ -32,8 +33,11 @@ from subjects.schema import (
     DEVICE_ID,
     BindingIn,
     BindingOut,
+    LinkDecisionIn,
     LinkIn,
     LinkOut,
+    LinkRequestOut,
+    LinkRequestState,
     SubjectIn,
     SubjectOut,
     SubjectPage,
@@ -106,7 +110,7 @@ def list_subjects(
     cross_department: bool | None = None,
     order: Annotated[str, Query(pattern="^(credit_code|name|updated_at)$")] = "credit_code",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubjectPage:
     """Subjects the caller's department supervises now, filtered and paged."""
     query = SubjectQuery(
@@ -133,7 +137,7 @@ def cross_department_subjects(
     svc: Service,
     caller: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SubjectPage:
     """The cross-department library: subjects two or more departments supervise now,
     among those the caller's department supervises."""
@@ -238,17 +242,60 @@ def subject_departments(code: str, svc: Service, caller: Viewer) -> list[LinkOut
 
 
 @router.post(
-    "/subjects/{code}/departments", response_model=LinkOut, status_code=status.HTTP_201_CREATED
+    "/subjects/{code}/departments",
+    response_model=LinkOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        status.HTTP_202_ACCEPTED: {
+            "model": LinkRequestOut,
+            "description": "other departments supervise the subject: a request awaits their"
+            " consent",
+        }
+    },
 )
-def link_department(code: str, data: LinkIn, svc: Service, caller: Officer) -> LinkOut:
-    """Start a supervision period: an officer for their own department, an admin for any."""
+def link_department(code: str, data: LinkIn, svc: Service, caller: Officer) -> Response:
+    """Start a supervision period (201), or ask to join one others supervise (202).
+
+    An officer links their own department, an admin of a supervising department any.
+    Joining a subject other departments supervise files a pending request that an admin of
+    one of them (or the platform admin) approves. Periods cannot start in the past.
+    """
     with refusals():
-        return svc.repository.link(_code(code), data, actor(caller))
+        done = svc.repository.link(_code(code), data, actor(caller))
+    if isinstance(done, LinkRequestOut):
+        return JSONResponse(done.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    return JSONResponse(done.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
+
+
+@router.get("/link-requests", response_model=list[LinkRequestOut])
+def link_requests(
+    svc: Service, caller: Viewer, state: LinkRequestState | None = None
+) -> list[LinkRequestOut]:
+    """Requests to join a subject: the caller's department's own, and those it may decide."""
+    return svc.repository.link_requests(actor(caller), state)
+
+
+@router.post("/link-requests/{request_id}/approve", response_model=LinkOut)
+def approve_link_request(
+    request_id: Id, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
+) -> LinkOut:
+    """Consent (admin of a supervising department): the requester supervises from now."""
+    with refusals():
+        return svc.repository.approve_link(request_id, data.reason if data else "", actor(caller))
+
+
+@router.post("/link-requests/{request_id}/refuse", response_model=LinkRequestOut)
+def refuse_link_request(
+    request_id: Id, svc: Service, caller: Officer, data: LinkDecisionIn | None = None
+) -> LinkRequestOut:
+    """Refuse a pending request (admin of a supervising department)."""
+    with refusals():
+        return svc.repository.refuse_link(request_id, data.reason if data else "", actor(caller))
 
 
 @router.delete("/subjects/{code}/departments/{department}", response_model=LinkOut)
 def end_department_link(code: str, department: str, svc: Service, caller: Officer) -> LinkOut:
-    """End a department's supervision now (history is kept)."""
+    """End the caller's own department's supervision now (history is kept)."""
     with refusals():
         return svc.repository.end_link(_code(code), department, actor(caller))
 

@@ -70,6 +70,13 @@ def test_merge_turns_subjects_drawn_by_two_departments_into_joint_tasks(api: Api
            headers=api.as_("AMR-officer"))  # fmt: skip
     c.post("/api/v1/inspections/draws", json={"period": "2026-Q3", "credit_codes": [SHOP]},
            headers=api.as_("EEB-officer"))  # fmt: skip
+    # A department with no draw in the period cannot start its merge.
+    r = c.post("/api/v1/inspections/draws/merge", json={"period": "2026-Q3"},
+               headers=api.as_("EMB-officer"))  # fmt: skip
+    assert r.status_code == 422
+    assert "EMB has no draw in '2026-Q3'" in r.json()["detail"]
+    assert c.get("/api/v1/tasks", params={"kind": "joint"},
+                 headers=api.as_("EEB-viewer")).json() == []  # fmt: skip
     r = c.post("/api/v1/inspections/draws/merge", json={"period": "2026-Q4"},
                headers=api.as_("EEB-officer"))  # fmt: skip
     body = r.json()

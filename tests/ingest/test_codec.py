@@ -183,8 +183,8 @@ def test_bad_topics(topic: str, message: str) -> None:
 
 
 def test_shared_subscription() -> None:
-    assert subscription(None) == "offsite/v1/devices/+/+"
-    assert subscription("ingest") == "$share/ingest/offsite/v1/devices/+/+"
+    assert subscription(None) == "offsite/v1/devices/#"
+    assert subscription("ingest") == "$share/ingest/offsite/v1/devices/#"
 
 
 @pytest.mark.parametrize(

@@ -215,3 +215,56 @@ class Stream:
     def join(self) -> None:
         self.thread.join()
         self.pub.wait_acked(self.n, timeout=60)
+
+
+def test_a_topic_with_an_extra_level_is_an_unknown_topic_dead_letter(
+    app: OffsiteApp, pub: Publisher, db: psycopg.Connection[Any]
+) -> None:
+    d = dev("extra")
+    pub.publish(telemetry_topic(d) + "/v2", '{"pm25": 1}')
+    pub.publish(f"offsite/v1/devices/{d}", '{"pm25": 2}')
+    wait_until(
+        lambda: (
+            count(
+                db,
+                "SELECT count(*) FROM dead_letters"
+                " WHERE device_id = %s AND reason = 'unknown_topic'",
+                d,
+            )
+            == 2
+        ),
+        what="two unknown_topic dead letters",
+    )
+    assert count(db, "SELECT count(*) FROM readings WHERE device_id = %s", d) == 0
+
+
+def test_retained_bare_telemetry_is_not_stored_again_on_reconnect(
+    make_settings: Callable[..., Any], pub: Publisher, db: psycopg.Connection[Any]
+) -> None:
+    d = dev("retained")
+    settings = make_settings()
+    with OffsiteApp(settings) as first:
+        wait_until(lambda: first.readiness()["broker"], what="broker connection")
+        pub.publish(telemetry_topic(d), '{"pm25": 35}', retain=True)
+        wait_until(
+            lambda: count(db, "SELECT count(*) FROM readings WHERE device_id = %s", d) == 1,
+            what="the live copy stored",
+        )
+    try:
+        # Same client id: the broker replays the retained message on the new subscribe.
+        with OffsiteApp(settings) as second:
+            wait_until(
+                lambda: (
+                    (
+                        second.registry.get_sample_value(
+                            "offsite_ingest_retained_telemetry_ignored_total"
+                        )
+                        or 0
+                    )
+                    >= 1
+                ),
+                what="the replayed retained message ignored",
+            )
+        assert count(db, "SELECT count(*) FROM readings WHERE device_id = %s", d) == 1
+    finally:
+        pub.publish(telemetry_topic(d), b"", retain=True)  # clears the retained message

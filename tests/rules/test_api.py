@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,7 @@ def test_dry_run_replays_stored_readings(client: TestClient, db: psycopg.Connect
     assert other.status_code == 403
     bad = client.post("/api/v1/rules/dry-run", json={**body, "rule": "id: x\n"}, headers=auth(db))
     assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("rule: line 1: ")
 
 
 def test_reload_needs_admin_and_refuses_invalid_sets(
@@ -157,3 +159,45 @@ def test_clues_are_filtered_and_scoped(
     one = all_[0]["id"]
     assert client.get(f"/api/v1/clues/{one}", headers=eeb).status_code == 200
     assert client.get(f"/api/v1/clues/{one}", headers=auth(db, "EMB")).status_code == 404
+
+
+PERMIT_RULE = EEB_RULE.replace("limit: 50", "limit: {attribute: permit.cod_mg_l}")
+
+
+def test_dry_run_sees_only_the_callers_subjects(
+    pool: ConnectionPool, make_service: ServiceFactory, tmp_path: Path, db: psycopg.Connection[Any]
+) -> None:
+    ours = device("ww-1", "wastewater_outlet", attributes={"permit.cod_mg_l": 50.0})
+    theirs = replace(
+        device(
+            "ww-amr",
+            "wastewater_outlet",
+            credit_code="91320000MA1MYXHF2B",
+            attributes={"permit.cod_mg_l": 37.25},
+            tags=("amr-private-tag",),
+        ),
+        departments=frozenset({"AMR"}),
+    )
+    d = tmp_path / "rules"
+    d.mkdir()
+    service = make_service(d, MemoryDirectory([ours, theirs]), Clock(at(30).timestamp()))
+    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": True})
+    ctx.provide(RuleService, service)
+    for dev in ("ww-1", "ww-amr", "ww-unbound"):
+        store_readings(db, readings(dev, "cod", [(0, 10), (1, 70), (2, 80)]))
+    body = {"rule": PERMIT_RULE, "since": at(-1).isoformat(), "until": at(10).isoformat()}
+    with TestClient(create_app(ctx)) as client:
+        for role in ("viewer", "admin"):
+            r = client.post("/api/v1/rules/dry-run", json=body, headers=auth(db, "EEB", role))
+            assert r.status_code == 200, r.text
+            assert [c["device_ids"] for c in r.json()] == [["ww-1"]]
+            for secret in ("91320000MA1MYXHF2B", "amr-private-tag", "37.25", "ww-amr", "unbound"):
+                assert secret not in r.text
+            # Naming another department's device explicitly finds nothing either.
+            only = client.post(
+                "/api/v1/rules/dry-run",
+                json={**body, "device_ids": ["ww-amr", "ww-unbound"]},
+                headers=auth(db, "EEB", role),
+            )
+            assert only.status_code == 200
+            assert only.json() == []

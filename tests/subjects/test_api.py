@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -178,11 +179,13 @@ def test_department_links_and_cross_department_library(
         return [s["credit_code"] for s in r.json()["items"]]
 
     assert cross(eeb) == []
-    # HLT could not see the subject; declaring its own supervision is how it joins.
+    # HLT could not see the subject; it asks to join, and EEB's admin consents.
     r = client.post(
         f"/api/v1/subjects/{PLANT}/departments", json={"department": "HLT"}, headers=hlt
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
+    r = client.post(f"/api/v1/link-requests/{r.json()['id']}/approve", headers=key("EEB", "admin"))
+    assert r.status_code == 200, r.text
     assert r.json()["current"] is True
     assert cross(eeb) == [PLANT]
     assert cross(hlt) == [PLANT]
@@ -312,3 +315,127 @@ def test_without_the_service_the_routes_answer_503(pool: object, key: Key) -> No
         r = c.get("/api/v1/subjects", headers=key("EEB"))
     assert r.status_code == 503
     assert "SubjectsService" in r.json()["detail"]
+
+
+def test_joining_a_subject_others_supervise_needs_their_consent(
+    client: TestClient, key: Key, service: SubjectsService
+) -> None:
+    eeb, eeb_admin, hlt, hlt_admin = (
+        key("EEB"),
+        key("EEB", "admin"),
+        key("HLT"),
+        key("HLT", "admin"),
+    )
+    client.post("/api/v1/subjects", json=subject(PLANT, "p"), headers=eeb)
+    link = f"/api/v1/subjects/{PLANT}/departments"
+    # The takeover of the probe: an admin of HLT links itself to EEB's subject.
+    r = client.post(link, json={"department": "HLT"}, headers=hlt_admin)
+    assert r.status_code == 202, r.text
+    request = r.json()
+    assert (request["state"], request["department"]) == ("pending", "HLT")
+    # Until consent HLT reads and edits nothing, and cannot ask twice.
+    assert client.get(f"/api/v1/subjects/{PLANT}", headers=hlt).status_code == 404
+    assert (
+        client.patch(
+            f"/api/v1/subjects/{PLANT}", json={"attributes": {"permit.cod_mg_l": 999}}, headers=hlt
+        ).status_code
+        == 404
+    )
+    assert client.delete(f"/api/v1/subjects/{PLANT}", headers=hlt_admin).status_code == 404
+    assert client.delete(f"{link}/EEB", headers=hlt_admin).status_code == 404
+    assert client.post(link, json={"department": "HLT"}, headers=hlt).status_code == 409
+    assert service.directory.departments(PLANT) == {"EEB"}
+    # The requester cannot approve itself; an EEB officer may not either; EEB sees it pending.
+    approve = f"/api/v1/link-requests/{request['id']}/approve"
+    assert client.post(approve, headers=hlt_admin).status_code == 404
+    assert client.post(approve, headers=eeb).status_code == 422
+    pending = client.get("/api/v1/link-requests?state=pending", headers=eeb).json()
+    assert [p["id"] for p in pending] == [request["id"]]
+    assert [p["id"] for p in client.get("/api/v1/link-requests", headers=hlt).json()] == [
+        request["id"]
+    ]
+    assert client.get("/api/v1/link-requests", headers=key("AMR")).json() == []
+    r = client.post(approve, json={"reason": "joint inspection plan 2026"}, headers=eeb_admin)
+    assert r.status_code == 200, r.text
+    assert service.directory.departments(PLANT) == {"EEB", "HLT"}
+    assert client.post(approve, headers=eeb_admin).status_code == 409
+    # A refused request links nothing.
+    r = client.post(link, json={"department": "AMR"}, headers=key("AMR"))
+    assert r.status_code == 202
+    refuse = f"/api/v1/link-requests/{r.json()['id']}/refuse"
+    assert client.post(refuse, headers=hlt_admin).json()["state"] == "refused"
+    assert client.get(f"/api/v1/subjects/{PLANT}", headers=key("AMR")).status_code == 404
+    # An admin of a supervising department links another department directly (consent).
+    r = client.post(link, json={"department": "AMR"}, headers=eeb_admin)
+    assert r.status_code == 201, r.text
+
+
+def test_a_department_changes_only_its_own_link(client: TestClient, key: Key) -> None:
+    eeb_admin, hlt_admin = key("EEB", "admin"), key("HLT", "admin")
+    client.post("/api/v1/subjects", json=subject(PLANT, "p"), headers=key("EEB"))
+    link = f"/api/v1/subjects/{PLANT}/departments"
+    assert client.post(link, json={"department": "HLT"}, headers=eeb_admin).status_code == 201
+    # Neither ends the other's supervision, and the shared subject cannot be deleted.
+    r = client.delete(f"{link}/EEB", headers=hlt_admin)
+    assert r.status_code == 422
+    assert "only its own" in r.json()["detail"]
+    assert client.delete(f"{link}/HLT", headers=eeb_admin).status_code == 422
+    assert client.delete(f"/api/v1/subjects/{PLANT}", headers=hlt_admin).status_code == 409
+    assert client.delete(f"/api/v1/subjects/{PLANT}", headers=eeb_admin).status_code == 409
+    current = [h["department"] for h in client.get(link, headers=eeb_admin).json() if h["current"]]
+    assert current == ["EEB", "HLT"]
+    assert client.delete(f"{link}/HLT", headers=hlt_admin).status_code == 200
+
+
+def test_a_future_link_of_another_department_blocks_delete(client: TestClient, key: Key) -> None:
+    eeb_admin = key("EEB", "admin")
+    client.post("/api/v1/subjects", json=subject(PLANT, "p"), headers=key("EEB"))
+    soon = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    r = client.post(
+        f"/api/v1/subjects/{PLANT}/departments",
+        json={"department": "HLT", "since": soon},
+        headers=eeb_admin,
+    )
+    assert r.status_code == 201, r.text
+    r = client.delete(f"/api/v1/subjects/{PLANT}", headers=eeb_admin)
+    assert r.status_code == 409
+    assert "HLT" in r.json()["detail"]
+
+
+def test_periods_cannot_start_in_the_past(client: TestClient, key: Key) -> None:
+    eeb_admin = key("EEB", "admin")
+    client.post("/api/v1/subjects", json=subject(PLANT, "p"), headers=key("EEB"))
+    link = f"/api/v1/subjects/{PLANT}/departments"
+    for since in (
+        "2020-01-01T00:00:00+08:00",
+        (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+    ):
+        r = client.post(link, json={"department": "HLT", "since": since}, headers=eeb_admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("since: must not be in the past")
+    r = client.post(
+        link, json={"department": "HLT", "since": datetime.now(UTC).isoformat()}, headers=eeb_admin
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_import_does_not_join_a_subject_others_supervise(
+    client: TestClient, key: Key, service: SubjectsService
+) -> None:
+    client.post(
+        "/api/v1/subjects",
+        json=subject(PLANT, "p", attributes={"permit.cod_mg_l": 50}),
+        headers=key("EEB"),
+    )
+    body = f"credit_code,name,attr.permit.cod_mg_l\n{PLANT},taken,999\n"
+    r = client.post(
+        "/api/v1/subjects/import",
+        content=body,
+        headers={**key("HLT", "admin"), "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["report"]["errors"][0]["column"] == "credit_code"
+    assert "supervised by other departments" in r.json()["report"]["errors"][0]["reason"]
+    got = client.get(f"/api/v1/subjects/{PLANT}", headers=key("EEB")).json()
+    assert got["attributes"] == {"permit.cod_mg_l": 50.0}
+    assert got["departments"] == ["EEB"]

@@ -54,7 +54,7 @@ def test_binding_changes_reach_the_cache_at_once(service: SubjectsService) -> No
     assert ctx is not None
     assert ctx.credit_grade is CreditGrade.D
 
-    repo.link(B, LinkIn(department="HLT"), HLT)
+    repo.link(B, LinkIn(department="HLT"), EEB)
     ctx = directory.context("dev-1")
     assert ctx is not None
     assert ctx.departments == {"EEB", "HLT"}
@@ -75,7 +75,7 @@ def test_cross_department_set_follows_links(
     repo.create(SubjectIn(credit_code=A, name="a"), EEB)
     repo.create(SubjectIn(credit_code=B, name="b"), EEB)
     assert cross_codes(db) == set()
-    repo.link(A, LinkIn(department="HLT"), HLT)
+    repo.link(A, LinkIn(department="HLT"), EEB)
     assert cross_codes(db) == {A}
     assert directory.is_cross_department(A)
     assert not directory.is_cross_department(B)
@@ -182,7 +182,7 @@ def test_concurrent_links_and_creates_leave_one_row(
         "conflict",
         "ok",
     ]
-    assert race(lambda: repo.link(A, LinkIn(department="HLT"), HLT)) == [
+    assert race(lambda: repo.link(A, LinkIn(department="HLT"), EEB)) == [
         "conflict",
         "conflict",
         "conflict",
