@@ -32,6 +32,16 @@ RULE_TITLES = (
     N_("COD hourly mean above the discharge permit limit"),
     N_("Ammonia nitrogen hourly mean above the discharge permit limit"),
     N_("COD reading twice the permit limit for 10 minutes"),
+    # The pack as reviewed against the law in force (2026-12); the titles above stay for
+    # clues raised before it.
+    N_("PM2.5 24-hour mean above the grade II limit (area class 2)"),
+    N_("PM2.5 24-hour mean above the grade I limit (area class 1)"),
+    N_("PM10 24-hour mean above the grade II limit (area class 2)"),
+    N_("PM10 24-hour mean above the grade I limit (area class 1)"),
+    N_("PM2.5 hourly mean above 115 μg/m³ (early warning, not a legal limit)"),
+    N_("PM10 hourly mean above 250 μg/m³ (early warning, not a legal limit)"),
+    N_("COD unchanged over five analyser samples (possible data tampering)"),
+    N_("Smoke or fire seen (open burning of straw)"),
 )
 
 INDUSTRIES = (

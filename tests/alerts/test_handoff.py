@@ -192,7 +192,9 @@ def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_res
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "offsite is running" once every service is up
         assert b"offsite is running" in line, line
-        http = proc.stdout.readline().split()[1].decode()  # "  HTTP      http://h:p  (...)"
+        while not (banner := proc.stdout.readline().split()) or banner[0] != b"HTTP":
+            assert banner or proc.poll() is None, "the banner has no HTTP line"
+        http = banner[1].decode()  # "  HTTP      http://h:p  (...)"
 
         def connected() -> bool:
             checks = httpx.get(f"{http}/readyz", timeout=5).json()["checks"]

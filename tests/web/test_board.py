@@ -67,7 +67,7 @@ def test_breach_shows_live_on_board_and_opens_with_chart(
     page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
     row.locator("a.subject").click()
     page.wait_for_selector("#subject-card")
-    assert "应急管理局" in page.inner_text("#subject-card")
+    assert "市应急局" in page.inner_text("#subject-card")
     assert "C（较差）" in page.inner_text("#subject-card")
     page.wait_for_selector(".chart[data-rendered]", timeout=10_000)
     assert int(page.locator(".chart").first.get_attribute("data-rendered") or 0) >= 1
@@ -95,7 +95,7 @@ def test_acknowledge_and_dispatch_with_preview(
     page.wait_for_selector("#dispatch-preview")
     preview = page.inner_text("#dispatch-preview")
     assert "联合检查" in preview
-    assert "应急管理局" in preview
+    assert "市应急局" in preview
     page.screenshot(path=str(tmp_path / "dispatch-preview.png"), full_page=True)
     page.click("#dispatch-confirm")
     page.wait_for_selector("#alert-state[data-state=dispatched]", timeout=10_000)
