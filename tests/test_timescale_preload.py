@@ -1,13 +1,17 @@
 """TimescaleDB installed but not preloaded: detected before CREATE EXTENSION, plain tables.
 
-No server here has TimescaleDB installed (it is not in the package registries this machine
-reaches), so the "installed, not preloaded" state is produced by reporting it from the
-detection query; the real server's own settings are checked separately.
+TimescaleDB is not in the package registries CI reaches, so the "installed, not preloaded"
+state is mostly produced by reporting it from the detection query; the real server's own
+settings are checked separately, and the last test runs the CLI against a server really in
+that state when the test server is one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -107,3 +111,32 @@ def test_a_connection_the_extension_closed_is_replaced_and_migration_goes_on(
     assert caps.timescaledb is False
     with psycopg.connect(empty_db_url) as conn:
         assert conn.execute("SELECT count(*) FROM departments").fetchone() != (0,)
+
+
+def test_a_server_really_in_that_state_runs_migrate_and_keys(empty_db_url: str) -> None:
+    """The real thing, where the test server has TimescaleDB installed and not preloaded
+    (build it from source into the server, leave shared_preload_libraries alone, and point
+    OFFSITE_TEST_DATABASE_URL at it)."""
+    with psycopg.connect(empty_db_url) as conn:
+        state = timescale_state(conn)
+    if not state.available or state.preloaded:
+        pytest.skip(
+            "the test server is not in the state (TimescaleDB installed, not preloaded): "
+            f"available={state.available}, shared_preload_libraries={state.preload!r}"
+        )
+    env = {**os.environ, "OFFSITE_DATABASE__URL": empty_db_url}
+    for args in (["migrate"], ["keys", "create", "--department", "EEB", "--role", "viewer"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "offsite.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        assert "set shared_preload_libraries = 'timescaledb'" in done.stderr
+    with psycopg.connect(empty_db_url) as conn:
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'readings'").fetchone()
+        assert kind == ("p",)
+        assert conn.execute("SELECT count(*) FROM api_keys").fetchone() == (1,)
