@@ -72,9 +72,16 @@ def test_shared_subscription_splits_load_and_stores_each_message_once(
             what="400 readings",
         )
         pub.close()
-        per_instance = [
-            app.registry.get_sample_value("offsite_ingest_readings_written_total") or 0
-            for app in (a, b)
-        ]
+
+        def written() -> list[float]:
+            return [
+                app.registry.get_sample_value("offsite_ingest_readings_written_total") or 0
+                for app in (a, b)
+            ]
+
+        # The counters move after the commit that made the rows visible (and after the
+        # hand-off to the rules), so wait for them too before comparing.
+        wait_until(lambda: sum(written()) >= 400, what="both writers' counters")
+        per_instance = written()
     assert sum(per_instance) == 400
     assert min(per_instance) > 0, f"one instance took everything: {per_instance}"
