@@ -234,7 +234,9 @@ class OffsiteApp:
         # [subjects] ------------------------------------------------------------------
         # Alerts may set subjects_service.repository.on_change to append edits to the audit
         # chain inside the editing transaction.
-        subjects_service = SubjectsService(s.subjects, self.pool, self.registry)
+        subjects_service = SubjectsService(
+            s.subjects, self.pool, self.registry, supervisor=self.supervisor
+        )
         subjects_service.start()
         self._stoppers.append(subjects_service.stop)
         ctx.provide(SubjectsService, subjects_service)

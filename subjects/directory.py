@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from subjects.credit import GRADES, parse_grade
 from subjects.metrics import SubjectsMetrics
 from subjects.models import DeviceContext, Grade, RiskLevel, SubjectChanged, SubjectInfo
+from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,10 @@ class SubjectDirectory:
         metrics: SubjectsMetrics,
         refresh_interval_s: float = 300.0,
         listen: bool = True,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.pool = pool
+        self.supervisor = supervisor or Supervisor()
         self.metrics = metrics
         self.refresh_interval_s = refresh_interval_s
         self.listen = listen
@@ -120,7 +124,7 @@ class SubjectDirectory:
         self._pending: set[str] = set()
         self._pending_full = False
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._workers: list[Supervised] = []
         self._listeners: list[Callable[[], None]] = []
         self.version = 0
         self.loaded = False
@@ -182,7 +186,7 @@ class SubjectDirectory:
         codes = set(codes)
         devices = set(devices)
         if len(codes) + len(devices) > PARTIAL_LIMIT or not self.loaded:
-            if self._threads and self.loaded:
+            if self._workers and self.loaded:
                 # A bulk change (an import): reload in the background rather than make the
                 # importing request wait; the previous snapshot serves meanwhile.
                 self._queue(full=True)
@@ -305,22 +309,31 @@ class SubjectDirectory:
             self.metrics.refresh_errors.inc()
             log.warning("subject directory not loaded at start (%s); retrying", err)
         self._stopping.clear()
-        self._threads = [
-            threading.Thread(target=self._upkeep, name="subjects-refresh", daemon=True)
+        # Each loop is one long step: it waits for NOTIFY or the next refresh by design, so
+        # it has no stall limit; an error escaping it is logged, counted and restarted.
+        self._workers = [
+            self.supervisor.start("subjects-refresh", self._run(self._upkeep), stall_s=math.inf)
         ]
         if self.listen:
-            self._threads.append(
-                threading.Thread(target=self._listen, name="subjects-listen", daemon=True)
+            self._workers.append(
+                self.supervisor.start("subjects-listen", self._run(self._listen), stall_s=math.inf)
             )
-        for t in self._threads:
-            t.start()
+
+    def _run(self, loop: Callable[[], None]) -> Callable[[], bool]:
+        def step() -> bool:
+            loop()
+            return False  # the loop returns only when stopping
+
+        return step
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        for t in self._threads:
-            t.join(10)
-        self._threads = []
+        for w in self._workers:
+            if not w.join(10):
+                log.error("subject directory worker %s did not stop", w.name)
+            self.supervisor.forget(w)
+        self._workers = []
 
     def _upkeep(self) -> None:
         retry = 5.0

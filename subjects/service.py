@@ -10,6 +10,7 @@ from subjects.importer import SubjectImporter
 from subjects.metrics import SubjectsMetrics
 from subjects.repository import ChangeHook, SubjectRepository
 from subjects.settings import SubjectsSettings
+from supervise.worker import Supervisor
 
 
 class SubjectsService:
@@ -21,6 +22,7 @@ class SubjectsService:
         pool: ConnectionPool,
         registry: CollectorRegistry,
         on_change: ChangeHook | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -31,6 +33,7 @@ class SubjectsService:
             self.metrics,
             refresh_interval_s=settings.refresh_interval_s,
             listen=settings.listen,
+            supervisor=supervisor,
         )
         self.repository.add_listener(self.directory.apply)
         self.importer = SubjectImporter(

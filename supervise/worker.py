@@ -147,11 +147,13 @@ class Supervised:
                     return
                 self.restarts += 1
                 m.restarts.labels(self.name).inc()
-                continue
-            failures = 0
-            if self.failed:
+                # Down while waiting to restart; running again from here. A worker whose one
+                # step is a long loop would otherwise look down until it stopped.
                 self.failed = False
+                continue
+            if failures:
                 log.info("worker %s is running again", self.name)
+            failures = 0
             self.last_progress = sup.wall()
             m.last_progress.labels(self.name).set(self.last_progress)
             if not more:

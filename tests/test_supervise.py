@@ -317,3 +317,39 @@ def test_a_video_feeder_fault_is_restarted_and_frames_flow_again(
         assert all(h.healthy for h in sup.health())
     finally:
         pool.stop()
+
+
+def test_the_subject_directory_loops_are_supervised_and_restarted(db_url: str) -> None:
+    """An error escaping the directory's refresh loop restarts it; it is never silently gone."""
+    from psycopg_pool import ConnectionPool
+
+    from subjects.directory import SubjectDirectory
+    from subjects.metrics import SubjectsMetrics
+
+    sup = Supervisor(CollectorRegistry())
+    with ConnectionPool(db_url, min_size=1, max_size=2, open=True) as pool:
+        d = SubjectDirectory(pool, SubjectsMetrics(CollectorRegistry()), supervisor=sup)
+        real_wait = d._wake.wait
+        fault = _once(RuntimeError("injected directory fault"))
+
+        def failing_wait(timeout: float | None = None) -> bool:
+            fault()
+            return real_wait(timeout)
+
+        d._wake.wait = failing_wait  # type: ignore[method-assign]
+        d.start()
+        try:
+            names = {h.name for h in sup.health()}
+            assert {"subjects-refresh", "subjects-listen"} <= names
+
+            def refresh_restarted() -> bool:
+                h = next(h for h in sup.health() if h.name == "subjects-refresh")
+                return h.restarts == 1 and h.healthy
+
+            wait_until(refresh_restarted, timeout=15, what="the refresh loop restarted")
+            h = next(h for h in sup.health() if h.name == "subjects-refresh")
+            assert h.errors == 1
+            assert "injected directory fault" in h.last_error
+        finally:
+            d.stop()
+        assert {h.name for h in sup.health()} & {"subjects-refresh", "subjects-listen"} == set()
