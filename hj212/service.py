@@ -92,6 +92,18 @@ class Hj212Service:
         log.info("HJ 212 gateway listening on %s:%d", self.settings.host, gateway.port)
 
     @property
+    def serving(self) -> bool:
+        """True while the gateway's event loop thread runs and its loop is up."""
+        loop, thread = self._loop, self._thread
+        return (
+            thread is not None
+            and thread.is_alive()
+            and loop is not None
+            and loop.is_running()
+            and not loop.is_closed()
+        )
+
+    @property
     def port(self) -> int:
         return self.gateway.port if self.gateway is not None else 0
 

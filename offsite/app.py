@@ -202,6 +202,9 @@ class OffsiteApp:
         # One check per supervised worker, named, so a dead or stuck one shows which it is.
         for worker in self.supervisor.health():
             checks[f"worker:{worker.name}"] = worker.healthy
+        if self.hj212 is not None:
+            # The gateway's event loop is its own thread (asyncio, not a step loop).
+            checks["hj212"] = self.hj212.serving
         return checks
 
     # -- lifecycle ----------------------------------------------------------------------

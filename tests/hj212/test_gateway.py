@@ -290,3 +290,15 @@ def test_a_thousand_connections_do_not_stall_one_another(
         (devices,),
     ).fetchone()
     assert stored == (2000, 1000)
+
+
+# Stopping the loop under the gateway leaves its server and sockets unclosed, on purpose.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_readiness_reports_the_gateway_and_its_loop_stopping(app: OffsiteApp) -> None:
+    assert app.hj212 is not None
+    assert app.readiness()["hj212"] is True
+    loop = app.hj212._loop
+    assert loop is not None
+    loop.call_soon_threadsafe(loop.stop)  # the event loop ends as if its thread had died
+    wait_until(lambda: app.readiness()["hj212"] is False, timeout=10, what="hj212 not ready")
