@@ -156,6 +156,7 @@ def test_unbound_inbox_is_the_platform_admins_alone(
         )
         assert bad.status_code == 422
         assert "表单有误" in bad.text
+        assert "check character" in bad.text  # names what was wrong with the code
         unknown = http.post(
             f"/devices/unbound/{device}/bind",
             headers=platform,
@@ -193,6 +194,10 @@ def test_platform_admin_binds_an_unbound_device_in_the_browser(
     token = row.locator("input[name=csrf_token]").get_attribute("value")
     assert token  # a signed-in person's form carries the session's CSRF token
     page.screenshot(path=str(tmp_path / "1-inbox.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone: no sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(tmp_path / "1-inbox-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
     row.locator("input[name=credit_code]").fill(plant)
     row.locator("input[name=role]").fill("gas_detector")
     row.locator("input[name=point]").fill("罐区东侧")

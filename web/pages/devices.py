@@ -103,7 +103,8 @@ def bind_device(
             credit_code=credit_code.normalize(credit_code_), role=role.strip(), point=point.strip()
         )
     except ValidationError as err:
-        fields = ", ".join(str(e["loc"][-1]) for e in err.errors())
+        # The library's own messages name the field and what is wrong with it.
+        fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in err.errors())
         return _inbox(
             request, ctx, caller, 422, form={**form, "error": "invalid", "detail": fields}
         )
