@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from api import people
+from api import keys, people
 from api.auth import create_key
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
@@ -70,7 +70,9 @@ def test_disabled_person_board_stops_and_says_so(
     assert page.inner_text("header .ident") == "张伟 · 市应急局 · 执法人员"
     assert page.locator("#signed-out").is_hidden()
     page.screenshot(path=str(tmp_path / "1-board-signed-in.png"), full_page=True)
-
+    # Let the list's reload on connect come back first: a swap refused after the disable would
+    # (rightly) send the page to /login before the stream's notice is shown.
+    page.wait_for_load_state("networkidle")
     people.disable(db, login)
     # The stream re-checks its caller every couple of seconds and sends `signed_out`.
     page.wait_for_selector("#signed-out", state="visible", timeout=15_000)
@@ -228,3 +230,36 @@ def test_platform_admin_binds_an_unbound_device_in_the_browser(
     assert db.execute(
         "SELECT count(*) FROM device_bindings WHERE device_id = %s", (other,)
     ).fetchone() == (0,)
+
+
+def test_revoked_key_board_stops_and_says_so(
+    running: OffsiteApp, db: psycopg.Connection[Any], browser: Any, tmp_path: Path
+) -> None:
+    key = create_key(db, "EMB", "viewer", "值班大屏")
+    page = page_for(browser, key)
+    page.goto(f"{running.endpoints.http}/")
+    page.wait_for_selector("#live.live", timeout=10_000)
+    record = keys.find_active(db, key)
+    assert record is not None
+    page.wait_for_load_state("networkidle")  # the list's reload on connect has come back
+    keys.revoke_key(db, record.id)
+    page.wait_for_selector("#signed-out", state="visible", timeout=15_000)
+    assert page.locator("#stale").is_hidden()
+    assert page.evaluate("window.boardStream.readyState") == 2
+    page.screenshot(path=str(tmp_path / "revoked.png"), full_page=True)
+
+
+def test_a_refused_swap_signs_in_again_to_its_page(running: OffsiteApp) -> None:
+    """An HTMX swap refused for want of a sign-in sends the page, not the fragment, to /login."""
+    base = running.endpoints.http
+    r = httpx.get(
+        f"{base}/board/rows?page=1",
+        headers={"HX-Request": "true", "HX-Current-URL": f"{base}/?q=%E5%8C%96%E5%B7%A5"},
+    )
+    assert r.status_code == 401
+    assert r.headers["HX-Redirect"] == "/login?next=%2F%3Fq%3D%25E5%258C%2596%25E5%25B7%25A5"
+    # Another site's URL is not taken as the way back.
+    r = httpx.get(
+        f"{base}/board/rows", headers={"HX-Request": "true", "HX-Current-URL": "http://evil/x"}
+    )
+    assert r.headers["HX-Redirect"] == "/login?next=%2Fboard%2Frows"
