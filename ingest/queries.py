@@ -65,13 +65,16 @@ def devices(conn: psycopg.Connection[Any], device_ids: Sequence[str]) -> list[De
         ).fetchall()
 
 
-def unbound_devices(conn: psycopg.Connection[Any], bound: Sequence[str]) -> list[DeviceState]:
-    """Devices that have sent data but are not among `bound` (the platform's inbox)."""
+def unbound_devices(conn: psycopg.Connection[Any], limit: int = 500) -> list[DeviceState]:
+    """Devices that have sent data but are bound to no subject (the platform admin's inbox),
+    most recently heard first."""
     with conn.cursor(row_factory=class_row(DeviceState)) as cur:
         return cur.execute(
             "SELECT device_id, kind, first_seen, last_seen, online, status_changed_at"
-            " FROM devices WHERE NOT (device_id = ANY(%s)) ORDER BY last_seen DESC LIMIT 500",
-            (list(bound),),
+            " FROM devices d WHERE NOT EXISTS"
+            " (SELECT 1 FROM device_bindings b WHERE b.device_id = d.device_id)"
+            " ORDER BY last_seen DESC LIMIT %s",
+            (limit,),
         ).fetchall()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -37,6 +37,10 @@ async def _unauthenticated(request: Request, exc: Exception) -> Response:
     if exc.status_code != 401 or not is_page(request):
         return await http_exception_handler(request, exc)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    current = urlsplit(request.headers.get("hx-current-url", ""))
+    if request.headers.get("hx-request") and current.netloc == request.url.netloc:
+        # Come back to the page the swap was made from, not to the bare fragment.
+        target = current.path + (f"?{current.query}" if current.query else "")
     login = f"/login?next={quote(target, safe='')}"
     if request.headers.get("hx-request"):
         # An HTMX swap cannot follow a redirect into a whole page: ask it to navigate.

@@ -29,7 +29,12 @@ DISMISS_REASONS = {
 TASK_KINDS = {"remote": N_("Remote supervision"), "joint": N_("Joint inspection")}
 TASK_STATUSES = {"planned": N_("Planned"), "in_progress": N_("In progress"), "done": N_("Done")}
 CLUE_STATUSES = {"firing": N_("Firing"), "resolved": N_("Cleared")}
-ROLES = {"viewer": N_("Viewer"), "officer": N_("Officer"), "admin": N_("Department admin")}
+ROLES = {
+    "viewer": N_("Viewer"),
+    "officer": N_("Officer"),
+    "admin": N_("Department admin"),
+    "platform_admin": N_("Platform admin"),
+}
 TIMELINE = {
     "opened": N_("Alert opened"),
     "clue": N_("Clue added or changed"),
@@ -83,6 +88,7 @@ TABLES: dict[str, dict[str, str]] = {
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
     "credit_grade": CREDIT_GRADES,
+    "error": ERRORS,
 }
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from alerts import queries as alert_queries
-from api.auth import Viewer
+from api.auth import Caller, Viewer
 from ingest import queries as readings
+from subjects import credit_code
 from subjects import queries as subject_queries
-from subjects.repository import SubjectQuery
+from subjects.models import DeviceRole
+from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
+from subjects.schema import BindingIn, BindingOut
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
 
 router = APIRouter(include_in_schema=False)
@@ -26,6 +33,108 @@ def devices_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
     return pages(ctx).render(
         request, "devices.html", caller, active="devices", bindings=bindings, states=states
     )
+
+
+def _platform_only(caller: Caller) -> None:
+    # Unbound devices belong to no department yet: to everyone else the inbox does not exist.
+    if not caller.is_platform_admin:
+        raise HTTPException(404, "Not Found")
+
+
+def _inbox(
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    status_code: int = 200,
+    done: BindingOut | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    svc = subjects_service(ctx)
+    with ctx.pool.connection() as conn:
+        devices = readings.unbound_devices(conn)
+    subjects = svc.repository.search(SubjectQuery(limit=500), subject_actor(caller)).items
+    return pages(ctx).render(
+        request,
+        "unbound.html",
+        caller,
+        status_code,
+        active="devices",
+        devices=devices,
+        subjects=subjects,
+        roles=[r.value for r in DeviceRole],
+        form=form or {},
+        done=done,
+    )
+
+
+@router.get("/devices/unbound", response_class=HTMLResponse)
+def unbound_page(
+    request: Request, ctx: Ctx, caller: Viewer, bound: str | None = None
+) -> HTMLResponse:
+    """The platform admin's inbox: devices that send data but are bound to no subject.
+
+    `bound` names a device just bound here; the page confirms its binding as stored.
+    """
+    _platform_only(caller)
+    done = None
+    if bound:
+        try:
+            done = subjects_service(ctx).repository.binding(bound, subject_actor(caller))
+        except SubjectNotFoundError:
+            done = None
+    return _inbox(request, ctx, caller, done=done)
+
+
+@router.post("/devices/unbound/{device_id}/bind", response_model=None)
+def bind_device(
+    device_id: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Viewer,
+    credit_code_: Annotated[str, Form(alias="credit_code")] = "",
+    role: Annotated[str, Form()] = "",
+    point: Annotated[str, Form()] = "",
+) -> Response:
+    """Binds an inbox device through the subject library, then shows the subject's file."""
+    _platform_only(caller)
+    form = {"device": device_id, "credit_code": credit_code_, "role": role, "point": point}
+    try:
+        data = BindingIn(
+            credit_code=credit_code.normalize(credit_code_), role=role.strip(), point=point.strip()
+        )
+    except ValidationError as err:
+        # The library's own messages name the field and what is wrong with it.
+        fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in err.errors())
+        return _inbox(
+            request, ctx, caller, 422, form={**form, "error": "invalid", "detail": fields}
+        )
+    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    try:
+        # The inbox binds new devices only; moving a bound one is done from its subject's file.
+        bound = repo.binding(device_id, actor)
+    except SubjectNotFoundError:
+        pass
+    else:
+        detail = f"{device_id} → {bound.subject_name} ({bound.credit_code})"
+        return _inbox(
+            request, ctx, caller, 409, form={**form, "error": "already_bound", "detail": detail}
+        )
+    with ctx.pool.connection() as conn:
+        if not readings.devices(conn, [device_id]):
+            raise HTTPException(404, f"device {device_id!r} has never sent anything")
+    try:
+        repo.bind(device_id, data, actor)
+    except SubjectNotFoundError as err:
+        return _inbox(
+            request, ctx, caller, 404, form={**form, "error": "not_found", "detail": str(err)}
+        )
+    except SubjectError as err:
+        return _inbox(
+            request, ctx, caller, 409, form={**form, "error": "refused", "detail": str(err)}
+        )
+    # Back to the inbox, which names the new binding: the subject's file itself is read
+    # through the library's department scope, which the platform admin is not in.
+    return RedirectResponse(f"/devices/unbound?bound={quote(device_id)}", status_code=303)
 
 
 _SEVERITY_ORDER = ("critical", "major", "warning", "info")

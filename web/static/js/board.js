@@ -56,16 +56,38 @@
       new Notification(document.body.dataset.criticalText || "critical", {body: data.credit_code || data.subject_key || ""});
     }
   }
+  var ended = false;
+  function signedOut() {
+    // The server ended this caller's access (disabled, signed out elsewhere, key revoked):
+    // stop for good and say so, instead of reconnecting into 401s behind a stale banner.
+    if (ended) return;
+    ended = true; live = false;
+    if (window.boardStream) window.boardStream.close();
+    stale.hidden = true; liveEl.classList.remove("live");
+    var notice = document.getElementById("signed-out");
+    liveText.textContent = notice.dataset.short || "signed out";
+    notice.hidden = false;
+    document.querySelectorAll("#rows button, #filters button").forEach(function (b) { b.disabled = true; });
+  }
   function connect() {
-    var es = new EventSource("/api/v1/stream");
+    if (ended) return;
+    var es = window.boardStream = new EventSource("/api/v1/stream");
+    es.addEventListener("signed_out", signedOut);
     es.onopen = function () {
       live = true; stale.hidden = true; liveEl.classList.add("live");
       liveText.textContent = document.body.dataset.liveText || "live";
       reload();  // whatever happened while we were away is in the list now
     };
     es.onerror = function () {
+      if (ended) return;
       live = false; stale.hidden = false; liveEl.classList.remove("live");
       liveText.textContent = document.body.dataset.offlineText || "offline";
+      if (es.readyState !== EventSource.CLOSED) return;  // the browser retries by itself
+      // A refused reconnect (401, 5xx) closes the EventSource for good: ask who we are, and
+      // either say we are signed out or try again shortly.
+      fetch("/api/v1/me", {credentials: "same-origin"}).then(function (r) {
+        if (r.status === 401) signedOut(); else setTimeout(connect, 2000);
+      }, function () { setTimeout(connect, 2000); });
     };
     ["alert", "clue", "task"].forEach(function (kind) {
       es.addEventListener(kind, function (ev) {
