@@ -14,6 +14,7 @@ from alerts.records import Changes, TaskKind, TaskRow, TaskStatus, fetch_tasks
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectView, is_cross_department
 from rules.models import Severity
+from subjects.models import SupervisionMethod
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,14 @@ def choose_lead(
     return ranked[0], f"{ranked[0]} raised the most severe clues"
 
 
+def method_of(subject: SubjectView | None, settings: AlertsSettings) -> SupervisionMethod:
+    """The subject's credit grade's supervision method; remote for an unknown subject."""
+    if subject is None:
+        return SupervisionMethod.REMOTE
+    handling = settings.credit_handling.get(subject.credit_grade)
+    return handling.method if handling is not None else SupervisionMethod.REMOTE
+
+
 def plan_dispatch(
     clue_departments: Collection[str],
     severity_by_department: Mapping[str, Severity],
@@ -60,23 +69,32 @@ def plan_dispatch(
     settings: AlertsSettings,
     now: datetime,
 ) -> DispatchPlan:
-    """Remote supervision for one department, or a joint inspection (DESIGN: §三 of the plan).
+    """Remote supervision, an on-site inspection, or a joint inspection (DESIGN: §三 of the plan).
 
     Joint when the clues span two or more departments, or when the subject is in the
-    cross-department library and the severity reaches `joint_min_severity`. Participants are
-    the clues' departments plus, for a cross-department subject, every department
-    supervising it now.
+    cross-department library and either the severity reaches `joint_min_severity` or the
+    subject's credit grade is handled on site (`credit_handling.<grade>.method`). Otherwise
+    the one department concerned handles it: on site when its grade says so, else remotely.
+    Participants of a joint inspection are the clues' departments plus, for a
+    cross-department subject, every department supervising it now.
     """
     if not clue_departments:
         raise ValueError("an alert to dispatch has no department")
     due_at = now + timedelta(hours=settings.sla_hours[severity])
     cross = is_cross_department(subject)
+    on_site = method_of(subject, settings) is SupervisionMethod.ON_SITE
+    grade = subject.credit_grade.value if subject is not None else ""
     if len(set(clue_departments)) >= 2:
         reason = "clues from several departments"
     elif cross and severity.rank >= settings.joint_min_severity.rank:
         reason = f"cross-department subject at {severity.value}"
+    elif cross and on_site:
+        reason = f"cross-department subject of credit grade {grade}: on site"
     else:
         (only,) = set(clue_departments)
+        if on_site:
+            return DispatchPlan(TaskKind.ONSITE, only, frozenset({only}), due_at,
+                                f"one department; credit grade {grade}: on site")  # fmt: skip
         return DispatchPlan(TaskKind.REMOTE, only, frozenset({only}), due_at, "one department")
     participants = set(clue_departments)
     if cross and subject is not None:
@@ -186,7 +204,7 @@ def open_joint_task(
     return task, False
 
 
-def create_remote_task(
+def create_single_task(
     conn: psycopg.Connection[Any],
     subject_key: str,
     credit_code: str | None,
@@ -196,12 +214,14 @@ def create_remote_task(
     now: datetime,
     changes: Changes,
 ) -> TaskRow:
+    """A remote-supervision or on-site task of the plan's one department."""
     row = conn.execute(
         "INSERT INTO tasks (kind, source, subject_key, credit_code, lead_department,"
         " departments, severity, status, due_at, created_at, created_by, updated_at)"
-        " VALUES ('remote', 'alert', %s, %s, %s, %s, %s, 'planned', %s, %s, %s, %s)"
+        " VALUES (%s, 'alert', %s, %s, %s, %s, %s, 'planned', %s, %s, %s, %s)"
         " RETURNING id",
         (
+            plan.kind.value,
             subject_key,
             credit_code,
             plan.lead,

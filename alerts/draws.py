@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,11 +26,16 @@ from subjects.models import Grade
 
 
 def sample(
-    subjects: Sequence[SubjectView], ratios: Mapping[Grade, float], rng: random.Random
+    subjects: Sequence[SubjectView],
+    ratios: Mapping[Grade, float],
+    rng: random.Random,
+    due: Collection[str] = (),
 ) -> list[str]:
     """Draw ceil(n x ratio) subjects of each credit grade at random; sorted credit codes.
 
     Rounding up means a grade with any subjects and a positive ratio is never skipped.
+    Subjects in `due` (past their grade's inspection frequency) are always drawn; they count
+    toward their grade's share, and the rest of it is drawn at random from the others.
     """
     by_grade: dict[Grade, list[str]] = {}
     for s in subjects:
@@ -38,9 +43,39 @@ def sample(
     drawn: list[str] = []
     for grade in sorted(by_grade):
         codes = sorted(set(by_grade[grade]))
+        forced = [c for c in codes if c in due]
+        rest = [c for c in codes if c not in due]
         n = min(len(codes), math.ceil(len(codes) * ratios.get(grade, 0.0)))
-        drawn += rng.sample(codes, n)
+        drawn += forced + rng.sample(rest, max(0, min(len(rest), n - len(forced))))
     return sorted(drawn)
+
+
+def due_by_frequency(
+    conn: psycopg.Connection[Any],
+    subjects: Sequence[SubjectView],
+    every_days: Mapping[Grade, float | None],
+    now: datetime,
+) -> list[str]:
+    """Subjects whose grade sets an inspection frequency (检查频次) and that were neither drawn
+    nor given an inspection task (remote, on-site or joint) within it; sorted codes."""
+    window = {s.credit_code: every_days.get(s.credit_grade) for s in subjects}
+    watched = {code: days for code, days in window.items() if days is not None}
+    if not watched:
+        return []
+    last = dict(
+        conn.execute(
+            "SELECT code, max(at) FROM ("
+            " SELECT credit_code AS code, created_at AS at FROM tasks WHERE credit_code = ANY(%s)"
+            " UNION ALL SELECT s.credit_code, d.created_at FROM draw_subjects s"
+            " JOIN draws d ON d.id = s.draw_id WHERE s.credit_code = ANY(%s)) seen GROUP BY code",
+            (sorted(watched), sorted(watched)),
+        ).fetchall()
+    )
+    return sorted(
+        code
+        for code, days in watched.items()
+        if last.get(code) is None or last[code] <= now - timedelta(days=days)
+    )
 
 
 def save(
@@ -83,23 +118,27 @@ def drawn_by_several(conn: psycopg.Connection[Any], period: str) -> list[tuple[s
 def submit(
     conn: psycopg.Connection[Any],
     subjects: SubjectLookup,
-    ratios: Mapping[Grade, float],
+    settings: AlertsSettings,
     actor: Actor,
     period: str,
     codes: Sequence[str] | None,
     seed: int | None,
     now: datetime,
 ) -> tuple[int, list[str]]:
-    """Store a department's draw: the codes it submits, or a sample by credit grade."""
+    """Store a department's draw: the codes it submits, or a sample by credit grade (with
+    the subjects due by their grade's inspection frequency)."""
+    ratios = settings.draw_ratios
     department = actor.department
     if department is None:
         raise DrawError("a draw belongs to a department")
     supervised = {s.credit_code: s for s in subjects.subjects_of(department)}
     method: dict[str, Any]
     if codes is None:
-        chosen = sample(list(supervised.values()), ratios, random.Random(seed))
+        every = {g: h.inspect_every_days for g, h in settings.credit_handling.items()}
+        due = due_by_frequency(conn, list(supervised.values()), every, now)
+        chosen = sample(list(supervised.values()), ratios, random.Random(seed), due)
         method = {"kind": "sampled", "ratios": dict(ratios), "seed": seed,
-                  "population": len(supervised)}  # fmt: skip
+                  "population": len(supervised), "due_by_frequency": due}  # fmt: skip
     else:
         unknown = sorted(set(codes) - supervised.keys())
         if unknown:

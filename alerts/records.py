@@ -16,8 +16,9 @@ from rules.models import Severity
 
 
 class TaskKind(StrEnum):
-    REMOTE = "remote"
-    JOINT = "joint"
+    REMOTE = "remote"  # 远程监管
+    ONSITE = "onsite"  # 现场检查 by one department (the credit grade's method)
+    JOINT = "joint"  # 联合检查
 
 
 class TaskStatus(StrEnum):
@@ -33,6 +34,7 @@ class NotifyEvent(StrEnum):
     ESCALATED = "escalated"
     REOPENED = "reopened"
     REPEAT = "repeat"
+    OVERDUE = "overdue"  # not acknowledged within its credit grade's time: escalated
     RESOLVED = "resolved"
     DISMISSED = "dismissed"
 
@@ -186,6 +188,8 @@ class StreamEvent:
 class NotifyRequest:
     alert: AlertRow
     event: NotifyEvent
+    # Only these departments' routes (and routes for every department); None: the alert's.
+    to: frozenset[str] | None = None
 
 
 @dataclass(slots=True)

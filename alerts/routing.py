@@ -13,6 +13,8 @@ from psycopg.types.json import Jsonb
 from alerts.audit import canonical_json
 from alerts.records import AlertRow, NotifyEvent, NotifyRequest
 from alerts.settings import AlertsSettings, NotificationRoute
+from alerts.subjects_port import SubjectLookup
+from subjects.models import Grade
 
 _CLOSING = frozenset({NotifyEvent.RESOLVED, NotifyEvent.DISMISSED})
 
@@ -35,9 +37,16 @@ class _Silence:
     value: str
 
 
-def wants(route: NotificationRoute, alert: AlertRow, event: NotifyEvent) -> bool:
+def wants(
+    route: NotificationRoute,
+    alert: AlertRow,
+    event: NotifyEvent,
+    to: frozenset[str] | None = None,
+) -> bool:
     """Does this route carry this alert's event at all (before silences and caps)?"""
-    if route.department is not None and route.department not in alert.departments:
+    if route.department is not None and route.department not in (
+        to if to is not None else alert.departments
+    ):
         return False
     if alert.severity.rank < route.min_severity.rank:
         return False
@@ -75,11 +84,31 @@ def silenced_by(
     return covering
 
 
+def hold_s(
+    settings: AlertsSettings, grade: Grade | None, alert: AlertRow, event: NotifyEvent
+) -> float:
+    """How long a notice waits before delivery: its subject's grade's notification hold, for
+    alerts up to `notify_hold_max_severity`; an escalation is never held."""
+    if grade is None or event is NotifyEvent.OVERDUE:
+        return 0.0
+    if alert.severity.rank > settings.notify_hold_max_severity.rank:
+        return 0.0
+    handling = settings.credit_handling.get(grade)
+    return handling.notify_hold_s if handling is not None else 0.0
+
+
 class Router:
     """Writes the outbox rows for alert changes inside the caller's transaction."""
 
-    def __init__(self, settings: AlertsSettings) -> None:
+    def __init__(self, settings: AlertsSettings, subjects: SubjectLookup | None = None) -> None:
         self.settings = settings
+        self.subjects = subjects
+
+    def _grade(self, alert: AlertRow) -> Grade | None:
+        if self.subjects is None or alert.credit_code is None:
+            return None
+        subject = self.subjects.subject(alert.credit_code)
+        return subject.credit_grade if subject is not None else None
 
     def enqueue(
         self, conn: psycopg.Connection[Any], requests: Sequence[NotifyRequest], now: datetime
@@ -87,13 +116,18 @@ class Router:
         """Returns how many rows are pending delivery (suppressed ones are kept, not sent)."""
         pending = 0
         for req in requests:
-            pending += self._enqueue_one(conn, req.alert, req.event, now)
+            pending += self._enqueue_one(conn, req.alert, req.event, now, req.to)
         return pending
 
     def _enqueue_one(
-        self, conn: psycopg.Connection[Any], alert: AlertRow, event: NotifyEvent, now: datetime
+        self,
+        conn: psycopg.Connection[Any],
+        alert: AlertRow,
+        event: NotifyEvent,
+        now: datetime,
+        to: frozenset[str] | None = None,
     ) -> int:
-        routes = [r for r in self.settings.routes if wants(r, alert, event)]
+        routes = [r for r in self.settings.routes if wants(r, alert, event, to)]
         conn.execute("UPDATE alerts SET last_notified_at = %s WHERE id = %s", (now, alert.id))
         if not routes:
             return 0
@@ -126,6 +160,7 @@ class Router:
             ],
         }  # fmt: skip
         window_start = now - timedelta(seconds=self.settings.rate_cap_window_s)
+        hold = hold_s(self.settings, self._grade(alert), alert, event)
         pending = 0
         for route in routes:
             route_departments = (
@@ -142,10 +177,23 @@ class Router:
                 ).fetchone()
                 if row is not None and row[0] >= self.settings.rate_cap_count:
                     suppressed_by = "rate_cap"
-            conn.execute(
+            release = now + timedelta(seconds=hold)
+            held: list[int] = []
+            if suppressed_by is None and hold > 0:
+                # Batched: notices of this alert and route still held give way to this one,
+                # which goes out when the earliest of them would have (the hold never grows).
+                for held_id, held_until in conn.execute(
+                    "SELECT id, next_attempt_at FROM outbox WHERE alert_id = %s AND route = %s"
+                    " AND status = 'pending' AND attempts = 0 AND next_attempt_at > %s"
+                    " FOR UPDATE",
+                    (alert.id, route.name, now),
+                ).fetchall():
+                    held.append(int(held_id))
+                    release = min(release, held_until)
+            inserted = conn.execute(
                 "INSERT INTO outbox (alert_id, subject_key, route, event, payload, status,"
                 " suppressed_by, next_attempt_at, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
                     alert.id,
                     alert.subject_key,
@@ -154,9 +202,15 @@ class Router:
                     Jsonb(payload, dumps=canonical_json),
                     "pending" if suppressed_by is None else "suppressed",
                     suppressed_by,
-                    now,
+                    release,
                     now,
                 ),
-            )
+            ).fetchone()
+            if held and inserted is not None:
+                conn.execute(
+                    "UPDATE outbox SET status = 'suppressed', suppressed_by = %s"
+                    " WHERE id = ANY(%s)",
+                    (f"batched:{inserted[0]}", held),
+                )
             pending += suppressed_by is None
         return pending

@@ -292,12 +292,15 @@ class AlertService:
         return True
 
     def tick(self) -> None:
-        """Auto-resolve quiet alerts, queue repeats, refresh the gauges, prune now and then."""
+        """Auto-resolve quiet alerts, queue repeats, escalate unacknowledged alerts by credit
+        grade, refresh the gauges, prune now and then."""
         with self.pool.connection() as conn:
             for outcome in self.store.auto_resolve_due(conn):
                 self._after(outcome)
             if self.store.repeat_due(conn):
                 self._outbox_wake.set()
+            for done in self.store.escalate_due(conn):
+                self._after(Outcome(done.alert, done.pending_notifications, done.changes))
             self.refresh_gauges(conn)
             self.metrics.clue_retries.set(handoff.retry_count(conn))
             if time.monotonic() >= self._next_prune:

@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from rules.models import Severity
-from subjects.models import CreditGrade, EnvColour, Grade
+from subjects.credit import HANDLING
+from subjects.models import Grade, SupervisionMethod
 
 
 class NotificationRoute(BaseModel):
@@ -60,12 +61,61 @@ def _default_sla() -> dict[Severity, float]:
 
 
 def _default_draw_ratios() -> dict[Grade, float]:
-    # Both credit schemes: A-D, and Jiangsu's five colours (black: every subject, every draw).
+    # Both credit schemes, from the scheme data (subjects/credit_handling.yaml).
+    return {grade: h.draw_ratio for grade, h in HANDLING.items()}
+
+
+class CreditHandling(BaseModel):
+    """What a credit grade changes in handling an alert (never a limit; docs/rules.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: SupervisionMethod = Field(
+        description="default dispatch (监管方式): remote supervision, or an on-site inspection "
+        "(a joint one at any severity for a subject several departments supervise)"
+    )
+    inspect_every_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="inspection frequency floor (检查频次): a subject with no inspection task "
+        "for this long is drawn at the next sampled draw; unset: the random draw alone",
+    )
+    escalate_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="an alert not acknowledged this long after it opened is escalated to "
+        "`escalate_to`; unset: never",
+    )
+    escalate_to: list[str] = Field(
+        default_factory=list,
+        description="department codes an escalation goes to: they join the alert and their "
+        "routes are notified",
+    )
+    notify_hold_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="notices of a low-severity alert wait this long before delivery; those of "
+        "one alert and route within the hold are batched into the latest",
+    )
+
+    @model_validator(mode="after")
+    def _escalation_needs_both(self) -> CreditHandling:
+        if (self.escalate_after_s is None) != (not self.escalate_to):
+            raise ValueError("escalate_after_s and escalate_to are set together or not at all")
+        return self
+
+
+def _default_credit_handling() -> dict[Grade, CreditHandling]:
     return {
-        CreditGrade.A: 0.05, CreditGrade.B: 0.10, CreditGrade.C: 0.20, CreditGrade.D: 0.40,
-        EnvColour.GREEN: 0.05, EnvColour.BLUE: 0.10, EnvColour.YELLOW: 0.20,
-        EnvColour.RED: 0.40, EnvColour.BLACK: 1.0,
-    }  # fmt: skip
+        grade: CreditHandling(
+            method=h.method,
+            inspect_every_days=h.inspect_every_days,
+            escalate_after_s=h.escalate_after_s,
+            escalate_to=list(h.escalate_to),
+            notify_hold_s=h.notify_hold_s,
+        )
+        for grade, h in HANDLING.items()
+    }
 
 
 def _default_lead() -> dict[str, str]:
@@ -138,6 +188,17 @@ class AlertsSettings(BaseModel):
         default_factory=_default_draw_ratios,
         description="double-random draws: share of a department's subjects drawn per credit "
         "grade (worse grade, higher share)",
+    )
+    credit_handling: dict[Grade, CreditHandling] = Field(
+        default_factory=_default_credit_handling,
+        description="per credit grade of each scheme: default dispatch method, inspection "
+        "frequency floor, escalation of unacknowledged alerts and notification hold "
+        "(defaults: subjects/credit_handling.yaml)",
+    )
+    notify_hold_max_severity: Severity = Field(
+        default=Severity.WARNING,
+        description="a grade's notification hold applies to alerts up to this severity; "
+        "graver alerts are notified at once for every grade",
     )
     draw_due_days: float = Field(
         default=30.0, gt=0, description="days from a draw merge to its joint tasks' due time"

@@ -11,13 +11,13 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts import audit, draws, handoff, silences
+from alerts import audit, draws, escalation, handoff, silences
 from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import (
     DispatchPlan,
     check_task_transition,
-    create_remote_task,
+    create_single_task,
     open_joint_task,
     plan_dispatch,
 )
@@ -91,7 +91,7 @@ class AlertStore:
     ) -> None:
         self.settings = settings
         self.subjects = subjects
-        self.router = Router(settings)
+        self.router = Router(settings, subjects)
         self.clock = clock
 
     # -- the end of every transaction -----------------------------------------------------
@@ -525,7 +525,7 @@ class AlertStore:
                     changes,
                 )
             else:
-                task = create_remote_task(
+                task = create_single_task(
                     conn,
                     alert.subject_key,
                     alert.credit_code,
@@ -661,6 +661,11 @@ class AlertStore:
                 )
         return pending
 
+    def escalate_due(self, conn: psycopg.Connection[Any]) -> list[escalation.Escalated]:
+        """Escalate unacknowledged alerts past their credit grade's time (alerts/escalation)."""
+        return escalation.escalate_due(conn, self.settings, self.subjects, self.router,
+                                       self._timeline, self.clock())  # fmt: skip
+
     # -- double-random draws and silences (their modules do the work) --------------------
 
     def submit_draw(
@@ -671,8 +676,8 @@ class AlertStore:
         codes: Sequence[str] | None = None,
         seed: int | None = None,
     ) -> tuple[int, list[str]]:
-        ratios = self.settings.draw_ratios
-        return draws.submit(conn, self.subjects, ratios, actor, period, codes, seed, self.clock())
+        return draws.submit(conn, self.subjects, self.settings, actor, period, codes, seed,
+                            self.clock())  # fmt: skip
 
     def merge_draws(
         self, conn: psycopg.Connection[Any], actor: Actor, period: str

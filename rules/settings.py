@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from subjects.models import CreditGrade, EnvColour, Grade
+from subjects.credit import HANDLING
+from subjects.models import Grade
 
 
 class CreditModifier(BaseModel):
@@ -32,15 +33,11 @@ class CreditModifier(BaseModel):
 
 
 def _default_credit() -> dict[Grade, CreditModifier]:
-    def m(hold: float, shift: int) -> CreditModifier:
-        return CreditModifier(hold_factor=hold, severity_shift=shift)
-
+    # The scheme data (subjects/credit_handling.yaml) holds every grade's handling in one table.
     return {
-        CreditGrade.A: m(1.5, -1), CreditGrade.B: m(1.0, 0),
-        CreditGrade.C: m(0.75, 0), CreditGrade.D: m(0.5, 1),
-        EnvColour.GREEN: m(1.5, -1), EnvColour.BLUE: m(1.0, 0), EnvColour.YELLOW: m(0.75, 0),
-        EnvColour.RED: m(0.5, 1), EnvColour.BLACK: m(0.25, 1),
-    }  # fmt: skip
+        grade: CreditModifier(hold_factor=h.hold_factor, severity_shift=h.severity_shift)
+        for grade, h in HANDLING.items()
+    }
 
 
 class RulesSettings(BaseModel):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
-from subjects.models import CreditGrade, CreditScheme, EnvColour, Grade
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from subjects.models import CreditGrade, CreditScheme, EnvColour, Grade, SupervisionMethod
 
 GRADES: dict[CreditScheme, tuple[Grade, ...]] = {
     CreditScheme.ABCD: tuple(CreditGrade),
@@ -60,3 +64,50 @@ def check_in_scheme(scheme: CreditScheme, grade: Grade) -> None:
         raise ValueError(
             f"{grade.value!r} is not a grade of credit scheme {scheme.value} (allowed: {allowed})"
         )
+
+
+class GradeHandling(BaseModel):
+    """What a grade changes in handling (subjects/credit_handling.yaml); never a limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hold_factor: float = Field(gt=0)
+    severity_shift: int = Field(ge=-3, le=3)
+    method: SupervisionMethod
+    draw_ratio: float = Field(ge=0, le=1)
+    inspect_every_days: float | None = Field(gt=0)
+    escalate_after_s: float | None = Field(gt=0)
+    escalate_to: tuple[str, ...]
+    notify_hold_s: float = Field(ge=0)
+
+
+def load_handling(text: str) -> dict[Grade, GradeHandling]:
+    """The handling table of every scheme; ValueError naming the scheme and grade at fault."""
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or set(data) != {"schemes"}:
+        raise ValueError("credit handling: expected a mapping with `schemes:` only")
+    table: dict[Grade, GradeHandling] = {}
+    for scheme in CreditScheme:
+        grades = data["schemes"].get(scheme.value)
+        if not isinstance(grades, dict):
+            raise ValueError(f"credit handling: scheme {scheme.value} is missing")
+        for grade in GRADES[scheme]:
+            if grade.value not in grades:
+                raise ValueError(f"credit handling: {scheme.value}.{grade.value} is missing")
+            try:
+                table[grade] = GradeHandling.model_validate(grades[grade.value])
+            except ValidationError as err:
+                raise ValueError(f"credit handling: {scheme.value}.{grade.value}: {err}") from err
+        extra = set(grades) - {g.value for g in GRADES[scheme]}
+        if extra:
+            raise ValueError(f"credit handling: {scheme.value}: unknown grades {sorted(extra)}")
+    extra_schemes = set(data["schemes"]) - {s.value for s in CreditScheme}
+    if extra_schemes:
+        raise ValueError(f"credit handling: unknown schemes {sorted(extra_schemes)}")
+    return table
+
+
+# Read once at import: the defaults of rules.credit and alerts.credit_handling come from it.
+HANDLING: dict[Grade, GradeHandling] = load_handling(
+    resources.files("subjects").joinpath("credit_handling.yaml").read_text(encoding="utf-8")
+)

@@ -39,6 +39,13 @@ class EnvColour(StrEnum):
 Grade = CreditGrade | EnvColour
 
 
+class SupervisionMethod(StrEnum):
+    """How an alert on a subject of a grade is handled by default (监管方式, plan §三(三))."""
+
+    REMOTE = "remote"  # 远程监管: from the desk (joint inspection only from a severity up)
+    ON_SITE = "on_site"  # 现场检查: an on-site visit (joint when several departments supervise)
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceContext:
     """What the rule engine needs to know about a device: the subject it watches and its role."""

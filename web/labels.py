@@ -26,7 +26,11 @@ DISMISS_REASONS = {
     "duplicate": N_("Duplicate"),
     "other": N_("Other (explain in the note)"),
 }
-TASK_KINDS = {"remote": N_("Remote supervision"), "joint": N_("Joint inspection")}
+TASK_KINDS = {
+    "remote": N_("Remote supervision"),
+    "onsite": N_("On-site inspection"),
+    "joint": N_("Joint inspection"),
+}
 TASK_STATUSES = {"planned": N_("Planned"), "in_progress": N_("In progress"), "done": N_("Done")}
 CLUE_STATUSES = {"firing": N_("Firing"), "resolved": N_("Cleared")}
 ROLES = {
@@ -48,6 +52,7 @@ TIMELINE = {
     "reopen": N_("Reopened"),
     "auto_resolve": N_("Resolved automatically (clues quiet)"),
     "escalated": N_("Severity raised"),
+    "overdue_escalated": N_("Escalated: not acknowledged in time"),
     "task": N_("Task changed"),
     "finding": N_("Finding recorded"),
     "subject_changed": N_("Subject changed"),
