@@ -97,7 +97,9 @@ def load_handling(text: str) -> dict[Grade, GradeHandling]:
             try:
                 table[grade] = GradeHandling.model_validate(grades[grade.value])
             except ValidationError as err:
-                raise ValueError(f"credit handling: {scheme.value}.{grade.value}: {err}") from err
+                first = err.errors()[0]
+                where = ".".join([scheme.value, grade.value, *map(str, first["loc"])])
+                raise ValueError(f"credit handling: {where}: {first['msg']}") from err
         extra = set(grades) - {g.value for g in GRADES[scheme]}
         if extra:
             raise ValueError(f"credit handling: {scheme.value}: unknown grades {sorted(extra)}")
