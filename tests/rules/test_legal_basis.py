@@ -143,7 +143,7 @@ def test_every_pack_rule_cites_texts_in_force_on_the_days_it_judges() -> None:
                 "both: cites 大气污染防治法, not in force on its own after 2026-08-14,"
                 " for days from 2026-12-02"
             ],
-        ),  # fmt: skip
+        ),
         # GB 3095-2012 after 2026-03-01, for an undated limit.
         (
             {"id": "old-aq", "legal_basis": "GB 3095—2012 表1 二级", "limit": 75},
@@ -167,7 +167,7 @@ def test_every_pack_rule_cites_texts_in_force_on_the_days_it_judges() -> None:
                 "dated: no cited text is in force on 2026-03-01",
                 "dated: no cited text is in force on 2026-12-02",
             ],
-        ),  # fmt: skip
+        ),
         # The same with both editions cited: each period has its text.
         (
             {
@@ -179,7 +179,7 @@ def test_every_pack_rule_cites_texts_in_force_on_the_days_it_judges() -> None:
                 ],
             },
             [],
-        ),  # fmt: skip
+        ),
         # Marked as the former text: fine.
         (
             {
@@ -196,7 +196,7 @@ def test_every_pack_rule_cites_texts_in_force_on_the_days_it_judges() -> None:
                 " for days from 2026-12-02",
             ],
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_the_check_fails_on_retired_texts(rule: dict[str, Any], expected: list[str]) -> None:
     assert problems(rule, REVIEWED) == expected
