@@ -160,7 +160,11 @@ class Router:
             ],
         }  # fmt: skip
         window_start = now - timedelta(seconds=self.settings.rate_cap_window_s)
-        hold = hold_s(self.settings, self._grade(alert), alert, event)
+        grade = self._grade(alert)
+        hold = hold_s(self.settings, grade, alert, event)
+        # Held rows exist only for grades with a hold; only then is there anything to batch.
+        handling = self.settings.credit_handling.get(grade) if grade is not None else None
+        may_batch = handling is not None and handling.notify_hold_s > 0
         pending = 0
         for route in routes:
             route_departments = (
@@ -179,9 +183,10 @@ class Router:
                     suppressed_by = "rate_cap"
             release = now + timedelta(seconds=hold)
             held: list[int] = []
-            if suppressed_by is None and hold > 0:
+            if suppressed_by is None and may_batch:
                 # Batched: notices of this alert and route still held give way to this one,
-                # which goes out when the earliest of them would have (the hold never grows).
+                # which goes out when the earliest of them would have (the hold never grows;
+                # a notice that is not held itself takes them with it now).
                 for held_id, held_until in conn.execute(
                     "SELECT id, next_attempt_at FROM outbox WHERE alert_id = %s AND route = %s"
                     " AND status = 'pending' AND attempts = 0 AND next_attempt_at > %s"

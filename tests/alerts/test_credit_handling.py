@@ -140,11 +140,28 @@ def test_a_held_notice_is_batched_into_the_next_one(
     ]
 
 
+def test_a_graver_notice_takes_the_held_one_with_it_at_once(
+    db: psycopg.Connection[Any], clock: Clock
+) -> None:
+    store = AlertStore(AlertsSettings(routes=[route()]), subjects(), clock)  # SHOP is grade A
+    store.apply_clue(db, clue(SHOP, "EEB", Severity.WARNING))
+    clock.advance(60)
+    store.apply_clue(db, clue(SHOP, "EEB", Severity.MAJOR, rule_id="r-spike"))
+    rows = db.execute(
+        "SELECT id, event, status, suppressed_by, next_attempt_at FROM outbox ORDER BY id"
+    ).fetchall()
+    # The escalated (major) notice is not held, and the held warning one does not trail it.
+    assert [r[1:] for r in rows] == [
+        ("opened", "suppressed", f"batched:{rows[1][0]}", T0 + timedelta(minutes=30)),
+        ("escalated", "pending", None, T0 + timedelta(minutes=1)),
+    ]
+
+
 @pytest.mark.parametrize(
     ("grade", "severity", "event", "held"),
     [
         (CreditGrade.A, Severity.WARNING, NotifyEvent.OPENED, 1800.0),
-        (CreditGrade.B, Severity.INFO, NotifyEvent.OPENED, 600.0),
+        (CreditGrade.B, Severity.INFO, NotifyEvent.OPENED, 0.0),  # B is the neutral grade
         (CreditGrade.D, Severity.WARNING, NotifyEvent.OPENED, 0.0),
         (EnvColour.GREEN, Severity.WARNING, NotifyEvent.REPEAT, 1800.0),
         (EnvColour.BLACK, Severity.INFO, NotifyEvent.OPENED, 0.0),
