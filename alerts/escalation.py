@@ -39,12 +39,13 @@ class Escalated:
     changes: Changes
 
 
-def _handling(
-    settings: AlertsSettings, subjects: SubjectLookup, alert: AlertRow
+def _handling_of(
+    settings: AlertsSettings, subjects: SubjectLookup, credit_code: str | None
 ) -> tuple[str, CreditHandling] | None:
-    if alert.credit_code is None:
+    """The subject's grade and its handling, when that grade escalates at all."""
+    if credit_code is None:
         return None  # an unbound device: no grade, handled as written
-    subject = subjects.subject(alert.credit_code)
+    subject = subjects.subject(credit_code)
     if subject is None:
         return None
     handling = settings.credit_handling.get(subject.credit_grade)
@@ -71,23 +72,29 @@ def escalate_due(
         return []
     # The shortest time of any grade bounds the scan; each alert is then judged on its own.
     oldest = now - timedelta(seconds=min(afters))
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT a.id FROM alerts a WHERE a.state = 'open' AND a.credit_code IS NOT NULL"
-            " AND a.opened_at <= %s AND NOT EXISTS (SELECT 1 FROM alert_escalations e"
-            " WHERE e.alert_id = a.id AND e.reopen_count = a.reopen_count)"
-            " ORDER BY a.id LIMIT %s",
-            (oldest, BATCH),
-        )
-    ]
+    # Judged on the grade first, unlocked: an alert of a grade that never escalates (or not
+    # yet) costs no row lock on every tick.
+    due: list[int] = []
+    for alert_id, credit_code, opened_at in conn.execute(
+        "SELECT a.id, a.credit_code, a.opened_at FROM alerts a WHERE a.state = 'open'"
+        " AND a.credit_code IS NOT NULL AND a.opened_at <= %s AND NOT EXISTS (SELECT 1"
+        " FROM alert_escalations e WHERE e.alert_id = a.id AND e.reopen_count = a.reopen_count)"
+        " ORDER BY a.id",
+        (oldest,),
+    ).fetchall():
+        found = _handling_of(settings, subjects, credit_code)
+        after = found[1].escalate_after_s if found is not None else None
+        if after is not None and now - opened_at >= timedelta(seconds=after):
+            due.append(int(alert_id))
+        if len(due) >= BATCH:
+            break
     done: list[Escalated] = []
-    for alert_id in ids:
+    for alert_id in due:
         with conn.transaction():
             alert = fetch_alert(conn, alert_id, lock=True)
             if alert is None or alert.state is not AlertState.OPEN:
                 continue  # acknowledged or closed since the scan
-            found = _handling(settings, subjects, alert)
+            found = _handling_of(settings, subjects, alert.credit_code)
             if found is None:
                 continue
             grade, handling = found

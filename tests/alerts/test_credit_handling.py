@@ -211,3 +211,32 @@ def test_every_grade_of_both_schemes_has_its_handling() -> None:
         assert afters == sorted(afters, reverse=True)
         holds = [SETTINGS.credit_handling[g].notify_hold_s for g in scheme]
         assert holds == sorted(holds, reverse=True)
+
+
+def test_a_reopened_alert_escalates_again_from_its_reopening(
+    db: psycopg.Connection[Any], clock: Clock
+) -> None:
+    d = StaticSubject("S-D", credit_grade=CreditGrade.D, departments=frozenset({"EEB"}))
+    store = AlertStore(AlertsSettings(routes=[route("drc", "DRC")]), StaticSubjects([d]), clock)
+    opened = store.apply_clue(db, clue("S-D", "EEB", Severity.WARNING, rule_id="r1")).alert
+    assert opened is not None
+    clock.advance(2 * 3600)
+    assert len(store.escalate_due(db)) == 1
+    assert store.escalate_due(db) == []  # once per episode
+    store.transition(db, opened.id, Action.RESOLVE, EEB, note="fixed")
+    clock.advance(600)
+    again = store.apply_clue(db, clue("S-D", "EEB", Severity.WARNING, rule_id="r2")).alert
+    assert again is not None
+    assert (again.id, again.reopen_count) == (opened.id, 1)
+    clock.advance(2 * 3600 - 1)
+    assert store.escalate_due(db) == []  # two hours from the reopening, not the opening
+    clock.advance(1)
+    assert [e.departments for e in store.escalate_due(db)] == [("DRC",)]
+    rows = db.execute(
+        "SELECT reopen_count, credit_grade, departments FROM alert_escalations ORDER BY 1"
+    ).fetchall()
+    assert rows == [(0, "D", ["DRC"]), (1, "D", ["DRC"])]
+    # DRC's route: told of the escalation, then (having joined the alert) of its resolution
+    # and reopening, then of the second escalation.
+    events = [r[0] for r in db.execute("SELECT event FROM outbox ORDER BY id")]
+    assert events == ["overdue", "resolved", "reopened", "overdue"]
