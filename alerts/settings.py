@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from rules.models import Severity
 from subjects.credit import HANDLING
@@ -246,6 +246,17 @@ class AlertsSettings(BaseModel):
         gt=0,
         description="how often a live stream checks for events written by other instances",
     )
+
+    @field_validator("credit_handling", mode="before")
+    @classmethod
+    def _over_the_defaults(cls, value: Any) -> Any:
+        # A settings file names the grades it changes; the others keep the scheme data's.
+        if not isinstance(value, dict):
+            return value
+        merged: dict[Any, Any] = {g.value: h for g, h in _default_credit_handling().items()}
+        for grade, handling in value.items():
+            merged[getattr(grade, "value", grade)] = handling
+        return merged
 
     @model_validator(mode="after")
     def _check(self) -> AlertsSettings:

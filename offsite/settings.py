@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from alerts.settings import AlertsSettings
+from api.departments import load_departments
 from api.settings import AuthSettings, HttpSettings
 from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
@@ -71,6 +72,22 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     web: WebSettings = Field(default_factory=WebSettings)
 
+    @model_validator(mode="after")
+    def _escalation_departments_exist(self) -> Settings:
+        # Checked here, where the department list (api) and the alerts settings meet: an
+        # unknown code would escalate to no one.
+        known = {d["code"] for d in load_departments() if not d.get("retired", False)}
+        for grade, handling in self.alerts.credit_handling.items():
+            unknown = sorted(set(handling.escalate_to) - known)
+            if unknown:
+                key = f"credit_handling.{grade.value}.escalate_to"
+                raise ValueError(
+                    f"alerts.{key} (env OFFSITE_ALERTS__{key.upper().replace('.', '__')}): "
+                    f"unknown or retired department {', '.join(unknown)}"
+                    f" (known: {', '.join(sorted(known))})"
+                )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -91,7 +108,11 @@ class ConfigError(Exception):
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if not e["loc"]:
+            # A check across sections (Settings' own validators): its message names the key.
+            lines.append(f"  {e.get('ctx', {}).get('error', e['msg'])}")
+            continue
+        key = ".".join(str(p) for p in e["loc"])
         env_key = "OFFSITE_" + "__".join(str(p).upper() for p in e["loc"])
         reason = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
         lines.append(f"  {key} (env {env_key}): {reason}")

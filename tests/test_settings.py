@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from offsite.settings import ConfigError, load_settings
+from subjects.models import CreditGrade, EnvColour
 
 
 def test_env_overrides_yaml_and_nests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +56,27 @@ def test_unknown_env_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(config_file=tmp_path / "nope.yaml")
+
+
+def test_an_escalation_to_an_unknown_department_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "offsite.yaml"
+    config.write_text(
+        "alerts:\n  credit_handling:\n    D: {method: on_site, escalate_after_s: 7200,"
+        " escalate_to: [DRC, FIN, XYZ]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(config)
+    message = str(err.value)
+    assert "alerts.credit_handling.D.escalate_to" in message
+    assert "unknown or retired department FIN, XYZ" in message  # FIN is retired, XYZ unknown
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(
+        "alerts:\n  credit_handling:\n    D: {method: on_site, escalate_after_s: 7200,"
+        " escalate_to: [DRC, JUS]}\n",
+        encoding="utf-8",
+    )
+    handling = load_settings(ok).alerts.credit_handling
+    assert handling[CreditGrade.D].escalate_to == ["DRC", "JUS"]
+    # Setting one grade keeps the defaults of the others.
+    assert handling[EnvColour.BLACK].escalate_after_s == 3600
