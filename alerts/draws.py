@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from alerts import audit
 from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import DispatchPlan, choose_lead, open_joint_task
-from alerts.errors import DrawError
+from alerts.errors import DrawError, Refusal
 from alerts.lifecycle import Actor
 from alerts.records import Changes, TaskKind, TaskRow
 from alerts.routing import Router
@@ -25,22 +26,71 @@ from rules.models import Severity
 from subjects.models import Grade
 
 
-def sample(
+@dataclass(frozen=True, slots=True)
+class GradeShare:
+    """One credit grade of a draw: how many subjects it has, the share drawn, who was drawn."""
+
+    grade: Grade
+    population: int
+    ratio: float
+    drawn: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DrawPreview:
+    """What a sampled draw would pick now; submitting with the same seed stores exactly this
+    while the department's subjects stay the same."""
+
+    department: str
+    seed: int
+    population: int
+    grades: tuple[GradeShare, ...]
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted(c for g in self.grades for c in g.drawn)
+
+
+def sample_by_grade(
     subjects: Sequence[SubjectView], ratios: Mapping[Grade, float], rng: random.Random
-) -> list[str]:
-    """Draw ceil(n x ratio) subjects of each credit grade at random; sorted credit codes.
+) -> list[GradeShare]:
+    """Draw ceil(n x ratio) subjects of each credit grade at random.
 
     Rounding up means a grade with any subjects and a positive ratio is never skipped.
     """
     by_grade: dict[Grade, list[str]] = {}
     for s in subjects:
         by_grade.setdefault(s.credit_grade, []).append(s.credit_code)
-    drawn: list[str] = []
+    shares: list[GradeShare] = []
     for grade in sorted(by_grade):
         codes = sorted(set(by_grade[grade]))
-        n = min(len(codes), math.ceil(len(codes) * ratios.get(grade, 0.0)))
-        drawn += rng.sample(codes, n)
-    return sorted(drawn)
+        ratio = ratios.get(grade, 0.0)
+        n = min(len(codes), math.ceil(len(codes) * ratio))
+        shares.append(GradeShare(grade, len(codes), ratio, tuple(sorted(rng.sample(codes, n)))))
+    return shares
+
+
+def sample(
+    subjects: Sequence[SubjectView], ratios: Mapping[Grade, float], rng: random.Random
+) -> list[str]:
+    """The credit codes sample_by_grade draws, sorted."""
+    return sorted(c for share in sample_by_grade(subjects, ratios, rng) for c in share.drawn)
+
+
+def preview(
+    subjects: SubjectLookup, ratios: Mapping[Grade, float], actor: Actor, seed: int
+) -> DrawPreview:
+    """The sample `submit` would store for `seed`, by grade; nothing is written."""
+    if actor.department is None:
+        raise DrawError(Refusal.DRAW_NO_DEPARTMENT, "a draw belongs to a department")
+    supervised = list(subjects.subjects_of(actor.department))
+    if not supervised:
+        raise DrawError(
+            Refusal.DRAW_EMPTY_SCOPE, f"department: {actor.department} supervises no subjects"
+        )
+    shares = sample_by_grade(supervised, ratios, random.Random(seed))
+    population = len({s.credit_code for s in supervised})
+    return DrawPreview(actor.department, seed, population, tuple(shares))
 
 
 def save(
@@ -93,7 +143,7 @@ def submit(
     """Store a department's draw: the codes it submits, or a sample by credit grade."""
     department = actor.department
     if department is None:
-        raise DrawError("a draw belongs to a department")
+        raise DrawError(Refusal.DRAW_NO_DEPARTMENT, "a draw belongs to a department")
     supervised = {s.credit_code: s for s in subjects.subjects_of(department)}
     method: dict[str, Any]
     if codes is None:
@@ -104,7 +154,8 @@ def submit(
         unknown = sorted(set(codes) - supervised.keys())
         if unknown:
             raise DrawError(
-                f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}"
+                Refusal.DRAW_NOT_SUPERVISED,
+                f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}",
             )
         chosen, method = sorted(set(codes)), {"kind": "submitted"}
     with conn.transaction():
@@ -138,8 +189,9 @@ def merge(
         ).fetchone()
         if drew is None:
             raise DrawError(
+                Refusal.DRAW_NO_DRAW_IN_PERIOD,
                 f"period: {actor.department} has no draw in {period!r}; only a department"
-                " that drew in the period may merge it"
+                " that drew in the period may merge it",
             )
         for code, departments in drawn_by_several(conn, period):
             subject = subjects.subject(code)
