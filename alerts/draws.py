@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from alerts import audit
@@ -205,3 +206,36 @@ def merge(
             tasks.append(task)
         pending = finish(conn, changes, router, now)
     return tasks, pending
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRecord:
+    """A stored draw as its department's history shows it."""
+
+    id: int
+    period: str
+    created_at: datetime
+    created_by: str
+    method: dict[str, Any]
+    credit_codes: list[str]
+
+
+def history(conn: psycopg.Connection[Any], department: str, limit: int = 50) -> list[DrawRecord]:
+    """The department's draws, newest first, with the subjects each drew."""
+    with conn.cursor(row_factory=class_row(DrawRecord)) as cur:
+        return cur.execute(
+            "SELECT d.id, d.period, d.created_at, d.created_by, d.method,"
+            " coalesce(array_agg(s.credit_code ORDER BY s.credit_code)"
+            " FILTER (WHERE s.credit_code IS NOT NULL), '{}') AS credit_codes"
+            " FROM draws d LEFT JOIN draw_subjects s ON s.draw_id = d.id"
+            " WHERE d.department = %s GROUP BY d.id ORDER BY d.id DESC LIMIT %s",
+            (department, limit),
+        ).fetchall()
+
+
+def joint_candidates(
+    conn: psycopg.Connection[Any], department: str, period: str
+) -> list[tuple[str, list[str]]]:
+    """What a merge of `period` would make joint for `department`: its drawn subjects that
+    other departments drew too, with all the departments that drew each."""
+    return [(c, d) for c, d in drawn_by_several(conn, period) if department in d]

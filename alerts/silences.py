@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -244,3 +245,30 @@ def extend(
             now,
         )
     return row
+
+
+def covering(
+    conn: psycopg.Connection[Any],
+    department: str,
+    subject_keys: Sequence[str],
+    rule_ids: Sequence[str],
+    device_ids: Sequence[str],
+    departments: Sequence[str],
+    at: datetime,
+) -> list[SilenceRow]:
+    """The department's silences in force at `at` that would mute an alert with these keys,
+    rules, devices and departments (as alerts.routing matches them): those an alert's page
+    offers to extend."""
+    with conn.cursor(row_factory=class_row(SilenceRow)) as cur:
+        return cur.execute(
+            f"SELECT {COLUMNS} FROM silences WHERE department = %(dept)s"
+            " AND expired_at IS NULL AND starts_at <= %(at)s AND ends_at > %(at)s"
+            " AND ((matcher = 'subject' AND value = ANY(%(subjects)s))"
+            " OR (matcher = 'rule' AND value = ANY(%(rules)s))"
+            " OR (matcher = 'device' AND value = ANY(%(devices)s))"
+            " OR (matcher = 'department' AND value = ANY(%(departments)s)))"
+            " ORDER BY ends_at, id",
+            {"dept": department, "at": at, "subjects": list(subject_keys),
+             "rules": list(rule_ids), "devices": list(device_ids),
+             "departments": list(departments)},
+        ).fetchall()  # fmt: skip
