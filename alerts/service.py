@@ -25,7 +25,7 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts import draws, handoff, silences
+from alerts import draws, handoff, outbox, silences
 from alerts.dispatch import DispatchPlan
 from alerts.errors import DrawError, Refusal
 from alerts.findings import PhotoUpload
@@ -480,3 +480,14 @@ class AlertService:
                 "credit_codes: the department's subjects changed since the preview; preview again",
             )
         return self.submit_draw(actor, period, None, seed)
+
+    def retry_notification(self, actor: Actor, notification_id: int) -> bool:
+        """Queue a dead delivery again now (audited) and wake the outbox to send it."""
+        if actor.department is None:
+            return False
+        with self.pool.connection() as conn:
+            queued = outbox.retry(conn, actor.name, actor.department, notification_id,
+                                  self.clock())  # fmt: skip
+        if queued:
+            self._outbox_wake.set()
+        return queued

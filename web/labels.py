@@ -114,6 +114,14 @@ REFUSALS = {
     "bad_period": N_("The period is letters, digits and - . _ only (e.g. 2026-Q4)."),
 }
 WEB_REFUSALS = ("silence_target", "rule_unknown", "bad_time", "bad_period")
+# How the audit chain broke (alerts.audit.Break).
+AUDIT_BREAKS = {
+    "missing": N_("an entry is missing"),
+    "prev_mismatch": N_("the entry does not link to the one before it"),
+    "contents": N_("the entry's contents were changed after it was written"),
+    "rewritten": N_("the chain was rewritten: the entry differs from its signed checkpoint"),
+    "truncated": N_("entries after a signed checkpoint were removed"),
+}
 ERRORS = {
     "not_found": N_("Not found, or not visible to your department."),
     "forbidden": N_("Not allowed: your role may not do this, or the page is stale (reload it)."),
@@ -136,6 +144,7 @@ TABLES: dict[str, dict[str, str]] = {
     "credit_grade": CREDIT_GRADES,
     "error": ERRORS,
     "refusal": REFUSALS,
+    "audit_break": AUDIT_BREAKS,
 }
 
 

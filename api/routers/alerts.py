@@ -548,6 +548,13 @@ def list_notifications(
     ]
 
 
+@router.post("/notifications/{notification_id}/retry", status_code=204)
+def retry_notification(notification_id: Id, ctx: Ctx, caller: Officer) -> None:
+    """Queue a dead delivery of the caller's alert again now; audited with the caller."""
+    if not _service(ctx).retry_notification(actor_of(caller), notification_id):
+        raise HTTPException(404, f"notification {notification_id} not found or not dead")
+
+
 # -- double-random draws ------------------------------------------------------------------
 
 

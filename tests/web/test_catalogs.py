@@ -69,3 +69,10 @@ def test_no_english_left_in_the_templates() -> None:
             if re.search(r"[A-Za-z]{2,}", m.group(1)) and m.group(1) != "gas_detector":
                 found.append(f"{template.name}: {m.group(0)}")
     assert found == []
+
+
+def test_every_audit_break_has_a_chinese_sentence() -> None:
+    from alerts.audit import Break
+
+    assert set(labels.AUDIT_BREAKS) == {b.value for b in Break}
+    assert [b for b, msg in labels.AUDIT_BREAKS.items() if not _chinese(zh(msg))] == []

@@ -128,9 +128,9 @@ def notifications_page(
 
 @router.post("/notifications/{notification_id}/retry")
 def retry(notification_id: int, ctx: Ctx, caller: Officer) -> Response:
-    with ctx.pool.connection() as conn:
-        if not queries.retry_notification(conn, notification_id, caller.department):
-            raise HTTPException(404, f"notification {notification_id} not found or not dead")
+    """Send a dead delivery again now; the retry is in the audit chain with who asked."""
+    if not alert_service(ctx).retry_notification(alert_actor(caller), notification_id):
+        raise HTTPException(404, f"notification {notification_id} not found or not dead")
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 
