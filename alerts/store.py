@@ -295,7 +295,8 @@ class AlertStore:
             )
         if new.state.is_open:
             self._join_open_task(conn, new, now, changes)
-        changes.alert_event(new, "updated")
+        # The board sounds its alarm on "escalated" as on "opened": say which this is.
+        changes.alert_event(new, "escalated" if escalated else "updated")
         return new
 
     def _join_open_task(

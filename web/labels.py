@@ -64,6 +64,14 @@ NOTIFY_STATUSES = {
     "dead": N_("Dead (gave up)"),
     "suppressed": N_("Muted by a silence"),
 }
+NOTIFY_EVENTS = {
+    "opened": N_("Alert opened"),
+    "escalated": N_("Severity raised"),
+    "reopened": N_("Reopened"),
+    "repeat": N_("Reminder (still open)"),
+    "resolved": N_("Resolved"),
+    "dismissed": N_("Dismissed"),
+}
 CREDIT_GRADES = {
     "A": N_("A (good)"),
     "B": N_("B (general)"),
@@ -122,6 +130,10 @@ AUDIT_BREAKS = {
     "rewritten": N_("the chain was rewritten: the entry differs from its signed checkpoint"),
     "truncated": N_("entries after a signed checkpoint were removed"),
 }
+CREDIT_SCHEMES = {
+    "abcd": N_("Credit grade (A–D)"),
+    "jiangsu_env": N_("Jiangsu environmental credit (five colours)"),
+}
 ERRORS = {
     "not_found": N_("Not found, or not visible to your department."),
     "forbidden": N_("Not allowed: your role may not do this, or the page is stale (reload it)."),
@@ -141,7 +153,9 @@ TABLES: dict[str, dict[str, str]] = {
     "timeline": TIMELINE,
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
+    "notify_event": NOTIFY_EVENTS,
     "credit_grade": CREDIT_GRADES,
+    "credit_scheme": CREDIT_SCHEMES,
     "error": ERRORS,
     "refusal": REFUSALS,
     "audit_break": AUDIT_BREAKS,

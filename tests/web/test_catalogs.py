@@ -27,8 +27,12 @@ def test_every_refusal_code_has_a_chinese_sentence() -> None:
 
 
 def test_every_credit_grade_of_both_schemes_has_a_label() -> None:
+    from subjects.models import CreditScheme
+
     grades = [g.value for g in CreditGrade] + [c.value for c in EnvColour]
     assert [g for g in grades if not _chinese(zh(labels.CREDIT_GRADES.get(g, g)))] == []
+    schemes = [s.value for s in CreditScheme]
+    assert [s for s in schemes if not _chinese(zh(labels.CREDIT_SCHEMES.get(s, s)))] == []
 
 
 def test_every_shipped_rule_has_a_summary_in_chinese() -> None:
@@ -76,3 +80,10 @@ def test_every_audit_break_has_a_chinese_sentence() -> None:
 
     assert set(labels.AUDIT_BREAKS) == {b.value for b in Break}
     assert [b for b, msg in labels.AUDIT_BREAKS.items() if not _chinese(zh(msg))] == []
+
+
+def test_every_notification_event_has_a_chinese_label() -> None:
+    from alerts.records import NotifyEvent
+
+    assert set(labels.NOTIFY_EVENTS) == {e.value for e in NotifyEvent}
+    assert [e for e, msg in labels.NOTIFY_EVENTS.items() if not _chinese(zh(msg))] == []

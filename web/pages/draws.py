@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from alerts import draws
 from api.auth import Officer, Viewer
+from subjects.credit import GRADES
 from subjects.repository import SubjectRepository
 from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
 
@@ -46,6 +47,7 @@ def draws_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
     return pages(ctx).render(
         request, "draws.html", caller, active="draws", draws=past, names=names,
         period=this_quarter(ctx), ratios=alert_service(ctx).settings.draw_ratios,
+        schemes=list(GRADES.items()),
     )  # fmt: skip
 
 
