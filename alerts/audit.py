@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 import psycopg
@@ -106,6 +106,16 @@ def append(
     return [row[0] for row in rows]
 
 
+class Break(StrEnum):
+    """How the chain broke: a stable code for pages and catalogs (`reason` says it in full)."""
+
+    MISSING = "missing"
+    PREV_MISMATCH = "prev_mismatch"
+    CONTENTS = "contents"
+    REWRITTEN = "rewritten"
+    TRUNCATED = "truncated"
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     """Outcome of walking the chain: ok, or the first broken link and why."""
@@ -114,6 +124,7 @@ class VerifyResult:
     checked: int
     broken_seq: int | None = None
     reason: str = ""
+    code: Break | None = None
 
 
 def verify(
@@ -136,7 +147,11 @@ def verify(
         for seq, at, actor, entity, entity_id, action, payload, prev_hash, stored in cur:
             if seq != expected_seq:
                 return VerifyResult(
-                    False, checked, expected_seq, f"seq {expected_seq} is missing (next is {seq})"
+                    False,
+                    checked,
+                    expected_seq,
+                    f"seq {expected_seq} is missing (next is {seq})",
+                    Break.MISSING,
                 )
             if prev_hash != prev:
                 return VerifyResult(
@@ -144,11 +159,16 @@ def verify(
                     checked,
                     seq,
                     f"seq {seq}: prev_hash does not match the hash of seq {seq - 1}",
+                    Break.PREV_MISMATCH,
                 )
             recomputed = row_hash(seq, at, actor, entity, entity_id, action, payload, prev_hash)
             if recomputed != stored:
                 return VerifyResult(
-                    False, checked, seq, f"seq {seq}: contents do not match its hash"
+                    False,
+                    checked,
+                    seq,
+                    f"seq {seq}: contents do not match its hash",
+                    Break.CONTENTS,
                 )
             if seq in pinned and pinned.pop(seq) != stored:
                 return VerifyResult(
@@ -157,6 +177,7 @@ def verify(
                     seq,
                     f"seq {seq}: its hash differs from the signed checkpoint: the chain was"
                     " rewritten and recomputed",
+                    Break.REWRITTEN,
                 )
             prev, expected_seq, checked = stored, seq + 1, checked + 1
     if pinned:
@@ -167,5 +188,6 @@ def verify(
             first,
             f"a signed checkpoint covers seq {first} but the chain ends at seq"
             f" {expected_seq - 1}: its tail was cut off",
+            Break.TRUNCATED,
         )
     return VerifyResult(True, checked)

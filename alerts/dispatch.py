@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from alerts.errors import Refusal
 from alerts.lifecycle import Actor, TransitionRefused
 from alerts.records import Changes, TaskKind, TaskRow, TaskStatus, fetch_tasks
 from alerts.settings import AlertsSettings
@@ -120,23 +121,24 @@ def check_task_transition(
     """Raise TransitionRefused when `actor` may not move `task` to `target`."""
     if actor.department not in task.departments:
         raise TransitionRefused(
-            "other_department", f"{actor.department} takes no part in task {task.id}"
+            Refusal.OTHER_DEPARTMENT, f"{actor.department} takes no part in task {task.id}"
         )
     if target not in TASK_TRANSITIONS[task.status]:
         allowed = ", ".join(sorted(s.value for s in TASK_TRANSITIONS[task.status])) or "nothing"
         raise TransitionRefused(
-            "not_allowed",
+            Refusal.NOT_ALLOWED,
             f"task {task.id} is {task.status.value}; it can move to: {allowed}",
         )
     if target is TaskStatus.DONE and not (findings or "").strip():
-        raise TransitionRefused("findings_required", "a task is done only with its findings")
+        raise TransitionRefused(Refusal.FINDINGS_REQUIRED, "a task is done only with its findings")
     if (
         task.kind is TaskKind.JOINT
         and target is TaskStatus.DONE
         and (actor.department != task.lead_department)
     ):
         raise TransitionRefused(
-            "lead_only", f"only the lead department {task.lead_department} closes a joint task"
+            Refusal.LEAD_ONLY,
+            f"only the lead department {task.lead_department} closes a joint task",
         )
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from alerts import audit
 from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import DispatchPlan, choose_lead, open_joint_task
-from alerts.errors import DrawError
+from alerts.errors import DrawError, Refusal
 from alerts.lifecycle import Actor
 from alerts.records import Changes, TaskKind, TaskRow
 from alerts.routing import Router
@@ -25,13 +27,38 @@ from rules.models import Severity
 from subjects.models import Grade
 
 
-def sample(
+@dataclass(frozen=True, slots=True)
+class GradeShare:
+    """One credit grade of a draw: how many subjects it has, the share drawn, who was drawn."""
+
+    grade: Grade
+    population: int
+    ratio: float
+    drawn: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DrawPreview:
+    """What a sampled draw would pick now; submitting with the same seed stores exactly this
+    while the department's subjects stay the same."""
+
+    department: str
+    seed: int
+    population: int
+    grades: tuple[GradeShare, ...]
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted(c for g in self.grades for c in g.drawn)
+
+
+def sample_by_grade(
     subjects: Sequence[SubjectView],
     ratios: Mapping[Grade, float],
     rng: random.Random,
     due: Collection[str] = (),
-) -> list[str]:
-    """Draw ceil(n x ratio) subjects of each credit grade at random; sorted credit codes.
+) -> list[GradeShare]:
+    """Draw ceil(n x ratio) subjects of each credit grade at random.
 
     Rounding up means a grade with any subjects and a positive ratio is never skipped.
     Subjects in `due` (past their grade's inspection frequency) are always drawn; they count
@@ -40,14 +67,50 @@ def sample(
     by_grade: dict[Grade, list[str]] = {}
     for s in subjects:
         by_grade.setdefault(s.credit_grade, []).append(s.credit_code)
-    drawn: list[str] = []
+    shares: list[GradeShare] = []
     for grade in sorted(by_grade):
         codes = sorted(set(by_grade[grade]))
+        ratio = ratios.get(grade, 0.0)
+        n = min(len(codes), math.ceil(len(codes) * ratio))
         forced = [c for c in codes if c in due]
         rest = [c for c in codes if c not in due]
-        n = min(len(codes), math.ceil(len(codes) * ratios.get(grade, 0.0)))
-        drawn += forced + rng.sample(rest, max(0, min(len(rest), n - len(forced))))
-    return sorted(drawn)
+        picked = forced + rng.sample(rest, max(0, min(len(rest), n - len(forced))))
+        shares.append(GradeShare(grade, len(codes), ratio, tuple(sorted(picked))))
+    return shares
+
+
+def sample(
+    subjects: Sequence[SubjectView],
+    ratios: Mapping[Grade, float],
+    rng: random.Random,
+    due: Collection[str] = (),
+) -> list[str]:
+    """The credit codes sample_by_grade draws, sorted."""
+    return sorted(c for share in sample_by_grade(subjects, ratios, rng, due) for c in share.drawn)
+
+
+def preview(
+    conn: psycopg.Connection[Any],
+    subjects: SubjectLookup,
+    settings: AlertsSettings,
+    actor: Actor,
+    seed: int,
+    now: datetime,
+) -> DrawPreview:
+    """The sample `submit` would store for `seed`, by grade (with the subjects due by their
+    grade's inspection frequency); nothing is written."""
+    if actor.department is None:
+        raise DrawError(Refusal.DRAW_NO_DEPARTMENT, "a draw belongs to a department")
+    supervised = list(subjects.subjects_of(actor.department))
+    if not supervised:
+        raise DrawError(
+            Refusal.DRAW_EMPTY_SCOPE, f"department: {actor.department} supervises no subjects"
+        )
+    every = {g: h.inspect_every_days for g, h in settings.credit_handling.items()}
+    due = due_by_frequency(conn, supervised, every, now)
+    shares = sample_by_grade(supervised, settings.draw_ratios, random.Random(seed), due)
+    population = len({s.credit_code for s in supervised})
+    return DrawPreview(actor.department, seed, population, tuple(shares))
 
 
 def due_by_frequency(
@@ -130,7 +193,7 @@ def submit(
     ratios = settings.draw_ratios
     department = actor.department
     if department is None:
-        raise DrawError("a draw belongs to a department")
+        raise DrawError(Refusal.DRAW_NO_DEPARTMENT, "a draw belongs to a department")
     supervised = {s.credit_code: s for s in subjects.subjects_of(department)}
     method: dict[str, Any]
     if codes is None:
@@ -143,7 +206,8 @@ def submit(
         unknown = sorted(set(codes) - supervised.keys())
         if unknown:
             raise DrawError(
-                f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}"
+                Refusal.DRAW_NOT_SUPERVISED,
+                f"credit_codes: {department} does not supervise {', '.join(unknown[:10])}",
             )
         chosen, method = sorted(set(codes)), {"kind": "submitted"}
     with conn.transaction():
@@ -177,8 +241,9 @@ def merge(
         ).fetchone()
         if drew is None:
             raise DrawError(
+                Refusal.DRAW_NO_DRAW_IN_PERIOD,
                 f"period: {actor.department} has no draw in {period!r}; only a department"
-                " that drew in the period may merge it"
+                " that drew in the period may merge it",
             )
         for code, departments in drawn_by_several(conn, period):
             subject = subjects.subject(code)
@@ -192,3 +257,36 @@ def merge(
             tasks.append(task)
         pending = finish(conn, changes, router, now)
     return tasks, pending
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRecord:
+    """A stored draw as its department's history shows it."""
+
+    id: int
+    period: str
+    created_at: datetime
+    created_by: str
+    method: dict[str, Any]
+    credit_codes: list[str]
+
+
+def history(conn: psycopg.Connection[Any], department: str, limit: int = 50) -> list[DrawRecord]:
+    """The department's draws, newest first, with the subjects each drew."""
+    with conn.cursor(row_factory=class_row(DrawRecord)) as cur:
+        return cur.execute(
+            "SELECT d.id, d.period, d.created_at, d.created_by, d.method,"
+            " coalesce(array_agg(s.credit_code ORDER BY s.credit_code)"
+            " FILTER (WHERE s.credit_code IS NOT NULL), '{}') AS credit_codes"
+            " FROM draws d LEFT JOIN draw_subjects s ON s.draw_id = d.id"
+            " WHERE d.department = %s GROUP BY d.id ORDER BY d.id DESC LIMIT %s",
+            (department, limit),
+        ).fetchall()
+
+
+def joint_candidates(
+    conn: psycopg.Connection[Any], department: str, period: str
+) -> list[tuple[str, list[str]]]:
+    """What a merge of `period` would make joint for `department`: its drawn subjects that
+    other departments drew too, with all the departments that drew each."""
+    return [(c, d) for c, d in drawn_by_several(conn, period) if department in d]

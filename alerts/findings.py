@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from alerts.errors import NotFoundError
+from alerts.errors import NotFoundError, Refusal
 from alerts.lifecycle import Actor, TransitionRefused
 from alerts.records import Changes, TaskRow, TaskStatus, fetch_tasks
 
@@ -31,7 +31,7 @@ def photo_type(photo: PhotoUpload) -> str:
         if photo.content.startswith(magic):
             return kind
     raise TransitionRefused(
-        "photo_type", f"photo {photo.filename!r} is not a JPEG, PNG or WebP image"
+        Refusal.PHOTO_TYPE, f"photo {photo.filename!r} is not a JPEG, PNG or WebP image"
     )
 
 
@@ -51,16 +51,16 @@ def record_finding(
         raise NotFoundError(f"task {task_id} not found")
     task = tasks[0]
     if task.status is TaskStatus.DONE:
-        raise TransitionRefused("task_done", f"task {task.id} is done; findings are closed")
+        raise TransitionRefused(Refusal.TASK_DONE, f"task {task.id} is done; findings are closed")
     if not text.strip() and not photos:
-        raise TransitionRefused("finding_empty", "a finding needs a text or a photo")
+        raise TransitionRefused(Refusal.FINDING_EMPTY, "a finding needs a text or a photo")
     if len(photos) > MAX_PHOTOS:
-        raise TransitionRefused("too_many_photos", f"at most {MAX_PHOTOS} photos per finding")
+        raise TransitionRefused(Refusal.TOO_MANY_PHOTOS, f"at most {MAX_PHOTOS} photos per finding")
     hashes = []
     for photo in photos:
         if len(photo.content) > MAX_PHOTO_BYTES:
             raise TransitionRefused(
-                "photo_too_large", f"photo {photo.filename!r} is over {MAX_PHOTO_BYTES} bytes"
+                Refusal.PHOTO_TOO_LARGE, f"photo {photo.filename!r} is over {MAX_PHOTO_BYTES} bytes"
             )
         kind = photo_type(photo)
         digest = hashlib.sha256(photo.content).hexdigest()

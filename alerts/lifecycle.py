@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from alerts.errors import Refusal
+
 
 class AlertState(StrEnum):
     OPEN = "open"
@@ -82,7 +84,7 @@ SYSTEM = Actor("system")
 class TransitionRefused(Exception):  # noqa: N818 - reads as the outcome, like PermissionError
     """A transition is not allowed; `code` is machine-readable, the message says why."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Refusal, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -112,25 +114,25 @@ def decide(
     """The transition `action` makes from `state`, or TransitionRefused saying why not."""
     if not actor.is_system and actor.department not in departments:
         raise TransitionRefused(
-            "other_department",
+            Refusal.OTHER_DEPARTMENT,
             f"{actor.name} of {actor.department} cannot {action.value} this alert: it concerns "
             f"{', '.join(sorted(departments))}",
         )
     if action in SYSTEM_ONLY and not actor.is_system:
-        raise TransitionRefused("system_only", f"{action.value} is done by the system only")
+        raise TransitionRefused(Refusal.SYSTEM_ONLY, f"{action.value} is done by the system only")
     target = TRANSITIONS.get((state, action))
     if target is None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == state and a not in SYSTEM_ONLY)
         raise TransitionRefused(
-            "not_allowed",
+            Refusal.NOT_ALLOWED,
             f"cannot {action.value} an alert that is {state.value}; allowed: "
             f"{', '.join(allowed) or 'nothing'}",
         )
     if action is Action.DISMISS and reason is None:
         codes = ", ".join(r.value for r in DismissReason)
-        raise TransitionRefused("reason_required", f"dismiss needs a reason: one of {codes}")
+        raise TransitionRefused(Refusal.REASON_REQUIRED, f"dismiss needs a reason: one of {codes}")
     if action is not Action.DISMISS and reason is not None:
-        raise TransitionRefused("reason_unexpected", "only dismiss takes a reason code")
+        raise TransitionRefused(Refusal.REASON_UNEXPECTED, "only dismiss takes a reason code")
     if reason is DismissReason.OTHER and not note.strip():
-        raise TransitionRefused("note_required", "dismissing for reason 'other' needs a note")
+        raise TransitionRefused(Refusal.NOTE_REQUIRED, "dismissing for reason 'other' needs a note")
     return Transition(action, state, target, actor, at, reason, note)

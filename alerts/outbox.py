@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from alerts import audit
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notification, Notifier, NotifyError
 from alerts.settings import AlertsSettings
@@ -135,3 +136,31 @@ class OutboxDelivery:
             return None
         due: datetime = row[0]
         return max(0.0, (due - self.clock()).total_seconds())
+
+
+def retry(
+    conn: psycopg.Connection[Any], actor: str, department: str, notification_id: int,
+    now: datetime,
+) -> bool:  # fmt: skip
+    """Put a dead (or still failing) delivery of the department's alert back in the queue
+    now, audited with who asked; False when there is no such row for the department."""
+    with conn.transaction():
+        row = conn.execute(
+            "WITH old AS (SELECT o.id, o.status, o.attempts FROM outbox o JOIN alerts a"
+            " ON a.id = o.alert_id WHERE o.id = %s AND %s = ANY(a.departments)"
+            " AND o.status IN ('dead', 'pending') FOR UPDATE OF o)"
+            " UPDATE outbox o SET status = 'pending', next_attempt_at = %s FROM old"
+            " WHERE o.id = old.id"
+            " RETURNING o.id, o.alert_id, o.route, o.event, old.status, old.attempts",
+            (notification_id, department, now),
+        ).fetchone()
+        if row is None:
+            return False
+        _, alert_id, route, event, was, attempts = row
+        detail = {"alert_id": alert_id, "route": route, "event": event, "was": was,
+                  "attempts": attempts, "department": department}  # fmt: skip
+        record = audit.AuditRecord(
+            actor, "notification", str(notification_id), "notification.retried", detail
+        )
+        audit.append(conn, [record], now)
+    return True

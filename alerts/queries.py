@@ -347,19 +347,6 @@ def notifications(
         ).fetchall()
 
 
-def retry_notification(
-    conn: psycopg.Connection[Any], notification_id: int, department: str
-) -> bool:
-    """Put a dead (or failing) delivery of the department's alert back in the queue now."""
-    row = conn.execute(
-        "UPDATE outbox o SET status = 'pending', next_attempt_at = now() FROM alerts a"
-        " WHERE o.id = %s AND a.id = o.alert_id AND %s = ANY(a.departments)"
-        " AND o.status IN ('dead', 'pending') RETURNING o.id",
-        (notification_id, department),
-    ).fetchone()
-    return row is not None
-
-
 def silenced_counts(conn: psycopg.Connection[Any], silence_ids: list[int]) -> dict[int, int]:
     """How many notifications each silence muted."""
     rows = conn.execute(

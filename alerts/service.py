@@ -25,8 +25,9 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts import handoff
+from alerts import draws, handoff, outbox, silences
 from alerts.dispatch import DispatchPlan
+from alerts.errors import DrawError, Refusal
 from alerts.findings import PhotoUpload
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason
 from alerts.metrics import AlertsMetrics
@@ -454,3 +455,43 @@ class AlertService:
     ) -> SilenceRow:
         with self.pool.connection() as conn:
             return self.store.change_silence(conn, actor, silence_id, ends_at, reason, expire)
+
+    def preview_silence_extension(
+        self, actor: Actor, silence_id: int, ends_at: datetime
+    ) -> SilenceRow:
+        """The silence an extension to `ends_at` would change, after the same checks."""
+        with self.pool.connection() as conn:
+            return silences.preview_extension(conn, actor, silence_id, ends_at, self.clock())
+
+    def extend_silence(self, actor: Actor, silence_id: int, ends_at: datetime) -> SilenceRow:
+        with self.pool.connection() as conn:
+            return silences.extend(conn, actor, silence_id, ends_at, self.clock())
+
+    def preview_draw(self, actor: Actor, seed: int) -> draws.DrawPreview:
+        """What a sampled draw with `seed` would pick now, per credit grade (nothing stored)."""
+        with self.pool.connection() as conn:
+            return draws.preview(conn, self.subjects, self.settings, actor, seed, self.clock())
+
+    def confirm_draw(
+        self, actor: Actor, period: str, seed: int, expected: Sequence[str]
+    ) -> tuple[int, list[str]]:
+        """Store the sampled draw an officer previewed, or refuse when the department's
+        subjects changed since the preview (the same seed would pick others)."""
+        now = self.preview_draw(actor, seed).codes
+        if sorted(expected) != now:
+            raise DrawError(
+                Refusal.DRAW_SCOPE_CHANGED,
+                "credit_codes: the department's subjects changed since the preview; preview again",
+            )
+        return self.submit_draw(actor, period, None, seed)
+
+    def retry_notification(self, actor: Actor, notification_id: int) -> bool:
+        """Queue a dead delivery again now (audited) and wake the outbox to send it."""
+        if actor.department is None:
+            return False
+        with self.pool.connection() as conn:
+            queued = outbox.retry(conn, actor.name, actor.department, notification_id,
+                                  self.clock())  # fmt: skip
+        if queued:
+            self._outbox_wake.set()
+        return queued

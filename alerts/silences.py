@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +12,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from alerts import audit
-from alerts.errors import NotFoundError
+from alerts.errors import CodedError, NotFoundError, Refusal
 from alerts.lifecycle import Actor
 
 
@@ -55,19 +56,36 @@ COLUMNS = (
 )
 
 
-class SilenceError(ValueError):
+# A silence longer than a quarter is a standing exemption, not a mute: that belongs in the
+# rule pack or the subject's supervision, where it is reviewed.
+MAX_DURATION = timedelta(days=90)
+
+
+class SilenceError(CodedError):
     """A silence request breaks a rule; the message names the field."""
 
 
 def validate(starts_at: datetime, ends_at: datetime, reason: str, value: str) -> None:
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise SilenceError("starts_at and ends_at must carry a UTC offset")
+        raise SilenceError(
+            Refusal.SILENCE_NAIVE_TIME, "starts_at and ends_at must carry a UTC offset"
+        )
     if ends_at <= starts_at:
-        raise SilenceError("ends_at must be later than starts_at")
+        raise SilenceError(Refusal.SILENCE_END_BEFORE_START, "ends_at must be later than starts_at")
+    if ends_at - starts_at > MAX_DURATION:
+        raise SilenceError(
+            Refusal.SILENCE_TOO_LONG,
+            f"ends_at: a silence lasts at most {MAX_DURATION.days} days from starts_at",
+        )
     if not reason.strip():
-        raise SilenceError("reason must say why notifications are muted")
+        raise SilenceError(
+            Refusal.SILENCE_REASON_REQUIRED, "reason must say why notifications are muted"
+        )
     if not value.strip():
-        raise SilenceError("value must name the subject, rule, device or department")
+        raise SilenceError(
+            Refusal.SILENCE_VALUE_REQUIRED,
+            "value must name the subject, rule, device or department",
+        )
 
 
 def insert(
@@ -126,7 +144,7 @@ def create(
 ) -> SilenceRow:
     """A silence of the actor's department, audited in the same transaction."""
     if actor.department is None:
-        raise SilenceError("a silence belongs to a department")
+        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
         row = insert(
             conn, actor.department, matcher, value, starts_at, ends_at, actor.name, reason, now
@@ -146,14 +164,14 @@ def change(
 ) -> SilenceRow:
     """Change the end or the reason, or expire now; a silence is never deleted."""
     if actor.department is None:
-        raise SilenceError("a silence belongs to a department")
+        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
         found = fetch(conn, actor.department, silence_id, lock=True)
         if not found:
             raise NotFoundError(f"silence {silence_id} not found")
         row = found[0]
         if row.expired_at is not None:
-            raise SilenceError(f"silence {silence_id} has already expired")
+            raise SilenceError(Refusal.SILENCE_EXPIRED, f"silence {silence_id} has already expired")
         if expire:
             conn.execute(
                 "UPDATE silences SET expired_at = %s, expired_by = %s WHERE id = %s",
@@ -172,3 +190,85 @@ def change(
         (row,) = fetch(conn, actor.department, silence_id)
         _record(conn, actor, row, action, now)
     return row
+
+
+def check_extension(row: SilenceRow, ends_at: datetime, now: datetime) -> None:
+    """Refuse an extension that would not extend: the new end must carry an offset, lie
+    after now and after the current end, and keep within MAX_DURATION of the start."""
+    if ends_at.tzinfo is None:
+        raise SilenceError(Refusal.SILENCE_NAIVE_TIME, "ends_at must carry a UTC offset")
+    if row.expired_at is not None or row.ends_at <= now:
+        raise SilenceError(Refusal.SILENCE_EXPIRED, f"silence {row.id} has already ended")
+    if ends_at <= now:
+        raise SilenceError(Refusal.SILENCE_END_IN_PAST, "ends_at must be later than now")
+    if ends_at <= row.ends_at:
+        raise SilenceError(
+            Refusal.SILENCE_END_NOT_LATER,
+            f"ends_at must be later than the current end {row.ends_at.isoformat()}",
+        )
+    validate(row.starts_at, ends_at, row.reason, row.value)
+
+
+def preview_extension(
+    conn: psycopg.Connection[Any], actor: Actor, silence_id: int, ends_at: datetime,
+    now: datetime,
+) -> SilenceRow:  # fmt: skip
+    """The silence as it is, after checking that `ends_at` would extend it (nothing written)."""
+    if actor.department is None:
+        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
+    found = fetch(conn, actor.department, silence_id)
+    if not found:
+        raise NotFoundError(f"silence {silence_id} not found")
+    check_extension(found[0], ends_at, now)
+    return found[0]
+
+
+def extend(
+    conn: psycopg.Connection[Any], actor: Actor, silence_id: int, ends_at: datetime,
+    now: datetime,
+) -> SilenceRow:  # fmt: skip
+    """Move a running silence's end later, audited (old and new end) in the same transaction."""
+    if actor.department is None:
+        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
+    with conn.transaction():
+        found = fetch(conn, actor.department, silence_id, lock=True)
+        if not found:
+            raise NotFoundError(f"silence {silence_id} not found")
+        before = found[0]
+        check_extension(before, ends_at, now)
+        conn.execute("UPDATE silences SET ends_at = %s WHERE id = %s", (ends_at, silence_id))
+        (row,) = fetch(conn, actor.department, silence_id)
+        detail = {**row.summary(), "previous_ends_at": before.ends_at}
+        audit.append(
+            conn,
+            [audit.AuditRecord(actor.name, "silence", str(row.id), "silence.extended", detail)],
+            now,
+        )
+    return row
+
+
+def covering(
+    conn: psycopg.Connection[Any],
+    department: str,
+    subject_keys: Sequence[str],
+    rule_ids: Sequence[str],
+    device_ids: Sequence[str],
+    departments: Sequence[str],
+    at: datetime,
+) -> list[SilenceRow]:
+    """The department's silences in force at `at` that would mute an alert with these keys,
+    rules, devices and departments (as alerts.routing matches them): those an alert's page
+    offers to extend."""
+    with conn.cursor(row_factory=class_row(SilenceRow)) as cur:
+        return cur.execute(
+            f"SELECT {COLUMNS} FROM silences WHERE department = %(dept)s"
+            " AND expired_at IS NULL AND starts_at <= %(at)s AND ends_at > %(at)s"
+            " AND ((matcher = 'subject' AND value = ANY(%(subjects)s))"
+            " OR (matcher = 'rule' AND value = ANY(%(rules)s))"
+            " OR (matcher = 'device' AND value = ANY(%(devices)s))"
+            " OR (matcher = 'department' AND value = ANY(%(departments)s)))"
+            " ORDER BY ends_at, id",
+            {"dept": department, "at": at, "subjects": list(subject_keys),
+             "rules": list(rule_ids), "devices": list(device_ids),
+             "departments": list(departments)},
+        ).fetchall()  # fmt: skip

@@ -21,7 +21,7 @@ from alerts.dispatch import (
     open_joint_task,
     plan_dispatch,
 )
-from alerts.errors import NotFoundError
+from alerts.errors import NotFoundError, Refusal
 from alerts.findings import PhotoUpload, record_finding
 from alerts.lifecycle import (
     SYSTEM,
@@ -295,7 +295,8 @@ class AlertStore:
             )
         if new.state.is_open:
             self._join_open_task(conn, new, now, changes)
-        changes.alert_event(new, "updated")
+        # The board sounds its alarm on "escalated" as on "opened": say which this is.
+        changes.alert_event(new, "escalated" if escalated else "updated")
         return new
 
     def _join_open_task(
@@ -364,7 +365,7 @@ class AlertStore:
                 )
         except psycopg.errors.UniqueViolation as err:
             raise TransitionRefused(
-                "already_open",
+                Refusal.ALREADY_OPEN,
                 f"subject {alert.subject_key} already has an open alert; it cannot be reopened",
             ) from err
         new = fetch_alert(conn, alert.id)
@@ -433,13 +434,14 @@ class AlertStore:
         ):
             if actor.department != task.lead_department:
                 raise TransitionRefused(
-                    "lead_only",
+                    Refusal.LEAD_ONLY,
                     f"alert {alert.id} is under task {task.id}, led by {task.lead_department}:"
                     " the lead closes it",
                 )
             if not note.strip():
                 raise TransitionRefused(
-                    "findings_required", "resolving a dispatched alert closes its task: add a note"
+                    Refusal.FINDINGS_REQUIRED,
+                    "resolving a dispatched alert closes its task: add a note",
                 )
             conn.execute(
                 "UPDATE tasks SET status = 'done', done_at = %s, updated_at = %s,"

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -25,6 +25,17 @@ class ErrorOut(BaseModel):
     validation), or an object with a `code` where a route says so."""
 
     detail: str | list[FieldProblem] | dict[str, Any]
+    code: str | None = Field(
+        default=None, description="a refusal's stable code (e.g. silence_end_not_later)"
+    )
+
+
+class CodedHTTPException(HTTPException):
+    """An HTTP error whose answer carries the refusal's stable `code` beside `detail`."""
+
+    def __init__(self, status_code: int, code: str, detail: str) -> None:
+        super().__init__(status_code, detail)
+        self.code = code
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -77,7 +88,13 @@ async def overflow_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"a value is out of range: {_safe(exc)}"}, status_code=422)
 
 
+async def coded_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CodedHTTPException)
+    return JSONResponse({"detail": exc.detail, "code": exc.code}, status_code=exc.status_code)
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(CodedHTTPException, coded_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(psycopg.errors.DataError, data_error)
     app.add_exception_handler(OverflowError, overflow_error)

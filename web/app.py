@@ -15,7 +15,7 @@ from alerts.findings import MAX_PHOTO_BYTES, MAX_PHOTOS
 from api.app import BodyLimitTable, import_limit
 from api.context import ApiContext
 from web.departments import DepartmentNames
-from web.pages import admin, alert, board, devices, subjects, tasks
+from web.pages import admin, alert, board, devices, draws, silence_extend, subjects, tasks
 from web.settings import WebSettings
 from web.templating import Pages
 
@@ -34,8 +34,10 @@ def is_page(request: Request) -> bool:
 async def _unauthenticated(request: Request, exc: Exception) -> Response:
     """A page asked without a valid sign-in goes to /login and comes back afterwards."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code != 401 or not is_page(request):
+    if not is_page(request):
         return await http_exception_handler(request, exc)
+    if exc.status_code != 401:
+        return _error_page(request, exc)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     current = urlsplit(request.headers.get("hx-current-url", ""))
     if request.headers.get("hx-request") and current.netloc == request.url.netloc:
@@ -46,6 +48,21 @@ async def _unauthenticated(request: Request, exc: Exception) -> Response:
         # An HTMX swap cannot follow a redirect into a whole page: ask it to navigate.
         return Response(status_code=401, headers={"HX-Redirect": login})
     return RedirectResponse(login, status_code=303)
+
+
+# A page's refusal as the officer reads it: a sentence from the catalogs, not the API's JSON.
+_PAGE_ERRORS = {403: "forbidden", 404: "not_found", 409: "refused", 413: "too_large",
+                422: "invalid", 503: "unavailable"}  # fmt: skip
+
+
+def _error_page(request: Request, exc: HTTPException) -> Response:
+    pages: Pages = request.app.state.pages
+    code = _PAGE_ERRORS.get(exc.status_code, "refused")
+    response = pages.render(request, "error.html", None, exc.status_code, code=code,
+                            detail=str(exc.detail))  # fmt: skip
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 def _docs() -> HTMLResponse:
@@ -61,11 +78,12 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
     """Add the workbench to `app`; returns the renderer (also provided on `ctx`)."""
     pages = Pages(settings, DepartmentNames(ctx.pool))
     ctx.provide(Pages, pages)
+    app.state.pages = pages
     static = resources.files("web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_exception_handler(HTTPException, _unauthenticated)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
-    for module in (board, alert, tasks, subjects, devices, admin):
+    for module in (board, alert, tasks, subjects, devices, admin, silence_extend, draws):
         app.include_router(module.router)
     # The pages' uploads are larger than the API's default body cap.
     limits: BodyLimitTable = app.state.body_limits

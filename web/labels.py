@@ -69,14 +69,80 @@ NOTIFY_STATUSES = {
     "dead": N_("Dead (gave up)"),
     "suppressed": N_("Muted by a silence"),
 }
+NOTIFY_EVENTS = {
+    "opened": N_("Alert opened"),
+    "escalated": N_("Severity raised"),
+    "reopened": N_("Reopened"),
+    "repeat": N_("Reminder (still open)"),
+    "resolved": N_("Resolved"),
+    "dismissed": N_("Dismissed"),
+}
 CREDIT_GRADES = {
     "A": N_("A (good)"),
     "B": N_("B (general)"),
     "C": N_("C (poor)"),
     "D": N_("D (bad)"),
+    # Jiangsu's five-colour environmental credit (subjects.models.EnvColour)
+    "green": N_("Green"),
+    "blue": N_("Blue"),
+    "yellow": N_("Yellow"),
+    "red": N_("Red"),
+    "black": N_("Black"),
+}
+# One sentence per refusal code of the alerts package (alerts.errors.Refusal), and the
+# workbench's own form checks; a test fails when a code has no Chinese sentence.
+REFUSALS = {
+    "other_department": N_("Your department takes no part in this."),
+    "system_only": N_("Only offsite itself does this."),
+    "not_allowed": N_("This action is not possible in the current state."),
+    "reason_required": N_("Choose a reason."),
+    "reason_unexpected": N_("Only dismissing takes a reason."),
+    "note_required": N_('The reason "other" needs a note.'),
+    "already_open": N_("The subject already has an open alert; this one cannot be reopened."),
+    "lead_only": N_("Only the lead department closes this."),
+    "findings_required": N_("Closing needs findings: write what was found and done."),
+    "task_done": N_("The task is done; findings are closed."),
+    "finding_empty": N_("A finding needs a text or a photo."),
+    "too_many_photos": N_("Too many photos in one finding."),
+    "photo_too_large": N_("A photo is too large."),
+    "photo_type": N_("A photo is not a JPEG, PNG or WebP image."),
+    "silence_no_department": N_("A silence belongs to a department."),
+    "silence_naive_time": N_("The time needs its zone."),
+    "silence_end_before_start": N_("The end must be later than the start."),
+    "silence_too_long": N_("A silence lasts at most 90 days from its start."),
+    "silence_reason_required": N_("A silence needs a reason."),
+    "silence_value_required": N_("Say what the silence mutes."),
+    "silence_expired": N_("This silence has ended already."),
+    "silence_end_in_past": N_("The new end must be later than now."),
+    "silence_end_not_later": N_("The new end must be later than the current end."),
+    "draw_no_department": N_("A draw belongs to a department."),
+    "draw_not_supervised": N_("Your department does not supervise some of these subjects."),
+    "draw_no_draw_in_period": N_("Your department has no draw in this period; draw first."),
+    "draw_empty_scope": N_("Your department supervises no subjects to draw from."),
+    "draw_scope_changed": N_("The department's subjects changed since the preview; preview again."),
+    # the workbench's own checks
+    "silence_target": N_("Choose a rule or the subject to silence."),
+    "rule_unknown": N_("That rule is not in the loaded rule pack."),
+    "bad_time": N_("Enter a valid date and time."),
+    "bad_period": N_("The period is letters, digits and - . _ only (e.g. 2026-Q4)."),
+}
+WEB_REFUSALS = ("silence_target", "rule_unknown", "bad_time", "bad_period")
+# How the audit chain broke (alerts.audit.Break).
+AUDIT_BREAKS = {
+    "missing": N_("an entry is missing"),
+    "prev_mismatch": N_("the entry does not link to the one before it"),
+    "contents": N_("the entry's contents were changed after it was written"),
+    "rewritten": N_("the chain was rewritten: the entry differs from its signed checkpoint"),
+    "truncated": N_("entries after a signed checkpoint were removed"),
+}
+CREDIT_SCHEMES = {
+    "abcd": N_("Credit grade (A–D)"),
+    "jiangsu_env": N_("Jiangsu environmental credit (five colours)"),
 }
 ERRORS = {
     "not_found": N_("Not found, or not visible to your department."),
+    "forbidden": N_("Not allowed: your role may not do this, or the page is stale (reload it)."),
+    "too_large": N_("The upload is too large."),
     "refused": N_("This action is not allowed now."),
     "invalid": N_("The form has an error."),
     "unavailable": N_("This part of offsite is not running here."),
@@ -92,8 +158,12 @@ TABLES: dict[str, dict[str, str]] = {
     "timeline": TIMELINE,
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
+    "notify_event": NOTIFY_EVENTS,
     "credit_grade": CREDIT_GRADES,
+    "credit_scheme": CREDIT_SCHEMES,
     "error": ERRORS,
+    "refusal": REFUSALS,
+    "audit_break": AUDIT_BREAKS,
 }
 
 

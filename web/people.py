@@ -23,9 +23,10 @@ class People:
             return self._cache[actor]
         shown = actor
         kind, _, ident = actor.partition(":")
-        if kind == "key" and ident.isdigit():
+        key_id = ident.split(" ", 1)[0]  # "key:7" or, as callers name keys now, "key:7 label"
+        if kind == "key" and key_id.isdigit():
             with self._pool.connection() as conn:
-                name = key_names(conn, [int(ident)]).get(int(ident))
-            shown = f"{name} ({actor})" if name else actor
+                name = key_names(conn, [int(key_id)]).get(int(key_id))
+            shown = f"{name} (key:{key_id})" if name else actor
         self._cache[actor] = shown
         return shown

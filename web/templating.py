@@ -25,6 +25,7 @@ NAV = (
     ("devices", "/devices", N_("Devices")),
     ("map", "/map", N_("Map")),
     ("rules", "/rules", N_("Rules")),
+    ("draws", "/draws", N_("Draws")),
     ("silences", "/silences", N_("Silences")),
     ("notifications", "/notifications", N_("Notifications")),
     ("audit", "/audit", N_("Audit")),

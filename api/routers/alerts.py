@@ -15,15 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import events
 from alerts.audit import canonical_json
-from alerts.errors import DrawError, NotFoundError
+from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
 from alerts.records import ALERT_COLUMNS, TASK_COLUMNS, TaskKind, TaskRow, TaskStatus
 from alerts.service import AlertService
-from alerts.silences import Matcher, SilenceError, SilenceRow
+from alerts.silences import Matcher, SilenceRow
 from alerts.silences import fetch as fetch_silences
 from alerts.store import Outcome
 from api.auth import Caller, Officer, Viewer, auth_settings, still_valid
 from api.context import ApiContext, get_context
+from api.errors import CodedHTTPException
 from api.metrics import AuthMetrics
 from api.params import INT64_MAX, Id, Offset
 from rules.models import Severity
@@ -54,8 +55,8 @@ def _call(fn: Callable[[], T]) -> T:
         raise HTTPException(404, str(err)) from err
     except TransitionRefused as err:
         raise HTTPException(409, {"code": err.code, "message": str(err)}) from err
-    except (SilenceError, DrawError) as err:
-        raise HTTPException(422, str(err)) from err
+    except CodedError as err:
+        raise CodedHTTPException(422, err.code, str(err)) from err
 
 
 def _aware(t: datetime | None, name: str) -> datetime | None:
@@ -190,6 +191,11 @@ class SilencePatch(BaseModel):
     reason: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
+class SilenceExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ends_at: datetime = Field(description="the new end: later than now and the current end")
+
+
 class SilenceOut(BaseModel):
     id: int
     department: str
@@ -223,6 +229,26 @@ class DrawOut(BaseModel):
     id: int
     department: str
     period: str
+    credit_codes: list[str]
+
+
+class DrawPreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int = Field(ge=0, le=INT64_MAX, description="submit the draw with it to store this")
+
+
+class GradeShareOut(BaseModel):
+    grade: str
+    population: int
+    ratio: float
+    credit_codes: list[str]
+
+
+class DrawPreviewOut(BaseModel):
+    department: str
+    seed: int
+    population: int
+    grades: list[GradeShareOut]
     credit_codes: list[str]
 
 
@@ -480,6 +506,15 @@ def change_silence(silence_id: Id, body: SilencePatch, ctx: Ctx, caller: Officer
     return _silence_out(row)
 
 
+@router.post("/silences/{silence_id}/extend", response_model=SilenceOut)
+def extend_silence(silence_id: Id, body: SilenceExtendIn, ctx: Ctx, caller: Officer) -> SilenceOut:
+    """Move a running silence's end later (at most 90 days after its start), audited."""
+    service = _service(ctx)
+    _aware(body.ends_at, "ends_at")
+    row = _call(lambda: service.extend_silence(actor_of(caller), silence_id, body.ends_at))
+    return _silence_out(row)
+
+
 @router.delete("/silences/{silence_id}", response_model=SilenceOut)
 def expire_silence(silence_id: Id, ctx: Ctx, caller: Officer) -> SilenceOut:
     """Expire now; the silence stays on record (and in the audit log)."""
@@ -513,6 +548,13 @@ def list_notifications(
     ]
 
 
+@router.post("/notifications/{notification_id}/retry", status_code=204)
+def retry_notification(notification_id: Id, ctx: Ctx, caller: Officer) -> None:
+    """Queue a dead delivery of the caller's alert again now; audited with the caller."""
+    if not _service(ctx).retry_notification(actor_of(caller), notification_id):
+        raise HTTPException(404, f"notification {notification_id} not found or not dead")
+
+
 # -- double-random draws ------------------------------------------------------------------
 
 
@@ -524,6 +566,20 @@ def submit_draw(body: DrawIn, ctx: Ctx, caller: Officer) -> DrawOut:
         lambda: service.submit_draw(actor_of(caller), body.period, body.credit_codes, body.seed)
     )
     return DrawOut(id=draw_id, department=caller.department, period=body.period, credit_codes=codes)
+
+
+@router.post("/inspections/draws/preview", response_model=DrawPreviewOut)
+def preview_draw(body: DrawPreviewIn, ctx: Ctx, caller: Officer) -> DrawPreviewOut:
+    """What a sampled draw with `seed` would pick now, by credit grade; nothing is stored."""
+    service = _service(ctx)
+    p = _call(lambda: service.preview_draw(actor_of(caller), body.seed))
+    grades = [
+        GradeShareOut(grade=g.grade.value, population=g.population, ratio=g.ratio,
+                      credit_codes=list(g.drawn))
+        for g in p.grades
+    ]  # fmt: skip
+    return DrawPreviewOut(department=p.department, seed=p.seed, population=p.population,
+                          grades=grades, credit_codes=p.codes)  # fmt: skip
 
 
 @router.get("/inspections/draws", response_model=list[DrawOut])

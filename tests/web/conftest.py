@@ -26,6 +26,7 @@ FLAGS = [
 ]
 SUBJECT = "91320500MA1MXXXX24"  # a valid unified social credit code (GB 32100-2015)
 OTHER = "91320500MA1NXXXX11"
+PASSWORD = "correct horse battery 7"
 
 
 @pytest.fixture
@@ -85,3 +86,18 @@ def page_for(browser: Any, key: str, width: int = 1400, height: int = 900) -> An
         locale="zh-CN",
     )
     return context.new_page()
+
+
+def signed_in(browser: Any, base: str, login: str, width: int = 1400, **options: Any) -> Any:
+    """A fresh browser signed in through the real /login form (`options` go to the context,
+    e.g. permissions)."""
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, locale="zh-CN", **options
+    )
+    page = context.new_page()
+    page.goto(f"{base}/login?next=/")
+    page.fill("#login", login)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    return page

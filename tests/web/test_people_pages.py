@@ -20,9 +20,8 @@ from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import Publisher, wait_until
-from tests.web.conftest import page_for
+from tests.web.conftest import PASSWORD, page_for, signed_in
 
-PASSWORD = "correct horse battery 7"
 PLANT = make("9", "1", "320500", "MA1RXXXX")  # with valid check characters: bindable
 NOWHERE = make("9", "1", "320500", "MA1TXXXX")  # valid, but in no library
 
@@ -40,17 +39,6 @@ def plant(db: psycopg.Connection[Any]) -> str:
     return PLANT
 
 
-def _signed_in(browser: Any, base: str, login: str, width: int = 1400) -> Any:
-    """A fresh browser signed in through the real /login form."""
-    page = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN").new_page()
-    page.goto(f"{base}/login?next=/")
-    page.fill("#login", login)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-    return page
-
-
 def _login() -> str:
     return f"p-{uuid.uuid4().hex[:8]}"
 
@@ -65,7 +53,7 @@ def test_disabled_person_board_stops_and_says_so(
     login = _login()
     people.create_person(db, login, "张伟", "EMB", "officer", PASSWORD)
     base = running.endpoints.http
-    page = _signed_in(browser, base, login)
+    page = signed_in(browser, base, login)
     page.wait_for_selector("#live.live", timeout=10_000)
     assert page.inner_text("header .ident") == "张伟 · 市应急局 · 执法人员"
     assert page.locator("#signed-out").is_hidden()
@@ -96,7 +84,7 @@ def test_header_names_the_person_and_the_platform_admin_role(
     login = _login()
     people.create_person(db, login, "陈静", "BDB", "platform_admin", PASSWORD)
     base = running.endpoints.http
-    page = _signed_in(browser, base, login)
+    page = signed_in(browser, base, login)
     assert page.inner_text("header .ident") == "陈静 · 市大数据管理局 · 平台管理员"
     page.goto(f"{base}/?lang=en")
     assert page.inner_text("header .ident").endswith(" · Platform admin")
@@ -187,7 +175,7 @@ def test_platform_admin_binds_an_unbound_device_in_the_browser(
     login = _login()
     people.create_person(db, login, "陈静", "BDB", "platform_admin", PASSWORD)
     base = running.endpoints.http
-    page = _signed_in(browser, base, login)
+    page = signed_in(browser, base, login)
     page.goto(f"{base}/devices")
     page.click("#unbound-link")
     page.wait_for_url(f"{base}/devices/unbound")

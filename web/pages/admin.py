@@ -49,7 +49,7 @@ def silences_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
 def _target(target: str) -> tuple[Matcher, str]:
     kind, _, value = target.partition(":")
     if kind not in (Matcher.RULE.value, Matcher.SUBJECT.value) or not value:
-        raise Refused("invalid", f"cannot silence {target!r}")
+        raise Refused("silence_target", f"target: cannot silence {target!r}")
     return Matcher(kind), value
 
 
@@ -60,7 +60,7 @@ def _rule_known(ctx: Ctx, matcher: Matcher, value: str) -> None:
         except LookupError:
             known = True  # the rules run elsewhere; the silence service checks the value
         if not known:
-            raise Refused("invalid", f"rule {value!r} is not in the loaded rule pack")
+            raise Refused("rule_unknown", f"value: rule {value!r} is not in the loaded rule pack")
 
 
 @router.post("/silences/preview", response_class=HTMLResponse)
@@ -77,7 +77,7 @@ def silence_preview(
         matcher, value = _target(target)
         _rule_known(ctx, matcher, value)
         if not reason.strip():
-            raise Refused("invalid", "a silence needs a reason")
+            raise Refused("silence_reason_required", "reason: a silence needs a reason")
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     now = datetime.now(UTC)
@@ -128,9 +128,9 @@ def notifications_page(
 
 @router.post("/notifications/{notification_id}/retry")
 def retry(notification_id: int, ctx: Ctx, caller: Officer) -> Response:
-    with ctx.pool.connection() as conn:
-        if not queries.retry_notification(conn, notification_id, caller.department):
-            raise HTTPException(404, f"notification {notification_id} not found or not dead")
+    """Send a dead delivery again now; the retry is in the audit chain with who asked."""
+    if not alert_service(ctx).retry_notification(alert_actor(caller), notification_id):
+        raise HTTPException(404, f"notification {notification_id} not found or not dead")
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from alerts import queries
+from alerts import queries, silences
 from alerts.lifecycle import Action, DismissReason
 from alerts.silences import Matcher
 from api.auth import Officer, Viewer
@@ -75,6 +75,12 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         code = record.alert.credit_code
         subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
         triggers = clue_queries.triggers(conn, [c.clue_id for c in record.clues])
+        a = record.alert
+        active_silences = silences.covering(
+            conn, caller.department, [k for k in (a.subject_key, a.credit_code) if k],
+            [c.rule_id for c in record.clues], [d for c in record.clues for d in c.device_ids],
+            a.departments, datetime.now(UTC),
+        )  # fmt: skip
     rules = {c.rule_id: _rule(ctx, c.rule_id) for c in record.clues}
     evidence_ids = list(dict.fromkeys(e for c in record.clues for e in c.evidence_ids))
     return pages(ctx).render(
@@ -90,6 +96,7 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         evidence=_evidence(ctx, caller, evidence_ids),
         reasons=[r.value for r in DismissReason],
         matchers=[Matcher.RULE.value, Matcher.SUBJECT.value],
+        active_silences=active_silences,
     )
 
 

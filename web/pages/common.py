@@ -7,10 +7,9 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException
 
-from alerts.errors import NotFoundError
+from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import Actor, TransitionRefused
 from alerts.service import AlertService
-from alerts.silences import SilenceError
 from api.auth import Caller, Role
 from api.context import ApiContext, get_context
 from api.routers.alerts import actor_of
@@ -55,7 +54,8 @@ def subject_actor(caller: Caller) -> subject_repo.Actor:
 
 
 class Refused(Exception):  # noqa: N818 - reads as the outcome, like TransitionRefused
-    """An action the page shows back as an error message (already translated by code)."""
+    """An action the page shows back as an error message: `code` is an alerts.errors.Refusal
+    or one of web.labels.WEB_REFUSALS, each with a sentence in the catalogs."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -69,7 +69,5 @@ def attempt(fn: Callable[[], T]) -> T:
         return fn()
     except NotFoundError as err:
         raise HTTPException(404, str(err)) from err
-    except TransitionRefused as err:
+    except (TransitionRefused, CodedError) as err:
         raise Refused(err.code, str(err)) from err
-    except SilenceError as err:
-        raise Refused("invalid", str(err)) from err
