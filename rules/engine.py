@@ -18,7 +18,6 @@ from rules.bound import Bound, MissingAttributeError
 from rules.evaluate import (
     INITIAL,
     NO_TRANSITIONS,
-    SAMPLE_EVALUATORS,
     Sample,
     Seen,
     State,
@@ -33,9 +32,6 @@ from subjects.models import DeviceContext, DeviceDirectory, Grade
 from video.models import Detection
 
 log = logging.getLogger(__name__)
-
-# Kinds whose state is a function of their ordered input: late data is replayed for them.
-REPLAYED = frozenset({"threshold", "window", "rate", "flatline", "composite", "flag_share"})
 
 
 class ClueOp(NamedTuple):
@@ -195,7 +191,7 @@ class Engine:
                 stream.state = stream.base = State(started, started, started)
         else:
             stream.bound = bound
-        if bound.kind in ("absence", "detection"):
+        if bound.entry.tick is not None:
             self.ticked[bound.fingerprint] = stream
         return stream
 
@@ -277,7 +273,7 @@ class Engine:
                                 if s is None:
                                     s = Sample(t, r.device_id, r.metric, value, "", flag)
                                 inp = s
-                            st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
+                            st, out = b.sample(b, st, inp)
                             entry = r if st is stream.state and not role else (t, r, role, st, out)
                             stream.state = st
                         stream.last_t = t
@@ -469,7 +465,7 @@ class Engine:
                 # Replays start from the stored episode, not from a history that lacks it.
                 stream.base = stream.state
                 stream.history.clear()
-            elif st.firing_since is not None and stream.bound.kind in REPLAYED:
+            elif st.firing_since is not None and stream.bound.replayed:
                 ops.append(ClueOp("open", stream.bound, st.firing_since, stream.last_t, st.trigger))
         # Open clues of streams not seen yet take effect when their stream is created.
         self._open_at_start.update(opened)

@@ -7,10 +7,10 @@ evaluation that changes nothing returns the very same state object.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from rules.bound import Bound
+if TYPE_CHECKING:
+    from rules.bound import Bound
 
 
 class Sample(NamedTuple):
@@ -116,7 +116,7 @@ def _scheduled(b: Bound, t: float) -> bool:
     return b.schedule is None or b.schedule.active(t)
 
 
-def _threshold(b: Bound, st: State, s: Sample) -> Result:
+def threshold(b: Bound, st: State, s: Sample) -> Result:
     v = s.value
     if not _scheduled(b, s.t):
         breach = False
@@ -157,7 +157,7 @@ def _window_decision(b: Bound, st: State, start: float, value: float, ratio: flo
     return b.cmp(value, limit)
 
 
-def _window(b: Bound, st: State, s: Sample) -> Result:
+def window(b: Bound, st: State, s: Sample) -> Result:
     if b.valid_hours:
         return _day_of_hours(b, st, s)
     if b.sliding:
@@ -231,7 +231,7 @@ def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
-def _rate(b: Bound, st: State, s: Sample) -> Result:
+def rate(b: Bound, st: State, s: Sample) -> Result:
     prev = st.k
     k = (s.t, s.value)
     if prev is None or s.t <= prev[0] or s.t - prev[0] > b.max_gap:
@@ -243,7 +243,7 @@ def _rate(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, TriggerItem(s.t, s.device_id, s.metric, s.value), k)
 
 
-def _flatline(b: Bound, st: State, s: Sample) -> Result:
+def flatline(b: Bound, st: State, s: Sample) -> Result:
     if b.sample_time_metric is not None:
         return _flatline_sampled(b, st, s)
     run = st.k
@@ -300,7 +300,7 @@ def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, t, flat, TriggerItem(t, s.device_id, metric, v), k)
 
 
-def _composite(b: Bound, st: State, s: Sample) -> Result:
+def composite(b: Bound, st: State, s: Sample) -> Result:
     latest = list(st.k or (None,) * len(b.conditions))
     for i, (role, metric, _cmp, _limit, _age) in enumerate(b.conditions):
         if role == s.role and metric == s.metric:
@@ -314,7 +314,7 @@ def _composite(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, item, k)
 
 
-def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
+def absence_sample(b: Bound, st: State, s: Sample) -> Result:
     last = st.k
     if last is not None and s.t <= last:
         return st, NO_TRANSITIONS  # older than what we have seen: data was not missing then
@@ -323,7 +323,7 @@ def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, False, None, s.t)
 
 
-def _absence_tick(b: Bound, st: State, now: float) -> Result:
+def absence_tick(b: Bound, st: State, now: float) -> Result:
     last = st.k
     if last is None or st.firing_since is not None:
         return st, NO_TRANSITIONS
@@ -334,7 +334,7 @@ def _absence_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, now, True, TriggerItem(last, b.scope, "", None), last)
 
 
-def _detection(b: Bound, st: State, d: Seen) -> Result:
+def detection(b: Bound, st: State, d: Seen) -> Result:
     if d.label not in b.labels or d.score < b.min_score:
         return st, NO_TRANSITIONS
     if b.zones and d.zone not in b.zones:
@@ -345,7 +345,7 @@ def _detection(b: Bound, st: State, d: Seen) -> Result:
     return step(b, st, d.t, True, item, st.k)
 
 
-def _detection_tick(b: Bound, st: State, now: float) -> Result:
+def detection_tick(b: Bound, st: State, now: float) -> Result:
     last = st.last_breach
     if last is None or now - last < b.clear_after:
         return st, NO_TRANSITIONS
@@ -353,7 +353,7 @@ def _detection_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, last + b.clear_after, False, None, st.k)
 
 
-def _flag_share(b: Bound, st: State, s: Sample) -> Result:
+def flag_share(b: Bound, st: State, s: Sample) -> Result:
     """Share of an aligned period's readings carrying a counted flag; decided at its end."""
     bucket = math.floor((s.t + b.offset_s) / b.window_s)
     hit = 1 if s.flag in b.share_flags else 0
@@ -374,31 +374,15 @@ def _flag_share(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
-def _ignore(b: Bound, st: State, s: Sample) -> Result:
+def ignore(b: Bound, st: State, s: Sample) -> Result:
     return st, NO_TRANSITIONS
-
-
-SAMPLE_EVALUATORS: dict[str, Callable[[Bound, State, Sample], Result]] = {
-    "threshold": _threshold,
-    "window": _window,
-    "rate": _rate,
-    "flatline": _flatline,
-    "composite": _composite,
-    "absence": _absence_sample,
-    "detection": _ignore,
-    "flag_share": _flag_share,
-}
 
 
 def evaluate(b: Bound, st: State, inp: Sample | Seen | Tick, now: float) -> Result:
     """Apply one input to one bound rule's state. `now` is the wall clock, for ticks only."""
-    kind = b.kind
+    entry = b.entry
     if type(inp) is Sample:
-        return SAMPLE_EVALUATORS[kind](b, st, inp)
+        return entry.sample(b, st, inp)
     if type(inp) is Seen:
-        return _detection(b, st, inp) if kind == "detection" else (st, NO_TRANSITIONS)
-    if kind == "absence":
-        return _absence_tick(b, st, now)
-    if kind == "detection":
-        return _detection_tick(b, st, now)
-    return st, NO_TRANSITIONS
+        return entry.seen(b, st, inp) if entry.seen is not None else (st, NO_TRANSITIONS)
+    return entry.tick(b, st, now) if entry.tick is not None else (st, NO_TRANSITIONS)

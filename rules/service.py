@@ -23,20 +23,15 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import DeviceStatus, Reading
-from rules.engine import REPLAYED, ClueOp, Engine
+from rules.engine import ClueOp, Engine
+from rules.kinds import entry_of
 from rules.loader import RuleLoadError, RuleProblem, RuleSet, load_directory
 from rules.metrics import RulesMetrics
 from rules.models import ClueEvent, ClueSink, ClueStatus
 from rules.settings import RulesSettings
 from rules.spec import (
     AbsenceRule,
-    CompositeRule,
-    FlagShareRule,
-    FlatlineRule,
-    RateRule,
     Rule,
-    ThresholdRule,
-    WindowRule,
 )
 from rules.store import (
     apply_ops,
@@ -95,27 +90,14 @@ class ReloadResult:
 
 def lookback_s(rules: Sequence[Rule], lateness: float) -> float:
     """How much history rebuilds the state of every rule."""
-    need = 0.0
-    for r in rules:
-        span = 0.0
-        if isinstance(r, ThresholdRule | RateRule | CompositeRule):
-            span = r.hold + r.keep_firing_for
-        if isinstance(r, WindowRule):
-            span = 2 * r.window_s + r.hold + r.keep_firing_for
-        if isinstance(r, RateRule):
-            span += r.max_gap
-        if isinstance(r, CompositeRule):
-            span += max(c.max_age for c in r.conditions)
-        if isinstance(r, FlatlineRule):
-            span = r.duration * 2
-        if isinstance(r, FlagShareRule):
-            span = 2 * r.window_s
-        need = max(need, span)
+    need = max((entry_of(r.kind).lookback(r) for r in rules), default=0.0)
     return need + lateness + 60.0
 
 
 def replay_metrics(rules: Sequence[Rule]) -> list[str]:
-    return sorted({m for r in rules if r.kind in REPLAYED for m in replay_metrics_of(r) or ()})
+    return sorted(
+        {m for r in rules if entry_of(r.kind).replayed for m in replay_metrics_of(r) or ()}
+    )
 
 
 class RuleService:

@@ -13,8 +13,9 @@ from ingest.models import Reading
 from rules.bound import Bound
 from rules.engine import ClueOp, OpenClue
 from rules.evaluate import TriggerItem
+from rules.kinds import entry_of
 from rules.models import ClueEvent, ClueStatus, Severity
-from rules.spec import CompositeRule, FlatlineRule, Rule
+from rules.spec import Rule
 
 _COLUMNS = (
     "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
@@ -49,15 +50,7 @@ def trigger_json(trigger: Sequence[TriggerItem]) -> list[dict[str, Any]]:
 
 
 def summarize(b: Bound, started_at: float, trigger: Sequence[TriggerItem]) -> str:
-    when = _ts(started_at).isoformat()
-    if b.kind == "absence":
-        return f"{b.title}: no data from {b.scope} since {when}"
-    first = trigger[0] if trigger else None
-    if first is None:
-        return f"{b.title}: since {when}"
-    shown = f"{first.value:g}" if first.value is not None else "-"
-    limit = f" (limit {b.limit:g})" if b.kind in ("threshold", "window", "rate") else ""
-    return f"{b.title}: {first.device_id} {first.metric} = {shown}{limit} since {when}"
+    return b.entry.summary(b, started_at, trigger)
 
 
 def _event(row: tuple[Any, ...]) -> ClueEvent:
@@ -241,13 +234,8 @@ def last_seen(
 
 def replay_metrics_of(rule: Rule) -> list[str] | None:
     """Metrics whose readings drive `rule`: None means every metric, [] none."""
-    if isinstance(rule, CompositeRule):
-        return sorted({c.metric for c in rule.conditions})
-    if rule.kind == "detection":
-        return []
-    if isinstance(rule, FlatlineRule) and rule.sample_time_metric and rule.selector.metric:
-        return sorted({rule.selector.metric, rule.sample_time_metric})
-    return [rule.selector.metric] if rule.selector.metric else None
+    metrics: list[str] | None = entry_of(rule.kind).metrics(rule)
+    return metrics
 
 
 def department_codes(conn: psycopg.Connection[Any]) -> list[str]:
