@@ -37,12 +37,12 @@ from rules.store import (
     apply_ops,
     changes_after,
     clue_by_id,
-    department_codes,
     last_seen,
     load_open,
     replay_metrics_of,
     stream_readings,
 )
+from subjects.departments import department_codes
 from subjects.models import DeviceDirectory
 from supervise.worker import Supervised, Supervisor
 from video.models import Detection

@@ -236,7 +236,3 @@ def replay_metrics_of(rule: Rule) -> list[str] | None:
     """Metrics whose readings drive `rule`: None means every metric, [] none."""
     metrics: list[str] | None = entry_of(rule.kind).metrics(rule)
     return metrics
-
-
-def department_codes(conn: psycopg.Connection[Any]) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
