@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from ingest.storage import is_hypertable
-from subjects.queries import device_visible
+from subjects.queries import device_unbound, device_visible
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +74,8 @@ def unbound_devices(conn: psycopg.Connection[Any], limit: int = 500) -> list[Dev
     with conn.cursor(row_factory=class_row(DeviceState)) as cur:
         return cur.execute(
             "SELECT device_id, kind, first_seen, last_seen, online, status_changed_at"
-            " FROM devices d WHERE NOT EXISTS"
-            " (SELECT 1 FROM device_bindings b WHERE b.device_id = d.device_id)"
-            " ORDER BY last_seen DESC LIMIT %s",
+            " FROM devices d WHERE " + device_unbound("d.device_id") + " ORDER BY last_seen DESC"
+            " LIMIT %s",
             (limit,),
         ).fetchall()
 

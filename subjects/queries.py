@@ -38,6 +38,11 @@ def current_period(alias: str = "") -> str:
     return f"{p}since <= now() AND ({p}until IS NULL OR {p}until > now())"
 
 
+def device_unbound(col: str) -> str:
+    """SQL predicate over a device id column: the device is bound to no subject."""
+    return f"NOT EXISTS (SELECT 1 FROM device_bindings b WHERE b.device_id = {col})"
+
+
 def device_visible(col: str) -> str:
     """SQL predicate over a device id column, with named parameters `dept` and `platform`.
 
@@ -49,6 +54,5 @@ def device_visible(col: str) -> str:
         "(EXISTS (SELECT 1 FROM device_bindings b"
         " JOIN subject_departments sd ON sd.credit_code = b.credit_code"
         f" WHERE b.device_id = {col} AND sd.department = %(dept)s AND {current_period('sd')})"
-        f" OR (%(platform)s AND ({col} IS NULL"
-        f" OR NOT EXISTS (SELECT 1 FROM device_bindings b WHERE b.device_id = {col}))))"
+        f" OR (%(platform)s AND ({col} IS NULL OR {device_unbound(col)})))"
     )
