@@ -7,7 +7,8 @@ evaluation that changes nothing returns the very same state object.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from rules.bound import Bound
@@ -52,10 +53,25 @@ class TriggerItem(NamedTuple):
     evidence_id: str | None = None
 
 
+class ClueAction(StrEnum):
+    """What the store does to a clue: the evaluator's open/resolve, and what a replay of
+    late data finds (see `rules.engine.ClueOp`)."""
+
+    OPEN = "open"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    WITHDRAW = "withdraw"
+    CLOSED = "closed"
+
+
+OPEN: Final = ClueAction.OPEN
+RESOLVE: Final = ClueAction.RESOLVE
+
+
 class Transition(NamedTuple):
     """`open` or `resolve` of the episode that started at `started_at` (event time)."""
 
-    kind: str
+    kind: Literal[ClueAction.OPEN, ClueAction.RESOLVE]
     at: float
     started_at: float
     trigger: tuple[TriggerItem, ...]
@@ -101,12 +117,12 @@ def step(
         if st.firing_since is not None:
             return State(pend, st.firing_since, t, trig, k), NO_TRANSITIONS
         if t - pend >= b.hold:
-            return State(pend, pend, t, trig, k), (Transition("open", t, pend, trig),)
+            return State(pend, pend, t, trig, k), (Transition(OPEN, t, pend, trig),)
         return State(pend, None, t, trig, k), NO_TRANSITIONS
     if st.firing_since is not None:
         if b.keep and st.last_breach is not None and t - st.last_breach < b.keep:
             return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
-        return State(k=k), (Transition("resolve", t, st.firing_since, st.trigger),)
+        return State(k=k), (Transition(RESOLVE, t, st.firing_since, st.trigger),)
     if st.pending_since is not None:
         return State(k=k), NO_TRANSITIONS
     return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
@@ -185,7 +201,7 @@ def window(b: Bound, st: State, s: Sample) -> Result:
     fresh = (bucket, s.value, 1, s.value, s.value)
     item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + b.window_s)
     st2, out = step(b, st, start, breach, item, fresh)
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         # Decided when the window closed; the episode started where the window began.
         out = (out[0]._replace(at=start + b.window_s),)
     return st2, out
@@ -226,7 +242,7 @@ def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
     breach = _window_decision(b, st, start, value, n / b.valid_hours)
     item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + 86400.0)
     st2, out = step(b, st, start, breach, item, fresh)
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         out = (out[0]._replace(at=start + 86400.0),)
     return st2, out
 
@@ -369,7 +385,7 @@ def flag_share(b: Bound, st: State, s: Sample) -> Result:
     breach = (share > b.max_share and _scheduled(b, start)) if enough else None
     item = TriggerItem(start, s.device_id, "flag_share", share, start + b.window_s)
     st2, out = step(b, st, start, breach, item, (bucket, 1, hit))
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         out = (out[0]._replace(at=start + b.window_s),)
     return st2, out
 

@@ -12,7 +12,7 @@ import psycopg
 from ingest.models import Reading
 from rules.bound import Bound
 from rules.engine import ClueOp, OpenClue
-from rules.evaluate import TriggerItem
+from rules.evaluate import ClueAction, TriggerItem
 from rules.kinds import entry_of
 from rules.models import ClueEvent, ClueStatus, Severity
 from rules.spec import Rule
@@ -91,8 +91,8 @@ def apply_ops(
         for op in ops:
             b = op.bound
             key = (b.fingerprint, _ts(op.started_at))
-            if op.action in ("open", "closed"):
-                closed = op.action == "closed"
+            if op.action in (ClueAction.OPEN, ClueAction.CLOSED):
+                closed = op.action == ClueAction.CLOSED
                 try:
                     # A savepoint: another open episode of this fingerprint (a second
                     # engine) must cost this one insert, not the whole batch.
@@ -132,7 +132,7 @@ def apply_ops(
                         )
                 except psycopg.errors.UniqueViolation:
                     continue
-            elif op.action == "resolve":
+            elif op.action == ClueAction.RESOLVE:
                 cur.execute(
                     "UPDATE clues SET status = 'resolved', ended_at = %s, updated_at = now(),"
                     " change_seq = nextval('clues_change_seq')"
@@ -141,7 +141,7 @@ def apply_ops(
                     " RETURNING " + _COLUMNS,
                     (_ts(op.at), *key, _ts(op.at)),
                 )
-            elif op.action == "reopen":
+            elif op.action == ClueAction.REOPEN:
                 cur.execute(
                     "UPDATE clues SET status = 'firing', ended_at = NULL, updated_at = now(),"
                     " change_seq = nextval('clues_change_seq')"
@@ -150,7 +150,7 @@ def apply_ops(
                     " WHERE o.fingerprint = %s AND o.status = 'firing') RETURNING " + _COLUMNS,
                     (*key, b.fingerprint),
                 )
-            elif op.action == "withdraw":
+            elif op.action == ClueAction.WITHDRAW:
                 cur.execute(
                     "UPDATE clues SET withdrawn = true, status = 'resolved',"
                     " ended_at = COALESCE(ended_at, %s), updated_at = now(),"

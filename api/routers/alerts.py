@@ -27,7 +27,7 @@ from api.auth import Caller, Officer, Viewer, auth_settings, still_valid
 from api.context import ApiContext, get_context
 from api.metrics import AuthMetrics
 from api.params import INT64_MAX, Id, Offset
-from rules.models import Severity
+from rules.models import ClueStatus, Severity
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -101,7 +101,7 @@ class ClueOut(BaseModel):
     title: str
     department: str
     severity: Severity
-    status: str
+    status: ClueStatus
     device_ids: list[str]
     evidence_ids: list[str]
     started_at: datetime

@@ -14,6 +14,7 @@ from api.context import ApiContext, get_context
 from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
+from rules.models import ClueStatus
 from rules.queries import ClueFilter, ClueRow, department_clue, department_clues
 from rules.service import RuleService
 from rules.spec import Rule
@@ -71,7 +72,7 @@ class ClueOut(BaseModel):
     title: str | None = None
     department: str | None = None
     severity: str
-    status: str | None = None
+    status: ClueStatus | None = None
     withdrawn: bool = False
     credit_code: str | None
     device_ids: list[str]
