@@ -26,7 +26,7 @@ def write(conn: psycopg.Connection[Any], events: Sequence[StreamEvent]) -> None:
             " VALUES (%s, %s, %s, %s)",
             [
                 (
-                    e.kind,
+                    e.kind.value,
                     e.entity_id,
                     sorted(set(e.departments)),
                     Jsonb(e.payload, dumps=canonical_json),

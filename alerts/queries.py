@@ -375,3 +375,106 @@ def open_alerts_matching(
         (department, value),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+# -- lists of the API ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which of a department's alerts to list; None (or empty) leaves a field open."""
+
+    states: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    department: str | None = None  # another department taking part
+    grid: str | None = None
+    subject: str | None = None
+    since: datetime | None = None  # opened at or after
+    until: datetime | None = None  # opened before
+
+
+def department_alerts(
+    conn: psycopg.Connection[Any], department: str, f: AlertFilter, limit: int, offset: int
+) -> list[AlertRow]:
+    """Alerts the department takes part in, newest first."""
+    return fetch_alerts(
+        conn,
+        "%(dept)s = ANY(departments)"
+        " AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
+        " AND (%(severities)s::text[] IS NULL OR severity = ANY(%(severities)s))"
+        " AND (%(department)s::text IS NULL OR %(department)s = ANY(departments))"
+        " AND (%(grid)s::text IS NULL OR grid = %(grid)s)"
+        " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
+        " AND (%(since)s::timestamptz IS NULL OR opened_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR opened_at < %(until)s)"
+        " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        {
+            "dept": department,
+            "states": list(f.states) or None,
+            "severities": list(f.severities) or None,
+            "department": f.department,
+            "grid": f.grid,
+            "subject": f.subject,
+            "since": f.since,
+            "until": f.until,
+            "limit": limit,
+            "offset": offset,
+        },
+    )
+
+
+def department_tasks(
+    conn: psycopg.Connection[Any],
+    department: str,
+    status: str | None,
+    kind: str | None,
+    subject: str | None,
+    limit: int,
+    offset: int,
+) -> list[TaskRow]:
+    """Tasks the department leads or takes part in, newest first."""
+    return fetch_tasks(
+        conn,
+        "%(dept)s = ANY(departments)"
+        " AND (%(status)s::text IS NULL OR status = %(status)s)"
+        " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
+        " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        {
+            "dept": department,
+            "status": status,
+            "kind": kind,
+            "subject": subject,
+            "limit": limit,
+            "offset": offset,
+        },
+    )
+
+
+def department_task(conn: psycopg.Connection[Any], task_id: int, department: str) -> TaskRow | None:
+    rows = fetch_tasks(conn, "id = %s AND %s = ANY(departments)", (task_id, department))
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawLine:
+    id: int
+    department: str
+    period: str
+    credit_codes: list[str]
+
+
+def department_draws(
+    conn: psycopg.Connection[Any], department: str, period: str | None
+) -> list[DrawLine]:
+    """The department's double-random draws (optionally of one period), newest first."""
+    with conn.cursor(row_factory=class_row(DrawLine)) as cur:
+        return cur.execute(
+            "SELECT d.id, d.department, d.period,"
+            " coalesce(array_agg(s.credit_code ORDER BY s.credit_code)"
+            " FILTER (WHERE s.credit_code IS NOT NULL), '{}') AS credit_codes"
+            " FROM draws d LEFT JOIN draw_subjects s ON s.draw_id = d.id"
+            " WHERE d.department = %s AND (%s::text IS NULL OR d.period = %s)"
+            " GROUP BY d.id ORDER BY d.id DESC",
+            (department, period, period),
+        ).fetchall()

@@ -176,9 +176,17 @@ def fetch_tasks(
         return cur.execute(sql, params).fetchall()
 
 
+class StreamKind(StrEnum):
+    """What a live-stream event is about."""
+
+    ALERT = "alert"
+    CLUE = "clue"
+    TASK = "task"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    kind: str  # alert | clue | task
+    kind: StreamKind
     entity_id: int
     departments: tuple[str, ...]
     payload: dict[str, Any]
@@ -204,11 +212,13 @@ class Changes:
 
     def alert_event(self, alert: AlertRow, action: str) -> None:
         payload = {**alert.summary(), "action": action}
-        self.events.append(StreamEvent("alert", alert.id, tuple(alert.departments), payload))
+        self.events.append(
+            StreamEvent(StreamKind.ALERT, alert.id, tuple(alert.departments), payload)
+        )
 
     def task_event(self, task: TaskRow, action: str) -> None:
         payload = {**task.summary(), "action": action}
-        self.events.append(StreamEvent("task", task.id, tuple(task.departments), payload))
+        self.events.append(StreamEvent(StreamKind.TASK, task.id, tuple(task.departments), payload))
 
     def record(
         self, actor: str, entity: str, entity_id: int | str, action: str, payload: dict[str, Any]

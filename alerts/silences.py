@@ -124,6 +124,13 @@ def fetch(
         return cur.execute(sql, {"dept": department, "id": silence_id, "at": active_at}).fetchall()
 
 
+def fetch_in_force(conn: psycopg.Connection[Any], department: str) -> list[SilenceRow]:
+    """The department's silences in force now (by the database's clock, as they are judged)."""
+    now = conn.execute("SELECT now()").fetchone()
+    assert now is not None
+    return fetch(conn, department, active_at=now[0])
+
+
 def _record(
     conn: psycopg.Connection[Any], actor: Actor, row: SilenceRow, action: str, now: datetime
 ) -> None:

@@ -39,6 +39,7 @@ from alerts.records import (
     NotifyEvent,
     NotifyRequest,
     StreamEvent,
+    StreamKind,
     TaskKind,
     TaskRow,
     TaskStatus,
@@ -761,4 +762,4 @@ def events_clue(e: ClueEvent, alert: AlertRow, action: str) -> StreamEvent:
         "subject_key": alert.subject_key,
         "action": action,
     }
-    return StreamEvent("clue", e.clue_id, tuple(alert.departments), payload)
+    return StreamEvent(StreamKind.CLUE, e.clue_id, tuple(alert.departments), payload)

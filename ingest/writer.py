@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
@@ -15,6 +14,8 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import errors
 
+from ingest import deadletters
+from ingest.deadletters import StoredLetter
 from ingest.metrics import IngestMetrics
 from ingest.models import (
     DeadLetter,
@@ -179,26 +180,14 @@ class BatchWriter:
     def _write_dead_letters(
         self, conn: psycopg.Connection[Any], letters: Iterable[DeadLetter]
     ) -> None:
-        cap = self.settings.dead_letter_payload_bytes
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY dead_letters (topic, device_id, reason, detail, payload,"
-                " payload_size, payload_sha256) FROM STDIN"
-            ) as copy,
-        ):
-            for d in letters:
-                copy.write_row(
-                    (
-                        d.topic[:512],
-                        d.device_id,
-                        d.reason.value,
-                        d.detail[:2000],
-                        d.payload[:cap],
-                        len(d.payload),
-                        hashlib.sha256(d.payload).hexdigest(),
-                    )
-                )
+        deadletters.store(
+            conn,
+            (
+                StoredLetter(d.topic, d.device_id, d.reason.value, d.detail, d.payload)
+                for d in letters
+            ),
+            self.settings.dead_letter_payload_bytes,
+        )
 
     def _touch_devices(self, conn: psycopg.Connection[Any], batch: Sequence[Envelope]) -> None:
         now_m = time.monotonic()

@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from api.departments import seed_departments
 from offsite.db import DbCapabilities, TimescaleConnectionLostError, enable_timescaledb
 from offsite.settings import Settings
+from subjects.departments import seed_departments
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from pydantic_settings import (
 )
 
 from alerts.settings import AlertsSettings
-from api.departments import load_departments
 from api.settings import AuthSettings, HttpSettings
 from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from rules.settings import RulesSettings
+from subjects.departments import load_departments
 from subjects.settings import SubjectsSettings
 from video.settings import VideoSettings
 from web.settings import WebSettings

@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, time, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rules import credit
-from rules.flags import DEFAULT_VALID_FLAGS
+from rules.kinds import KindEntry, SampleEvaluator, entry_of
+from rules.limits import OPS, Cmp, MissingAttributeError
 from rules.models import Severity
 from rules.settings import CreditModifier
-from rules.spec import (
-    AbsenceRule,
-    CompositeRule,
-    DatedLimit,
-    DetectionRule,
-    FlagShareRule,
-    FlatlineRule,
-    Limit,
-    RateRule,
-    Rule,
-    Schedule,
-    ThresholdRule,
-    WindowRule,
-)
+from rules.spec import Rule, RuleKind, Schedule
 from subjects.models import DeviceContext, Grade
 
-Cmp = Callable[[float, float], bool]
-OPS: dict[str, Cmp] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+__all__ = ["OPS", "Bound", "Cmp", "CompiledSchedule", "MissingAttributeError", "fingerprint"]
+
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class MissingAttributeError(LookupError):
-    """A limit refers to a subject attribute the subject does not have."""
 
 
 class CompiledSchedule:
@@ -74,37 +57,6 @@ def fingerprint(rule_id: str, scope: str) -> str:
     return hashlib.sha256(f"{rule_id}\x1f{scope}".encode()).hexdigest()[:32]
 
 
-def _resolve(value: Limit, ctx: DeviceContext | None, rule_id: str) -> float:
-    if isinstance(value, int | float):
-        return float(value)
-    attrs: Mapping[str, float] = ctx.attributes if ctx is not None else {}
-    if value.attribute not in attrs:
-        raise MissingAttributeError(
-            f"rule {rule_id}: the subject has no attribute {value.attribute!r}"
-        )
-    return float(attrs[value.attribute]) * value.factor
-
-
-_LIMIT_ZONE = "Asia/Shanghai"  # days of a threshold rule's dated limits
-
-
-def _dated(
-    limits: Sequence[DatedLimit], ctx: DeviceContext | None, rule_id: str, zone: ZoneInfo
-) -> tuple[tuple[float, float, float], ...]:
-    """Dated limits as epoch-second spans: from local midnight of `valid_from` to the
-    local midnight after `valid_until`."""
-    out = []
-    for d in limits:
-        lo = datetime.combine(d.valid_from, time(), zone).timestamp() if d.valid_from else -math.inf
-        hi = (
-            datetime.combine(d.valid_until + timedelta(days=1), time(), zone).timestamp()
-            if d.valid_until
-            else math.inf
-        )
-        out.append((lo, hi, _resolve(d.value, ctx, rule_id)))
-    return tuple(out)
-
-
 class Bound:
     """Everything the evaluator reads on the hot path, as plain attributes (no pydantic)."""
 
@@ -120,6 +72,7 @@ class Bound:
         "dated",
         "department",
         "duration",
+        "entry",
         "expected",
         "fingerprint",
         "hold",
@@ -142,6 +95,7 @@ class Bound:
         "replayed",
         "rule",
         "rule_id",
+        "sample",
         "sample_time_metric",
         "schedule",
         "scope",
@@ -168,7 +122,7 @@ class Bound:
         grade = ctx.credit_grade if ctx is not None else None
         mod = credit.modifier(credit_table, grade, rule.credit_tiered)
         self.rule = rule
-        self.kind = rule.kind
+        self.kind = RuleKind(rule.kind)
         self.rule_id = rule.id
         self.version = rule.version
         self.department = rule.department
@@ -208,90 +162,21 @@ class Bound:
         self.zones: frozenset[str] = frozenset()
         self.min_score = 0.0
         self.clear_after = 0.0
+        # The kind's entry, resolved once here so the hot path never looks a kind up.
+        entry: KindEntry[Rule] = entry_of(rule.kind)
+        self.entry = entry
+        self.sample: SampleEvaluator = entry.sample
+        self.replayed = entry.replayed
         self.valid_flags: frozenset[str] = (
-            frozenset(rule.valid_flags)
-            if rule.valid_flags is not None
-            else DEFAULT_VALID_FLAGS[rule.kind]
+            frozenset(rule.valid_flags) if rule.valid_flags is not None else entry.valid_flags
         )
         self.share_flags: frozenset[str] = frozenset()
         self.max_share = 0.0
-        # Hot-path hints for the engine: a threshold without a schedule that is inactive and
-        # not breached needs no evaluation at all; these kinds keep history for late data.
-        self.quiet = rule.kind == "threshold" and rule.schedule is None
-        # Absence keeps only the newest data time: the engine tracks it without evaluating.
-        self.lazy_last_seen = rule.kind == "absence"
-        self.replayed = rule.kind in (
-            "threshold",
-            "window",
-            "rate",
-            "flatline",
-            "composite",
-            "flag_share",
-        )
-        if isinstance(rule, ThresholdRule | WindowRule | RateRule | CompositeRule | DetectionRule):
-            self.hold = credit.hold(rule.hold, mod)
-            self.keep = credit.hold(rule.keep_firing_for, mod)
-        if isinstance(rule, ThresholdRule | WindowRule | RateRule):
-            self.cmp = OPS[rule.op]
-            # The same for every credit grade: credit never moves a limit.
-            if isinstance(rule.limit, list):
-                zone = rule.timezone if isinstance(rule, WindowRule) else _LIMIT_ZONE
-                self.dated = _dated(rule.limit, ctx, rule.id, ZoneInfo(zone))
-                self.quiet = False  # the limit depends on the date: always evaluate
-            else:
-                self.limit = _resolve(rule.limit, ctx, rule.id)
-        if isinstance(rule, ThresholdRule | WindowRule) and rule.clear is not None:
-            self.clear_cmp = OPS[rule.op]
-            self.clear = _resolve(rule.clear, ctx, rule.id)
-        if isinstance(rule, WindowRule):
-            self.agg = rule.agg
-            self.window_s = rule.window_s
-            self.sliding = rule.align == "sliding"
-            offset = datetime(2025, 1, 1, tzinfo=ZoneInfo(rule.timezone)).utcoffset()
-            self.offset_s = (offset or timedelta(0)).total_seconds()
-            self.expected = rule.window_s / rule.expected_interval
-            self.min_ratio = rule.min_valid_ratio
-            if rule.validity is not None:
-                # The day decides when valid hours / required hours reaches 1.
-                self.valid_hours = rule.validity.hours
-                self.hour_min_readings = (
-                    rule.validity.minutes_per_hour * 60 / rule.expected_interval
-                )
-                self.min_ratio = 1.0
-        elif isinstance(rule, RateRule):
-            self.per = rule.per
-            self.max_gap = rule.max_gap
-        elif isinstance(rule, AbsenceRule):
-            self.missing_for = credit.hold(rule.missing_for, mod)
-        elif isinstance(rule, FlatlineRule):
-            self.duration = credit.hold(rule.duration, mod)
-            self.tolerance = rule.tolerance
-            self.sample_time_metric = rule.sample_time_metric
-            self.min_samples = rule.min_samples
-        elif isinstance(rule, CompositeRule):
-            self.match_all = rule.match == "all"
-            self.conditions = tuple(
-                (
-                    c.role,
-                    c.metric,
-                    OPS[c.op],
-                    _resolve(c.limit, ctx, rule.id),
-                    c.max_age,
-                )
-                for c in rule.conditions
-            )
-        elif isinstance(rule, FlagShareRule):
-            self.share_flags = frozenset(rule.flags)
-            self.max_share = rule.max_share
-            self.min_samples = rule.min_samples
-            self.window_s = rule.window_s
-            offset = datetime(2025, 1, 1, tzinfo=ZoneInfo(rule.timezone)).utcoffset()
-            self.offset_s = (offset or timedelta(0)).total_seconds()
-        elif isinstance(rule, DetectionRule):
-            self.labels = frozenset(rule.labels)
-            self.zones = frozenset(rule.zones)
-            self.min_score = rule.min_score
-            self.clear_after = rule.clear_after
+        # Hot-path hints for the engine, set by the kinds they apply to: `quiet` (an inactive
+        # threshold needs no evaluation), `lazy_last_seen` (absence tracks the newest time).
+        self.quiet = False
+        self.lazy_last_seen = False
+        entry.bind(self, rule, ctx, mod)
 
     def limit_at(self, t: float) -> float | None:
         """The limit in force at `t` (epoch seconds); None when no dated limit covers it."""

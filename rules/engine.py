@@ -18,7 +18,7 @@ from rules.bound import Bound, MissingAttributeError
 from rules.evaluate import (
     INITIAL,
     NO_TRANSITIONS,
-    SAMPLE_EVALUATORS,
+    ClueAction,
     Sample,
     Seen,
     State,
@@ -34,9 +34,6 @@ from video.models import Detection
 
 log = logging.getLogger(__name__)
 
-# Kinds whose state is a function of their ordered input: late data is replayed for them.
-REPLAYED = frozenset({"threshold", "window", "rate", "flatline", "composite", "flag_share"})
-
 
 class ClueOp(NamedTuple):
     """What the store must do to the clue of `bound.fingerprint` that started at `started_at`.
@@ -46,7 +43,7 @@ class ClueOp(NamedTuple):
     closed: a late reading revealed a whole past episode that ended at `at`.
     """
 
-    action: str
+    action: ClueAction
     bound: Bound
     started_at: float
     at: float
@@ -61,8 +58,7 @@ _Entry = Reading | _Full
 
 
 def _entry_order(e: _Entry) -> tuple[float, str, str]:
-    r = e if type(e) is Reading else e[1]  # type: ignore[index]
-    assert isinstance(r, Reading)
+    r = e if isinstance(e, Reading) else e[1]
     return (r.time.timestamp(), r.device_id, r.metric)
 
 
@@ -108,7 +104,7 @@ def _episodes(open_start: float | None, trans: Iterable[Transition]) -> dict[flo
     if open_start is not None:
         eps[open_start] = None
     for tr in trans:
-        eps[tr.started_at] = tr if tr.kind == "open" else tr.at
+        eps[tr.started_at] = tr if tr.kind is ClueAction.OPEN else tr.at
     return eps
 
 
@@ -195,7 +191,7 @@ class Engine:
                 stream.state = stream.base = State(started, started, started)
         else:
             stream.bound = bound
-        if bound.kind in ("absence", "detection"):
+        if bound.entry.tick is not None:
             self.ticked[bound.fingerprint] = stream
         return stream
 
@@ -277,7 +273,7 @@ class Engine:
                                 if s is None:
                                     s = Sample(t, r.device_id, r.metric, value, "", flag)
                                 inp = s
-                            st, out = SAMPLE_EVALUATORS[b.kind](b, st, inp)
+                            st, out = b.sample(b, st, inp)
                             entry = r if st is stream.state and not role else (t, r, role, st, out)
                             stream.state = st
                         stream.last_t = t
@@ -287,14 +283,15 @@ class Engine:
                             horizon = t - lateness
                             while True:
                                 head = hist[0]
-                                if type(head) is Reading:
+                                if isinstance(head, Reading):
                                     if head.time.timestamp() >= horizon:
                                         break
                                     hist.popleft()  # changed nothing: base stays
                                 else:
-                                    if head[0] >= horizon:  # type: ignore[index]
+                                    if head[0] >= horizon:
                                         break
-                                    stream.base = hist.popleft()[3]  # type: ignore[index]
+                                    hist.popleft()
+                                    stream.base = head[3]
                         for tr in out:
                             ops.append(ClueOp(tr.kind, b, tr.started_at, tr.at, tr.trigger))
                     else:
@@ -327,8 +324,8 @@ class Engine:
         hist = stream.history
         for j in range(i - 1, -1, -1):
             e = hist[j]
-            if type(e) is not Reading:
-                return e[3]  # type: ignore[index]
+            if not isinstance(e, Reading):
+                return e[3]
         return stream.base
 
     def _insert_late(self, stream: Stream, r: Reading, s: Sample, ops: list[ClueOp]) -> None:
@@ -340,12 +337,12 @@ class Engine:
         b = stream.bound
         before = self._state_before(stream, i)
         tail = list(hist)[i:]
-        old = [tr for e in tail if type(e) is not Reading for tr in e[4]]  # type: ignore[index]
+        old = [tr for e in tail if not isinstance(e, Reading) for tr in e[4]]
         while len(hist) > i:
             hist.pop()
         replay: list[tuple[Reading, str]] = [(r, s.role)]
         for e in tail:
-            replay.append((e, "") if type(e) is Reading else (e[1], e[2]))  # type: ignore[index]
+            replay.append((e, "") if isinstance(e, Reading) else (e[1], e[2]))
         st = before
         new: list[Transition] = []
         for reading, role in replay:
@@ -365,20 +362,20 @@ class Engine:
         opening: list[ClueOp] = []
         for start, end in sorted(was.items()):
             if start not in now:
-                closing.append(ClueOp("withdraw", b, start, s.t, ()))
+                closing.append(ClueOp(ClueAction.WITHDRAW, b, start, s.t, ()))
             elif not _is_open(now[start]) and end != now[start]:
-                closing.append(ClueOp("resolve", b, start, now[start], ()))
+                closing.append(ClueOp(ClueAction.RESOLVE, b, start, now[start], ()))
             elif _is_open(now[start]) and not _is_open(end):
-                reopening.append(ClueOp("reopen", b, start, s.t, ()))
+                reopening.append(ClueOp(ClueAction.REOPEN, b, start, s.t, ()))
         for start, end in sorted(now.items()):
             if start in was:
                 continue
-            opened = next(tr for tr in new if tr.kind == "open" and tr.started_at == start)
+            opened = next(tr for tr in new if tr.kind is ClueAction.OPEN and tr.started_at == start)
             if _is_open(end):
-                opening.append(ClueOp("open", b, start, opened.at, opened.trigger))
+                opening.append(ClueOp(ClueAction.OPEN, b, start, opened.at, opened.trigger))
             else:
                 # Recorded as one closed episode: it may predate the fingerprint's open one.
-                closing.append(ClueOp("closed", b, start, end, opened.trigger))
+                closing.append(ClueOp(ClueAction.CLOSED, b, start, end, opened.trigger))
         # Closing first: the table allows one open clue per fingerprint.
         ops += closing
         ops += reopening
@@ -469,8 +466,12 @@ class Engine:
                 # Replays start from the stored episode, not from a history that lacks it.
                 stream.base = stream.state
                 stream.history.clear()
-            elif st.firing_since is not None and stream.bound.kind in REPLAYED:
-                ops.append(ClueOp("open", stream.bound, st.firing_since, stream.last_t, st.trigger))
+            elif st.firing_since is not None and stream.bound.replayed:
+                ops.append(
+                    ClueOp(
+                        ClueAction.OPEN, stream.bound, st.firing_since, stream.last_t, st.trigger
+                    )
+                )
         # Open clues of streams not seen yet take effect when their stream is created.
         self._open_at_start.update(opened)
         return ops

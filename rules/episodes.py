@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rules.engine import ClueOp
-from rules.evaluate import TriggerItem
+from rules.evaluate import ClueAction, TriggerItem
 
 
 @dataclass(slots=True)
@@ -38,8 +38,8 @@ class EpisodeBook:
         for op in ops:
             fp = op.bound.fingerprint
             ep = self.episodes.get((fp, op.started_at))
-            if op.action in ("open", "closed"):
-                end = op.at if op.action == "closed" else None
+            if op.action in (ClueAction.OPEN, ClueAction.CLOSED):
+                end = op.at if op.action == ClueAction.CLOSED else None
                 if end is None and self._other_open(fp, op.started_at):
                     continue
                 if ep is None:
@@ -48,12 +48,12 @@ class EpisodeBook:
                     ep.withdrawn, ep.ended_at, ep.op = False, end, op
             elif ep is None or ep.withdrawn:
                 continue
-            elif op.action == "resolve":
+            elif op.action == ClueAction.RESOLVE:
                 ep.ended_at = op.at
-            elif op.action == "reopen":
+            elif op.action == ClueAction.REOPEN:
                 if ep.ended_at is not None and not self._other_open(fp, op.started_at):
                     ep.ended_at = None
-            elif op.action == "withdraw":
+            elif op.action == ClueAction.WITHDRAW:
                 ep.withdrawn = True
                 if ep.ended_at is None:
                     ep.ended_at = max(op.at, op.started_at)

@@ -7,10 +7,11 @@ evaluation that changes nothing returns the very same state object.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
-from rules.bound import Bound
+if TYPE_CHECKING:
+    from rules.bound import Bound
 
 
 class Sample(NamedTuple):
@@ -52,10 +53,25 @@ class TriggerItem(NamedTuple):
     evidence_id: str | None = None
 
 
+class ClueAction(StrEnum):
+    """What the store does to a clue: the evaluator's open/resolve, and what a replay of
+    late data finds (see `rules.engine.ClueOp`)."""
+
+    OPEN = "open"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+    WITHDRAW = "withdraw"
+    CLOSED = "closed"
+
+
+OPEN: Final = ClueAction.OPEN
+RESOLVE: Final = ClueAction.RESOLVE
+
+
 class Transition(NamedTuple):
     """`open` or `resolve` of the episode that started at `started_at` (event time)."""
 
-    kind: str
+    kind: Literal[ClueAction.OPEN, ClueAction.RESOLVE]
     at: float
     started_at: float
     trigger: tuple[TriggerItem, ...]
@@ -101,12 +117,12 @@ def step(
         if st.firing_since is not None:
             return State(pend, st.firing_since, t, trig, k), NO_TRANSITIONS
         if t - pend >= b.hold:
-            return State(pend, pend, t, trig, k), (Transition("open", t, pend, trig),)
+            return State(pend, pend, t, trig, k), (Transition(OPEN, t, pend, trig),)
         return State(pend, None, t, trig, k), NO_TRANSITIONS
     if st.firing_since is not None:
         if b.keep and st.last_breach is not None and t - st.last_breach < b.keep:
             return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
-        return State(k=k), (Transition("resolve", t, st.firing_since, st.trigger),)
+        return State(k=k), (Transition(RESOLVE, t, st.firing_since, st.trigger),)
     if st.pending_since is not None:
         return State(k=k), NO_TRANSITIONS
     return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
@@ -116,7 +132,7 @@ def _scheduled(b: Bound, t: float) -> bool:
     return b.schedule is None or b.schedule.active(t)
 
 
-def _threshold(b: Bound, st: State, s: Sample) -> Result:
+def threshold(b: Bound, st: State, s: Sample) -> Result:
     v = s.value
     if not _scheduled(b, s.t):
         breach = False
@@ -157,7 +173,7 @@ def _window_decision(b: Bound, st: State, start: float, value: float, ratio: flo
     return b.cmp(value, limit)
 
 
-def _window(b: Bound, st: State, s: Sample) -> Result:
+def window(b: Bound, st: State, s: Sample) -> Result:
     if b.valid_hours:
         return _day_of_hours(b, st, s)
     if b.sliding:
@@ -185,7 +201,7 @@ def _window(b: Bound, st: State, s: Sample) -> Result:
     fresh = (bucket, s.value, 1, s.value, s.value)
     item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + b.window_s)
     st2, out = step(b, st, start, breach, item, fresh)
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         # Decided when the window closed; the episode started where the window began.
         out = (out[0]._replace(at=start + b.window_s),)
     return st2, out
@@ -226,12 +242,12 @@ def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
     breach = _window_decision(b, st, start, value, n / b.valid_hours)
     item = TriggerItem(start, s.device_id, f"{s.metric}:{b.agg}", value, start + 86400.0)
     st2, out = step(b, st, start, breach, item, fresh)
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         out = (out[0]._replace(at=start + 86400.0),)
     return st2, out
 
 
-def _rate(b: Bound, st: State, s: Sample) -> Result:
+def rate(b: Bound, st: State, s: Sample) -> Result:
     prev = st.k
     k = (s.t, s.value)
     if prev is None or s.t <= prev[0] or s.t - prev[0] > b.max_gap:
@@ -243,7 +259,7 @@ def _rate(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, TriggerItem(s.t, s.device_id, s.metric, s.value), k)
 
 
-def _flatline(b: Bound, st: State, s: Sample) -> Result:
+def flatline(b: Bound, st: State, s: Sample) -> Result:
     if b.sample_time_metric is not None:
         return _flatline_sampled(b, st, s)
     run = st.k
@@ -300,7 +316,7 @@ def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, t, flat, TriggerItem(t, s.device_id, metric, v), k)
 
 
-def _composite(b: Bound, st: State, s: Sample) -> Result:
+def composite(b: Bound, st: State, s: Sample) -> Result:
     latest = list(st.k or (None,) * len(b.conditions))
     for i, (role, metric, _cmp, _limit, _age) in enumerate(b.conditions):
         if role == s.role and metric == s.metric:
@@ -314,7 +330,7 @@ def _composite(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, item, k)
 
 
-def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
+def absence_sample(b: Bound, st: State, s: Sample) -> Result:
     last = st.k
     if last is not None and s.t <= last:
         return st, NO_TRANSITIONS  # older than what we have seen: data was not missing then
@@ -323,7 +339,7 @@ def _absence_sample(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, False, None, s.t)
 
 
-def _absence_tick(b: Bound, st: State, now: float) -> Result:
+def absence_tick(b: Bound, st: State, now: float) -> Result:
     last = st.k
     if last is None or st.firing_since is not None:
         return st, NO_TRANSITIONS
@@ -334,7 +350,7 @@ def _absence_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, now, True, TriggerItem(last, b.scope, "", None), last)
 
 
-def _detection(b: Bound, st: State, d: Seen) -> Result:
+def detection(b: Bound, st: State, d: Seen) -> Result:
     if d.label not in b.labels or d.score < b.min_score:
         return st, NO_TRANSITIONS
     if b.zones and d.zone not in b.zones:
@@ -345,7 +361,7 @@ def _detection(b: Bound, st: State, d: Seen) -> Result:
     return step(b, st, d.t, True, item, st.k)
 
 
-def _detection_tick(b: Bound, st: State, now: float) -> Result:
+def detection_tick(b: Bound, st: State, now: float) -> Result:
     last = st.last_breach
     if last is None or now - last < b.clear_after:
         return st, NO_TRANSITIONS
@@ -353,7 +369,7 @@ def _detection_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, last + b.clear_after, False, None, st.k)
 
 
-def _flag_share(b: Bound, st: State, s: Sample) -> Result:
+def flag_share(b: Bound, st: State, s: Sample) -> Result:
     """Share of an aligned period's readings carrying a counted flag; decided at its end."""
     bucket = math.floor((s.t + b.offset_s) / b.window_s)
     hit = 1 if s.flag in b.share_flags else 0
@@ -369,36 +385,20 @@ def _flag_share(b: Bound, st: State, s: Sample) -> Result:
     breach = (share > b.max_share and _scheduled(b, start)) if enough else None
     item = TriggerItem(start, s.device_id, "flag_share", share, start + b.window_s)
     st2, out = step(b, st, start, breach, item, (bucket, 1, hit))
-    if out and out[0].kind == "open":
+    if out and out[0].kind is OPEN:
         out = (out[0]._replace(at=start + b.window_s),)
     return st2, out
 
 
-def _ignore(b: Bound, st: State, s: Sample) -> Result:
+def ignore(b: Bound, st: State, s: Sample) -> Result:
     return st, NO_TRANSITIONS
-
-
-SAMPLE_EVALUATORS: dict[str, Callable[[Bound, State, Sample], Result]] = {
-    "threshold": _threshold,
-    "window": _window,
-    "rate": _rate,
-    "flatline": _flatline,
-    "composite": _composite,
-    "absence": _absence_sample,
-    "detection": _ignore,
-    "flag_share": _flag_share,
-}
 
 
 def evaluate(b: Bound, st: State, inp: Sample | Seen | Tick, now: float) -> Result:
     """Apply one input to one bound rule's state. `now` is the wall clock, for ticks only."""
-    kind = b.kind
+    entry = b.entry
     if type(inp) is Sample:
-        return SAMPLE_EVALUATORS[kind](b, st, inp)
+        return entry.sample(b, st, inp)
     if type(inp) is Seen:
-        return _detection(b, st, inp) if kind == "detection" else (st, NO_TRANSITIONS)
-    if kind == "absence":
-        return _absence_tick(b, st, now)
-    if kind == "detection":
-        return _detection_tick(b, st, now)
-    return st, NO_TRANSITIONS
+        return entry.seen(b, st, inp) if entry.seen is not None else (st, NO_TRANSITIONS)
+    return entry.tick(b, st, now) if entry.tick is not None else (st, NO_TRANSITIONS)

@@ -1,4 +1,4 @@
-"""Which HJ 212 data flags each rule kind judges by default (the marking rules, as data)."""
+"""The HJ 212 data flag sets rule kinds judge by default (the marking rules, as data)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,4 @@ from ingest.models import FLAGS
 # the value is only a lower bound; a rule may add it with `valid_flags: [N, T]`.
 JUDGED = frozenset({"N"})
 EVERY = frozenset(FLAGS)
-
-DEFAULT_VALID_FLAGS: dict[str, frozenset[str]] = {
-    "threshold": JUDGED,
-    "window": JUDGED,
-    "rate": JUDGED,
-    "flatline": JUDGED,
-    "composite": JUDGED,
-    # Any packet shows the device is reporting; whether its data is valid is another rule.
-    "absence": EVERY,
-    # It counts flags, so it must see them all.
-    "flag_share": EVERY,
-    "detection": EVERY,
-}
+# Each kind's default is in its entry of rules.kinds.KINDS.

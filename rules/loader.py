@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from rules.safe_yaml import compose_and_load
-from rules.spec import Rule, RuleFile
+from rules.spec import Rule, RuleFile, RuleKind
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _format(err: dict[str, Any]) -> str:
     return f"{loc}: {err['msg']}" if loc else err["msg"]
 
 
-_KIND_TAGS = {"threshold", "window", "rate", "absence", "flatline", "composite", "detection"}
+_KIND_TAGS = frozenset(RuleKind)
 
 
 def parse_rules(

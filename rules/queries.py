@@ -1,4 +1,4 @@
-"""Read-only queries of stored clues for the workbench: the readings that made each clue."""
+"""Read-only queries of stored clues for the API and the workbench."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,88 @@ def subject_clues(
     conn: psycopg.Connection[Any], credit_code: str, departments: Sequence[str], limit: int = 100
 ) -> list[ClueLine]:
     """The subject's clues raised by rules of the given departments, newest first."""
-    rows = conn.execute(
-        "SELECT id, rule_id, title, severity, status, started_at, ended_at, summary FROM clues"
-        " WHERE credit_code = %s AND department = ANY(%s) AND NOT withdrawn"
-        " ORDER BY started_at DESC LIMIT %s",
-        (credit_code, list(departments), limit),
-    ).fetchall()
-    return [ClueLine(*r) for r in rows]
+    with conn.cursor(row_factory=class_row(ClueLine)) as cur:
+        return cur.execute(
+            "SELECT id, rule_id, title, severity, status, started_at, ended_at, summary"
+            " FROM clues WHERE credit_code = %s AND department = ANY(%s) AND NOT withdrawn"
+            " ORDER BY started_at DESC LIMIT %s",
+            (credit_code, list(departments), limit),
+        ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class ClueRow:
+    """A clue as the API lists it."""
+
+    id: int
+    fingerprint: str
+    rule_id: str
+    rule_version: int
+    title: str
+    department: str
+    severity: str
+    status: str
+    withdrawn: bool
+    credit_code: str | None
+    device_ids: list[str]
+    started_at: datetime
+    ended_at: datetime | None
+    summary: str
+    trigger: list[dict[str, Any]]
+    evidence_ids: list[str]
+
+
+_CLUE_COLUMNS = (
+    "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
+    " credit_code, device_ids, started_at, ended_at, summary, trigger, evidence_ids"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClueFilter:
+    """Which of a department's clues to list; None leaves a field open."""
+
+    credit_code: str | None = None
+    rule_id: str | None = None
+    status: str | None = None
+    device_id: str | None = None
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+
+
+def department_clues(
+    conn: psycopg.Connection[Any], department: str, where: ClueFilter, limit: int
+) -> list[ClueRow]:
+    """The department's clues matching `where`, newest first."""
+    sql = f"SELECT {_CLUE_COLUMNS} FROM clues WHERE department = %s"
+    params: list[Any] = [department]
+    for column, value in (
+        ("credit_code", where.credit_code),
+        ("rule_id", where.rule_id),
+        ("status", where.status),
+    ):
+        if value is not None:
+            sql += f" AND {column} = %s"
+            params.append(value)
+    if where.device_id is not None:
+        sql += " AND %s = ANY(device_ids)"
+        params.append(where.device_id)
+    if where.since is not None:
+        sql += " AND started_at >= %s"
+        params.append(where.since)
+    if where.until is not None:
+        sql += " AND started_at < %s"
+        params.append(where.until)
+    sql += " ORDER BY started_at DESC, id DESC LIMIT %s"
+    params.append(limit)
+    with conn.cursor(row_factory=class_row(ClueRow)) as cur:
+        return cur.execute(sql, params).fetchall()
+
+
+def department_clue(conn: psycopg.Connection[Any], department: str, clue_id: int) -> ClueRow | None:
+    """One clue, if it is the department's."""
+    with conn.cursor(row_factory=class_row(ClueRow)) as cur:
+        return cur.execute(
+            f"SELECT {_CLUE_COLUMNS} FROM clues WHERE id = %s AND department = %s",
+            (clue_id, department),
+        ).fetchone()

@@ -16,53 +16,39 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import assert_never
 
 import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import DeviceStatus, Reading
-from rules.engine import REPLAYED, ClueOp, Engine
+from rules.engine import ClueOp, Engine
+from rules.evaluate import ClueAction
+from rules.kinds import entry_of
 from rules.loader import RuleLoadError, RuleProblem, RuleSet, load_directory
 from rules.metrics import RulesMetrics
 from rules.models import ClueEvent, ClueSink, ClueStatus
 from rules.settings import RulesSettings
 from rules.spec import (
     AbsenceRule,
-    CompositeRule,
-    FlagShareRule,
-    FlatlineRule,
-    RateRule,
     Rule,
-    ThresholdRule,
-    WindowRule,
 )
 from rules.store import (
     apply_ops,
     changes_after,
     clue_by_id,
-    department_codes,
     last_seen,
     load_open,
     replay_metrics_of,
     stream_readings,
 )
+from subjects.departments import department_codes
 from subjects.models import DeviceDirectory
 from supervise.worker import Supervised, Supervisor
 from video.models import Detection
 
 log = logging.getLogger(__name__)
-
-
-class _Work(NamedTuple):
-    kind: str  # readings | detections | status | tick | barrier | reload
-    payload: Any
-
-
-# A rule that raised is shown as failing for this long after its last error.
-RULE_ERROR_HOLD_S = 300.0
-RELOAD_WAIT_S = 60.0
 
 
 @dataclass(slots=True)
@@ -72,6 +58,47 @@ class _ReloadJob:
     ruleset: RuleSet
     done: threading.Event
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Readings:
+    readings: list[Reading]
+
+
+@dataclass(frozen=True, slots=True)
+class _Detections:
+    detections: list[Detection]
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    status: DeviceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """Evaluate the clock-driven rules now."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Barrier:
+    """Set `done` once everything queued before it is committed."""
+
+    done: threading.Event
+
+
+@dataclass(frozen=True, slots=True)
+class _Reload:
+    job: _ReloadJob
+
+
+# What the engine thread's queue carries.
+_Work = _Readings | _Detections | _Status | _Tick | _Barrier | _Reload
+
+
+# A rule that raised is shown as failing for this long after its last error.
+RULE_ERROR_HOLD_S = 300.0
+RELOAD_WAIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +122,14 @@ class ReloadResult:
 
 def lookback_s(rules: Sequence[Rule], lateness: float) -> float:
     """How much history rebuilds the state of every rule."""
-    need = 0.0
-    for r in rules:
-        span = 0.0
-        if isinstance(r, ThresholdRule | RateRule | CompositeRule):
-            span = r.hold + r.keep_firing_for
-        if isinstance(r, WindowRule):
-            span = 2 * r.window_s + r.hold + r.keep_firing_for
-        if isinstance(r, RateRule):
-            span += r.max_gap
-        if isinstance(r, CompositeRule):
-            span += max(c.max_age for c in r.conditions)
-        if isinstance(r, FlatlineRule):
-            span = r.duration * 2
-        if isinstance(r, FlagShareRule):
-            span = 2 * r.window_s
-        need = max(need, span)
+    need = max((entry_of(r.kind).lookback(r) for r in rules), default=0.0)
     return need + lateness + 60.0
 
 
 def replay_metrics(rules: Sequence[Rule]) -> list[str]:
-    return sorted({m for r in rules if r.kind in REPLAYED for m in replay_metrics_of(r) or ()})
+    return sorted(
+        {m for r in rules if entry_of(r.kind).replayed for m in replay_metrics_of(r) or ()}
+    )
 
 
 class RuleService:
@@ -162,13 +176,13 @@ class RuleService:
     # -- sinks of ingest and video (called from their threads) ------------------------
 
     def readings_committed(self, readings: Sequence[Reading]) -> None:
-        self._put(_Work("readings", list(readings)))
+        self._put(_Readings(list(readings)))
 
     def detections_observed(self, detections: Sequence[Detection]) -> None:
-        self._put(_Work("detections", list(detections)))
+        self._put(_Detections(list(detections)))
 
     def status_changed(self, status: DeviceStatus) -> None:
-        self._put(_Work("status", status))
+        self._put(_Status(status))
 
     def _put(self, work: _Work) -> None:
         # Blocks while the queue is full (see the module docstring); gives up only on stop.
@@ -239,7 +253,7 @@ class RuleService:
             if not self.running:
                 return self._refused("the rules engine is not running; see /readyz", kept)
             job = _ReloadJob(ruleset, threading.Event())
-            self._put(_Work("reload", job))
+            self._put(_Reload(job))
             if not job.done.wait(RELOAD_WAIT_S):
                 return self._refused(
                     f"the rule state was not rebuilt within {RELOAD_WAIT_S:.0f} s; the engine"
@@ -282,12 +296,12 @@ class RuleService:
 
     def tick_now(self) -> None:
         """Run the timer tick at the next turn of the engine thread (tests, dry tools)."""
-        self._put(_Work("tick", None))
+        self._put(_Tick())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once everything queued so far is evaluated and committed (tests, bench)."""
         done = threading.Event()
-        self._put(_Work("barrier", done))
+        self._put(_Barrier(done))
         return done.wait(timeout)
 
     # -- engine thread ----------------------------------------------------------------
@@ -385,25 +399,27 @@ class RuleService:
         engine = self._engine
         assert engine is not None
         try:
-            if work.kind == "readings":
-                readings: list[Reading] = work.payload
-                ops += engine.on_readings(readings)
-                if readings:
-                    newest = max(r.time for r in readings).timestamp()
-                    self.metrics.evaluation_lag.observe(max(0.0, self.clock() - newest))
-            elif work.kind == "detections":
-                ops += engine.on_detections(work.payload)
-            elif work.kind == "status":
-                engine.on_status(work.payload)
-            elif work.kind == "tick":
-                ops += engine.tick(self.clock())
-            elif work.kind == "barrier":
-                barriers.append(work.payload)
-            elif work.kind == "reload":
-                self._reload_now(work.payload, ops)
+            match work:
+                case _Readings(readings):
+                    ops += engine.on_readings(readings)
+                    if readings:
+                        newest = max(r.time for r in readings).timestamp()
+                        self.metrics.evaluation_lag.observe(max(0.0, self.clock() - newest))
+                case _Detections(detections):
+                    ops += engine.on_detections(detections)
+                case _Status(status):
+                    engine.on_status(status)
+                case _Tick():
+                    ops += engine.tick(self.clock())
+                case _Barrier(done):
+                    barriers.append(done)
+                case _Reload(job):
+                    self._reload_now(job, ops)
+                case _:
+                    assert_never(work)
         except Exception:
             # A bug in one rule must not stop evaluation of everything else.
-            log.exception("rule evaluation failed for a %s batch", work.kind)
+            log.exception("rule evaluation failed for a %s", type(work).__name__.lstrip("_"))
 
     def _reload_now(self, job: _ReloadJob, ops: list[ClueOp]) -> None:
         """Engine thread: swap in the new set, or keep the old one and say why."""
@@ -438,9 +454,9 @@ class RuleService:
         now = self.clock()
         for op, event in events:
             labels = (event.rule_id, event.department)
-            if op.action in ("open", "closed"):
+            if op.action in (ClueAction.OPEN, ClueAction.CLOSED):
                 self.metrics.clues_opened.labels(*labels).inc()
-            if op.action == "open":
+            if op.action == ClueAction.OPEN:
                 self.metrics.clue_latency.observe(max(0.0, now - op.at))
             if event.status is ClueStatus.RESOLVED:
                 self.metrics.clues_resolved.labels(*labels).inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +45,19 @@ Op = Literal[">", ">=", "<", "<="]
 FlagLetter = Literal["N", "F", "M", "S", "D", "C", "T", "B"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class RuleKind(StrEnum):
+    """The `kind` tag of a rule; `rules.kinds.KINDS` holds what each kind does."""
+
+    THRESHOLD = "threshold"
+    WINDOW = "window"
+    RATE = "rate"
+    ABSENCE = "absence"
+    FLATLINE = "flatline"
+    COMPOSITE = "composite"
+    DETECTION = "detection"
+    FLAG_SHARE = "flag_share"
 
 
 class _Strict(BaseModel):
@@ -439,16 +453,6 @@ Rule = Annotated[
     | FlagShareRule,
     Field(discriminator="kind"),
 ]
-KINDS = (
-    "threshold",
-    "window",
-    "rate",
-    "absence",
-    "flatline",
-    "composite",
-    "detection",
-    "flag_share",
-)
 
 
 class RuleFile(_Strict):

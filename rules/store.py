@@ -12,9 +12,10 @@ import psycopg
 from ingest.models import Reading
 from rules.bound import Bound
 from rules.engine import ClueOp, OpenClue
-from rules.evaluate import TriggerItem
+from rules.evaluate import ClueAction, TriggerItem
+from rules.kinds import entry_of
 from rules.models import ClueEvent, ClueStatus, Severity
-from rules.spec import CompositeRule, FlatlineRule, Rule
+from rules.spec import Rule
 
 _COLUMNS = (
     "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
@@ -49,15 +50,7 @@ def trigger_json(trigger: Sequence[TriggerItem]) -> list[dict[str, Any]]:
 
 
 def summarize(b: Bound, started_at: float, trigger: Sequence[TriggerItem]) -> str:
-    when = _ts(started_at).isoformat()
-    if b.kind == "absence":
-        return f"{b.title}: no data from {b.scope} since {when}"
-    first = trigger[0] if trigger else None
-    if first is None:
-        return f"{b.title}: since {when}"
-    shown = f"{first.value:g}" if first.value is not None else "-"
-    limit = f" (limit {b.limit:g})" if b.kind in ("threshold", "window", "rate") else ""
-    return f"{b.title}: {first.device_id} {first.metric} = {shown}{limit} since {when}"
+    return b.entry.summary(b, started_at, trigger)
 
 
 def _event(row: tuple[Any, ...]) -> ClueEvent:
@@ -98,8 +91,8 @@ def apply_ops(
         for op in ops:
             b = op.bound
             key = (b.fingerprint, _ts(op.started_at))
-            if op.action in ("open", "closed"):
-                closed = op.action == "closed"
+            if op.action in (ClueAction.OPEN, ClueAction.CLOSED):
+                closed = op.action == ClueAction.CLOSED
                 try:
                     # A savepoint: another open episode of this fingerprint (a second
                     # engine) must cost this one insert, not the whole batch.
@@ -139,7 +132,7 @@ def apply_ops(
                         )
                 except psycopg.errors.UniqueViolation:
                     continue
-            elif op.action == "resolve":
+            elif op.action == ClueAction.RESOLVE:
                 cur.execute(
                     "UPDATE clues SET status = 'resolved', ended_at = %s, updated_at = now(),"
                     " change_seq = nextval('clues_change_seq')"
@@ -148,7 +141,7 @@ def apply_ops(
                     " RETURNING " + _COLUMNS,
                     (_ts(op.at), *key, _ts(op.at)),
                 )
-            elif op.action == "reopen":
+            elif op.action == ClueAction.REOPEN:
                 cur.execute(
                     "UPDATE clues SET status = 'firing', ended_at = NULL, updated_at = now(),"
                     " change_seq = nextval('clues_change_seq')"
@@ -157,7 +150,7 @@ def apply_ops(
                     " WHERE o.fingerprint = %s AND o.status = 'firing') RETURNING " + _COLUMNS,
                     (*key, b.fingerprint),
                 )
-            elif op.action == "withdraw":
+            elif op.action == ClueAction.WITHDRAW:
                 cur.execute(
                     "UPDATE clues SET withdrawn = true, status = 'resolved',"
                     " ended_at = COALESCE(ended_at, %s), updated_at = now(),"
@@ -241,14 +234,5 @@ def last_seen(
 
 def replay_metrics_of(rule: Rule) -> list[str] | None:
     """Metrics whose readings drive `rule`: None means every metric, [] none."""
-    if isinstance(rule, CompositeRule):
-        return sorted({c.metric for c in rule.conditions})
-    if rule.kind == "detection":
-        return []
-    if isinstance(rule, FlatlineRule) and rule.sample_time_metric and rule.selector.metric:
-        return sorted({rule.selector.metric, rule.sample_time_metric})
-    return [rule.selector.metric] if rule.selector.metric else None
-
-
-def department_codes(conn: psycopg.Connection[Any]) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
+    metrics: list[str] | None = entry_of(rule.kind).metrics(rule)
+    return metrics

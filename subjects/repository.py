@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from subjects.credit import parse_grade
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, CreditScheme, Grade, RiskLevel, SubjectChanged
+from subjects.queries import current_period
 from subjects.schema import (
     BindingIn,
     BindingOut,
@@ -118,7 +119,7 @@ SUBJECT_FROM = (
     " WHERE v.credit_code = s.credit_code) d ON true"
 )
 VISIBLE = "%(dept)s = ANY(COALESCE(d.departments, '{}'))"
-CURRENT_LINK = "since <= now() AND (until IS NULL OR until > now())"
+CURRENT_LINK = current_period()
 # A period may start this much before the server's clock (a client's clock runs behind).
 PAST_TOLERANCE = timedelta(minutes=1)
 REQUEST_COLUMNS = (
@@ -559,7 +560,7 @@ class SubjectRepository:
             f"SELECT {REQUEST_COLUMNS} FROM subject_link_requests r WHERE (%(platform)s"
             " OR r.department = %(dept)s OR EXISTS (SELECT 1 FROM subject_departments sd"
             " WHERE sd.credit_code = r.credit_code AND sd.department = %(dept)s AND "
-            + CURRENT_LINK.replace("since", "sd.since").replace("until", "sd.until")
+            + current_period("sd")
             + "))"
         )
         params: dict[str, Any] = {"platform": actor.platform, "dept": actor.department}

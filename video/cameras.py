@@ -12,6 +12,7 @@ from enum import StrEnum
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ingest import devices
 from ingest.models import DeviceStatus, StatusSink
 from video.metrics import VideoMetrics
 from video.settings import CameraSettings, VideoSettings
@@ -99,21 +100,18 @@ class CameraRegistry:
     def load(self) -> None:
         """At start: what `devices` says, so a restart does not re-announce known cameras."""
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT device_id, last_seen, online, status_changed_at FROM devices"
-                " WHERE kind = 'camera'"
-            ).fetchall()
+            rows = devices.known_of_kind(conn, "camera")
         with self._lock:
             now = self.clock()
-            for device_id, last_seen, online, changed in rows:
-                st = self._status.get(device_id)
+            for row in rows:
+                st = self._status.get(row.device_id)
                 if st is None:
                     continue
-                st.last_seen = last_seen
-                st.changed_at = changed
+                st.last_seen = row.last_seen
+                st.changed_at = row.status_changed_at
                 st.written_at = now
                 # A camera online before the restart has offline_after_s from now to prove it.
-                st.state = CameraState.ONLINE if online else CameraState.OFFLINE
+                st.state = CameraState.ONLINE if row.online else CameraState.OFFLINE
                 st.watched_since = now
 
     def tick(self) -> None:
@@ -170,20 +168,6 @@ class CameraRegistry:
         with self.pool.connection() as conn, conn.transaction():
             for cam, last_seen, online, changed, _ in writes:
                 if self._status[cam].last_seen is None:
-                    # Never seen: there is no first_seen to record; only mark a known row.
-                    conn.execute(
-                        "UPDATE devices SET online = false, status_changed_at = %s"
-                        " WHERE device_id = %s",
-                        (changed, cam),
-                    )
-                    continue
-                conn.execute(
-                    "INSERT INTO devices (device_id, kind, first_seen, last_seen, online,"
-                    " status_changed_at) VALUES (%s, 'camera', %s, %s, %s, %s)"
-                    " ON CONFLICT (device_id) DO UPDATE SET kind = 'camera',"
-                    " last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),"
-                    " online = EXCLUDED.online,"
-                    " status_changed_at = COALESCE(EXCLUDED.status_changed_at,"
-                    " devices.status_changed_at)",
-                    (cam, last_seen, last_seen, online, changed),
-                )
+                    devices.mark_offline(conn, cam, changed)
+                else:
+                    devices.seen(conn, cam, "camera", last_seen, online, changed)

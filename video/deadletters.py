@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import queue
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ingest import deadletters
+from ingest.deadletters import StoredLetter
 from supervise.worker import Supervised, Supervisor
 from video.frames import FrameRejectReason
 from video.metrics import VideoMetrics
@@ -93,25 +94,12 @@ class DeadLetterWriter:
         return not stop
 
     def _write(self, batch: list[FrameDeadLetter]) -> None:
-        rows = [
-            (
-                d.topic,
-                d.camera_id,
-                d.reason.value,
-                d.detail,
-                d.payload[: self.payload_cap],
-                len(d.payload),
-                hashlib.sha256(d.payload).hexdigest(),
-            )
-            for d in batch
+        letters = [
+            StoredLetter(d.topic, d.camera_id, d.reason.value, d.detail, d.payload) for d in batch
         ]
         try:
-            with self.pool.connection() as conn, conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO dead_letters (topic, device_id, reason, detail, payload,"
-                    " payload_size, payload_sha256) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    rows,
-                )
+            with self.pool.connection() as conn:
+                deadletters.store(conn, letters, self.payload_cap)
         except psycopg.Error as err:
             # Frames are lossy; a dead letter is a courtesy to the integrator, not data.
             log.warning("could not write %d frame dead letters: %s", len(batch), err)

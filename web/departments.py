@@ -1,4 +1,4 @@
-"""Department names in the page's language, read once from api's departments table."""
+"""Department names in the page's language, read once from subjects' departments table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from psycopg_pool import ConnectionPool
 
-from api.departments import department_names
+from subjects.departments import department_names
 
 
 class DepartmentNames:

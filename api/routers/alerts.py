@@ -13,13 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts import events
+from alerts import events, queries
 from alerts.audit import canonical_json
 from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
-from alerts.records import ALERT_COLUMNS, TASK_COLUMNS, TaskKind, TaskRow, TaskStatus
+from alerts.queries import AlertFilter
+from alerts.records import AlertRow, TaskKind, TaskRow, TaskStatus
 from alerts.service import AlertService
-from alerts.silences import Matcher, SilenceRow
+from alerts.silences import Matcher, SilenceRow, fetch_in_force
 from alerts.silences import fetch as fetch_silences
 from alerts.store import Outcome
 from api.auth import Caller, Officer, Viewer, auth_settings, still_valid
@@ -27,7 +28,7 @@ from api.context import ApiContext, get_context
 from api.errors import CodedHTTPException
 from api.metrics import AuthMetrics
 from api.params import INT64_MAX, Id, Offset
-from rules.models import Severity
+from rules.models import ClueStatus, Severity
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -90,11 +91,8 @@ class AlertOut(BaseModel):
     reopen_count: int
 
 
-_ALERT_FIELDS = [c.strip() for c in ALERT_COLUMNS.split(",")]
-
-
-def _alert_out(row: Any) -> AlertOut:
-    return AlertOut(**dict(zip(_ALERT_FIELDS, row, strict=True)))
+def _alert_out(row: AlertRow) -> AlertOut:
+    return AlertOut.model_validate(row, from_attributes=True)
 
 
 class ClueOut(BaseModel):
@@ -104,7 +102,7 @@ class ClueOut(BaseModel):
     title: str
     department: str
     severity: Severity
-    status: str
+    status: ClueStatus
     device_ids: list[str]
     evidence_ids: list[str]
     started_at: datetime
@@ -139,13 +137,8 @@ class TaskOut(BaseModel):
     draw_period: str | None
 
 
-_TASK_FIELDS = [c.strip() for c in TASK_COLUMNS.split(",")]
-
-
-def _task_out(row: Any) -> TaskOut:
-    if isinstance(row, TaskRow):
-        return TaskOut(**{f: getattr(row, f) for f in _TASK_FIELDS})
-    return TaskOut(**dict(zip(_TASK_FIELDS, row, strict=True)))
+def _task_out(row: TaskRow) -> TaskOut:
+    return TaskOut.model_validate(row, from_attributes=True)
 
 
 class AlertDetail(AlertOut):
@@ -296,31 +289,17 @@ def list_alerts(
 ) -> list[AlertOut]:
     """Alerts the caller's department takes part in, newest first; `since`/`until` bound
     the opening time."""
-    params = {
-        "dept": caller.department,
-        "states": [s.value for s in state] if state else None,
-        "severities": [s.value for s in severity] if severity else None,
-        "department": department,
-        "grid": grid,
-        "subject": subject,
-        "since": _aware(since, "since"),
-        "until": _aware(until, "until"),
-        "limit": limit,
-        "offset": offset,
-    }
+    where = AlertFilter(
+        states=tuple(s.value for s in state or ()),
+        severities=tuple(s.value for s in severity or ()),
+        department=department,
+        grid=grid,
+        subject=subject,
+        since=_aware(since, "since"),
+        until=_aware(until, "until"),
+    )
     with ctx.pool.connection() as conn:
-        rows = conn.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE %(dept)s = ANY(departments)"
-            " AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
-            " AND (%(severities)s::text[] IS NULL OR severity = ANY(%(severities)s))"
-            " AND (%(department)s::text IS NULL OR %(department)s = ANY(departments))"
-            " AND (%(grid)s::text IS NULL OR grid = %(grid)s)"
-            " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
-            " AND (%(since)s::timestamptz IS NULL OR opened_at >= %(since)s)"
-            " AND (%(until)s::timestamptz IS NULL OR opened_at < %(until)s)"
-            " ORDER BY opened_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s",
-            params,
-        ).fetchall()
+        rows = queries.department_alerts(conn, caller.department, where, limit, offset)
     return [_alert_out(r) for r in rows]
 
 
@@ -328,39 +307,22 @@ def list_alerts(
 def get_alert(alert_id: Id, ctx: Ctx, caller: Viewer) -> AlertDetail:
     """An alert with its clues (and their evidence ids), timeline and tasks."""
     with ctx.pool.connection() as conn:
-        row = conn.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = %s AND %s = ANY(departments)",
-            (alert_id, caller.department),
-        ).fetchone()
-        if row is None:
-            raise HTTPException(404, f"alert {alert_id} not found")
-        clues = conn.execute(
-            "SELECT clue_id, rule_id, rule_version, title, department, severity, status,"
-            " device_ids, evidence_ids, started_at, ended_at, summary FROM alert_clues"
-            " WHERE alert_id = %s ORDER BY started_at, clue_id",
-            (alert_id,),
-        ).fetchall()
-        timeline = conn.execute(
-            "SELECT at, actor, kind, detail FROM alert_timeline WHERE alert_id = %s ORDER BY id",
-            (alert_id,),
-        ).fetchall()
-        tasks = conn.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN"
-            " (SELECT task_id FROM task_alerts WHERE alert_id = %s) ORDER BY id",
-            (alert_id,),
-        ).fetchall()
+        record = queries.alert_record(conn, alert_id, caller.department)
+    if record is None:
+        raise HTTPException(404, f"alert {alert_id} not found")
     return AlertDetail(
-        **_alert_out(row).model_dump(),
-        clues=[ClueOut(**dict(zip(ClueOut.model_fields, c, strict=True))) for c in clues],
-        timeline=[TimelineEntry(at=t[0], actor=t[1], kind=t[2], detail=t[3]) for t in timeline],
-        tasks=[_task_out(t) for t in tasks],
+        **_alert_out(record.alert).model_dump(),
+        clues=[ClueOut.model_validate(c, from_attributes=True) for c in record.clues],
+        timeline=[TimelineEntry.model_validate(t, from_attributes=True) for t in record.timeline],
+        tasks=[_task_out(t) for t in record.tasks],
     )
 
 
 def _action_out(outcome: Outcome) -> ActionOut:
     assert outcome.alert is not None
-    alert = AlertOut(**{f: getattr(outcome.alert, f) for f in _ALERT_FIELDS})
-    return ActionOut(alert=alert, task=_task_out(outcome.task) if outcome.task else None)
+    return ActionOut(
+        alert=_alert_out(outcome.alert), task=_task_out(outcome.task) if outcome.task else None
+    )
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=ActionOut)
@@ -421,31 +383,22 @@ def list_tasks(
 ) -> list[TaskOut]:
     """Tasks the caller's department leads or takes part in."""
     with ctx.pool.connection() as conn:
-        rows = conn.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE %(dept)s = ANY(departments)"
-            " AND (%(status)s::text IS NULL OR status = %(status)s)"
-            " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
-            " AND (%(subject)s::text IS NULL OR subject_key = %(subject)s)"
-            " ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s",
-            {
-                "dept": caller.department,
-                "status": status.value if status else None,
-                "kind": kind.value if kind else None,
-                "subject": subject,
-                "limit": limit,
-                "offset": offset,
-            },
-        ).fetchall()
+        rows = queries.department_tasks(
+            conn,
+            caller.department,
+            status.value if status else None,
+            kind.value if kind else None,
+            subject,
+            limit,
+            offset,
+        )
     return [_task_out(r) for r in rows]
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
 def get_task(task_id: Id, ctx: Ctx, caller: Viewer) -> TaskOut:
     with ctx.pool.connection() as conn:
-        row = conn.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s AND %s = ANY(departments)",
-            (task_id, caller.department),
-        ).fetchone()
+        row = queries.department_task(conn, task_id, caller.department)
     if row is None:
         raise HTTPException(404, f"task {task_id} not found")
     return _task_out(row)
@@ -469,9 +422,11 @@ def update_task(task_id: Id, body: TaskUpdateIn, ctx: Ctx, caller: Officer) -> T
 def list_silences(ctx: Ctx, caller: Viewer, active: bool = False) -> list[SilenceOut]:
     """The caller's department's silences; `active=true` keeps those in force now."""
     with ctx.pool.connection() as conn:
-        now = conn.execute("SELECT now()").fetchone()
-        assert now is not None
-        rows = fetch_silences(conn, caller.department, active_at=now[0] if active else None)
+        rows = (
+            fetch_in_force(conn, caller.department)
+            if active
+            else fetch_silences(conn, caller.department)
+        )
     return [_silence_out(r) for r in rows]
 
 
@@ -535,17 +490,8 @@ def list_notifications(
 ) -> list[NotificationOut]:
     """The outbox for the caller's alerts: what was sent, is retrying, is dead or muted."""
     with ctx.pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT o.id, o.alert_id, o.route, o.event, o.status, o.suppressed_by, o.attempts,"
-            " o.next_attempt_at, o.last_error, o.created_at, o.sent_at FROM outbox o"
-            " JOIN alerts a ON a.id = o.alert_id WHERE %(dept)s = ANY(a.departments)"
-            " AND (%(status)s::text IS NULL OR o.status = %(status)s)"
-            " ORDER BY o.id DESC LIMIT %(limit)s",
-            {"dept": caller.department, "status": status, "limit": limit},
-        ).fetchall()
-    return [
-        NotificationOut(**dict(zip(NotificationOut.model_fields, r, strict=True))) for r in rows
-    ]
+        rows = queries.notifications(conn, caller.department, status, limit)
+    return [NotificationOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.post("/notifications/{notification_id}/retry", status_code=204)
@@ -585,16 +531,8 @@ def preview_draw(body: DrawPreviewIn, ctx: Ctx, caller: Officer) -> DrawPreviewO
 @router.get("/inspections/draws", response_model=list[DrawOut])
 def list_draws(ctx: Ctx, caller: Viewer, period: str | None = None) -> list[DrawOut]:
     with ctx.pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT d.id, d.department, d.period,"
-            " coalesce(array_agg(s.credit_code ORDER BY s.credit_code)"
-            " FILTER (WHERE s.credit_code IS NOT NULL), '{}')"
-            " FROM draws d LEFT JOIN draw_subjects s ON s.draw_id = d.id"
-            " WHERE d.department = %s AND (%s::text IS NULL OR d.period = %s)"
-            " GROUP BY d.id ORDER BY d.id DESC",
-            (caller.department, period, period),
-        ).fetchall()
-    return [DrawOut(id=r[0], department=r[1], period=r[2], credit_codes=r[3]) for r in rows]
+        rows = queries.department_draws(conn, caller.department, period)
+    return [DrawOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.post("/inspections/draws/merge", response_model=MergeOut)

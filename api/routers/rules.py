@@ -14,9 +14,11 @@ from api.context import ApiContext, get_context
 from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
+from rules.models import ClueStatus
+from rules.queries import ClueFilter, ClueRow, department_clue, department_clues
 from rules.service import RuleService
 from rules.spec import Rule
-from rules.store import department_codes
+from subjects.departments import department_codes
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 Ctx = Annotated[ApiContext, Depends(get_context)]
@@ -70,7 +72,7 @@ class ClueOut(BaseModel):
     title: str | None = None
     department: str | None = None
     severity: str
-    status: str | None = None
+    status: ClueStatus | None = None
     withdrawn: bool = False
     credit_code: str | None
     device_ids: list[str]
@@ -204,15 +206,8 @@ def reload_rules(caller: Admin, ctx: Ctx) -> ReloadOut:
     return out
 
 
-_CLUE_COLUMNS = (
-    "id, fingerprint, rule_id, rule_version, title, department, severity, status, withdrawn,"
-    " credit_code, device_ids, started_at, ended_at, summary, trigger, evidence_ids"
-)
-
-
-def _clue(row: tuple[Any, ...]) -> ClueOut:
-    names = [c.strip() for c in _CLUE_COLUMNS.split(",")]
-    return ClueOut(**dict(zip(names, row, strict=True)))
+def _clue(row: ClueRow) -> ClueOut:
+    return ClueOut.model_validate(row, from_attributes=True)
 
 
 @router.get("/clues")
@@ -231,34 +226,15 @@ def list_clues(
     """Clues of the caller's department, newest first."""
     if department is not None and department != caller.department:
         return []
-    sql = f"SELECT {_CLUE_COLUMNS} FROM clues WHERE department = %s"
-    params: list[Any] = [caller.department]
-    for column, value in (("credit_code", credit_code), ("rule_id", rule_id), ("status", status_)):
-        if value is not None:
-            sql += f" AND {column} = %s"
-            params.append(value)
-    if device_id is not None:
-        sql += " AND %s = ANY(device_ids)"
-        params.append(device_id)
-    if since is not None:
-        sql += " AND started_at >= %s"
-        params.append(since)
-    if until is not None:
-        sql += " AND started_at < %s"
-        params.append(until)
-    sql += " ORDER BY started_at DESC, id DESC LIMIT %s"
-    params.append(limit)
+    where = ClueFilter(credit_code, rule_id, status_, device_id, since, until)
     with ctx.pool.connection() as conn:
-        return [_clue(r) for r in conn.execute(sql, params).fetchall()]
+        return [_clue(r) for r in department_clues(conn, caller.department, where, limit)]
 
 
 @router.get("/clues/{clue_id}")
 def get_clue(clue_id: Id, caller: Viewer, ctx: Ctx) -> ClueOut:
     with ctx.pool.connection() as conn:
-        row = conn.execute(
-            f"SELECT {_CLUE_COLUMNS} FROM clues WHERE id = %s AND department = %s",
-            (clue_id, caller.department),
-        ).fetchone()
+        row = department_clue(conn, caller.department, clue_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clue {clue_id}")
     return _clue(row)

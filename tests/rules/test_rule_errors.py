@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from rules import evaluate as evaluate_module
 from rules.bound import Bound
 from rules.engine import Engine
 from rules.evaluate import Sample, State, Transition
+from rules.kinds import KINDS
 from rules.service import RuleService
 from rules.settings import RulesSettings
+from rules.spec import RuleKind
 from tests.rules.conftest import Clock, ServiceFactory
 from tests.rules.support import MemoryDirectory, at, device, readings, rule
 from tests.rules.test_engine import CREDIT, minutes
@@ -27,14 +29,15 @@ OVER = {"kind": "threshold", "selector": {"metric": "x"}, "op": ">", "limit": 50
 @pytest.fixture
 def bad_rule_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     """The threshold evaluator raises for rules whose id starts with `bad` (a rule's bug)."""
-    real = evaluate_module.SAMPLE_EVALUATORS["threshold"]
+    entry = KINDS[RuleKind.THRESHOLD]
+    real = entry.sample
 
     def evaluator(b: Bound, st: State, s: Sample) -> tuple[State, tuple[Transition, ...]]:
         if b.rule_id.startswith("bad"):
             raise ZeroDivisionError("the rule's bug")
         return real(b, st, s)
 
-    monkeypatch.setitem(evaluate_module.SAMPLE_EVALUATORS, "threshold", evaluator)
+    monkeypatch.setitem(KINDS, RuleKind.THRESHOLD, dataclasses.replace(entry, sample=evaluator))
 
 
 @pytest.mark.usefixtures("bad_rule_raises")

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
-from api.departments import seed_departments
 from subjects.credit_code import make
+from subjects.departments import seed_departments
 
 Key = Callable[..., dict[str, str]]
 PLANT = make("9", "1", "320900", "71610585")

@@ -36,8 +36,8 @@ def test_every_credit_grade_of_both_schemes_has_a_label() -> None:
 
 
 def test_every_shipped_rule_has_a_summary_in_chinese() -> None:
-    from api.departments import load_departments
     from rules.loader import load_directory
+    from subjects.departments import load_departments
     from web.rule_titles import RULE_SUMMARIES
 
     codes = [d["code"] for d in load_departments()]

@@ -178,8 +178,8 @@ def test_tab_opened_before_a_restart_shows_an_alert_raised_during_it(
 
 
 def test_every_message_and_rule_title_has_a_chinese_translation() -> None:
-    from api.departments import load_departments
     from rules.loader import load_directory
+    from subjects.departments import load_departments
     from web.i18n import translations
     from web.rule_titles import RULE_TITLES
 

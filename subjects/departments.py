@@ -1,4 +1,9 @@
-"""Seeds the departments table from api/departments.yaml."""
+"""The departments table: seeded from subjects/departments.yaml, read by name.
+
+subjects owns it (the supervising departments of the subject library); its first migration
+is api's 0001 for history only: moving the file would run it again on existing databases.
+Other packages read it through these functions, never by SQL of their own.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ import yaml
 
 
 def load_departments() -> list[dict[str, Any]]:
-    text = (resources.files("api") / "departments.yaml").read_text(encoding="utf-8")
+    text = (resources.files("subjects") / "departments.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, list):
-        raise ValueError("api/departments.yaml must be a list of departments")
+        raise ValueError("subjects/departments.yaml must be a list of departments")
     return data
 
 
@@ -44,3 +49,8 @@ def department_names(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]
     """code -> (English name, Chinese name) of every department."""
     rows = conn.execute("SELECT code, name, name_zh FROM departments").fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def department_codes(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every department code, retired ones included, in code order."""
+    return [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
