@@ -7,7 +7,6 @@ import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,15 +15,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field, ValidationError
 
+from subjects.actor import Actor
+from subjects.errors import SubjectConflictError, retired_reason
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
-from subjects.repository import (
-    Actor,
-    SubjectConflictError,
-    SubjectRepository,
-    retired_reason,
-    snapshot,
-)
+from subjects.repository import SubjectRepository
+from subjects.rows import snapshot
 from subjects.schema import SubjectIn, SubjectOut, split_list
 
 log = logging.getLogger(__name__)
@@ -467,7 +463,7 @@ class SubjectImporter:
     def _write(
         self, conn: psycopg.Connection[Any], plan: _Plan, actor: Actor
     ) -> Iterator[SubjectChanged]:
-        now = datetime.now(UTC)
+        now = self.repository.clock()
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
@@ -490,12 +486,13 @@ class SubjectImporter:
                 ],
             )
             for row, _, diff in plan.updates:
-                params = {**diff, "code": row.data.credit_code}
+                params = {**diff, "code": row.data.credit_code, "now": now}
                 if "attributes" in params:
                     params["attributes"] = Jsonb(params["attributes"])
                 sets = ", ".join(f"{k} = %({k})s" for k in diff)
                 cur.execute(
-                    f"UPDATE subjects SET {sets}, updated_at = now() WHERE credit_code = %(code)s",
+                    f"UPDATE subjects SET {sets}, updated_at = %(now)s"
+                    " WHERE credit_code = %(code)s",
                     params,
                 )
             cur.executemany(
