@@ -7,21 +7,24 @@ import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from subjects.actor import Actor
 from subjects.errors import SubjectConflictError, retired_reason
+from subjects.import_report import ImportFormat, ImportReason, ImportReport, RowError
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
 from subjects.repository import SubjectRepository
 from subjects.rows import snapshot
 from subjects.schema import SubjectIn, SubjectOut, split_list
+
+# ImportFormat, ImportReport and RowError are imported from here by the routers.
+__all__ = ["ImportFormat", "ImportReport", "ImportTooLargeError", "RowError", "SubjectImporter"]
 
 log = logging.getLogger(__name__)
 
@@ -48,34 +51,6 @@ RISK_ALIASES = {
     "重大": RiskLevel.MAJOR, "重大风险": RiskLevel.MAJOR,
 }  # fmt: skip
 FILE = "(file)"
-
-
-class ImportFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"
-
-
-class RowError(BaseModel):
-    """One problem: `row` counts data records from 1 (0 is the header or the whole file);
-    `line` is the CSV line the record ends on."""
-
-    row: int
-    line: int | None = None
-    column: str
-    reason: str
-
-
-class ImportReport(BaseModel):
-    format: ImportFormat
-    dry_run: bool
-    committed: bool
-    rows: int
-    valid_rows: int
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    links_added: int = 0
-    errors: list[RowError] = Field(default_factory=list)
 
 
 class ImportTooLargeError(ValueError):
@@ -146,8 +121,8 @@ class SubjectImporter:
             )
         with self.repository.pool.connection() as conn:
             found = conn.execute("SELECT code, retired, replaced_by FROM departments").fetchall()
-        # code -> None for a current department, or why a retired one takes no new links.
-        departments = {c: retired_reason(c, successor) if r else None for c, r, successor in found}
+        # code -> None for a current department; a retired one: its successor ('' if none).
+        departments = {c: (successor or "") if r else None for c, r, successor in found}
         rows = self._validate(raws, actor, departments, errors)
         report = ImportReport(
             format=fmt,
@@ -160,7 +135,9 @@ class SubjectImporter:
         self.metrics.import_rows.labels("invalid").inc(len({e.row for e in errors if e.row}))
         if errors or not raws:
             if not raws and not errors:
-                report.errors.append(RowError(row=0, column=FILE, reason="no rows to import"))
+                report.errors.append(
+                    RowError(row=0, column=FILE, code=R.NO_ROWS, reason="no rows to import")
+                )
             self.metrics.imports.labels("dry_run" if dry_run else "rejected").inc()
             return report
         if dry_run:
@@ -182,7 +159,13 @@ class SubjectImporter:
         except (psycopg.Error, SubjectConflictError) as err:
             log.warning("subject import rolled back: %s", err)
             report.errors.append(
-                RowError(row=0, column="(database)", reason=f"rolled back, nothing imported: {err}")
+                RowError(
+                    row=0,
+                    column="(database)",
+                    code=R.ROLLED_BACK,
+                    params={"detail": str(err)},
+                    reason=f"rolled back, nothing imported: {err}",
+                )
             )
             self.metrics.imports.labels("rejected").inc()
             return report
@@ -212,6 +195,8 @@ class SubjectImporter:
                 RowError(
                     row=0,
                     column=FILE,
+                    code=R.NOT_UTF8,
+                    params={"byte": err.start},
                     reason=f"not UTF-8 at byte {err.start}; save the sheet as CSV UTF-8",
                 )
             )
@@ -220,10 +205,12 @@ class SubjectImporter:
         try:
             header = next(reader)
         except StopIteration:
-            errors.append(RowError(row=0, column=FILE, reason="empty file: no header row"))
+            errors.append(
+                RowError(row=0, column=FILE, code=R.EMPTY_FILE, reason="empty file: no header row")
+            )
             return []
         except csv.Error as err:
-            errors.append(RowError(row=0, line=1, column=FILE, reason=f"malformed CSV: {err}"))
+            errors.append(_malformed(0, 1, FILE, f"malformed CSV: {err}", err))
             return []
         columns = [_column(h) for h in header]
         if not self._check_header(columns, errors):
@@ -241,6 +228,8 @@ class SubjectImporter:
                             row=number,
                             line=reader.line_num,
                             column="(row)",
+                            code=R.CELL_COUNT,
+                            params={"cells": len(cells), "header": len(columns)},
                             reason=f"has {len(cells)} cells, the header has {len(columns)}",
                         )
                     )
@@ -248,9 +237,7 @@ class SubjectImporter:
                 raws.append(_Raw(number, reader.line_num, dict(zip(columns, cells, strict=True))))
         except csv.Error as err:
             errors.append(
-                RowError(
-                    row=number + 1, line=reader.line_num, column="(row)", reason=f"malformed: {err}"
-                )
+                _malformed(number + 1, reader.line_num, "(row)", f"malformed: {err}", err)
             )
         return raws
 
@@ -258,7 +245,15 @@ class SubjectImporter:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            errors.append(RowError(row=0, column=FILE, reason=f"not valid JSON: {err}"))
+            errors.append(
+                RowError(
+                    row=0,
+                    column=FILE,
+                    code=R.NOT_JSON,
+                    params={"detail": str(err)},
+                    reason=f"not valid JSON: {err}",
+                )
+            )
             return []
         if isinstance(data, dict) and isinstance(data.get("subjects"), list):
             data = data["subjects"]
@@ -267,6 +262,7 @@ class SubjectImporter:
                 RowError(
                     row=0,
                     column=FILE,
+                    code=R.NOT_A_LIST,
                     reason='must be a list of subject objects or {"subjects": [...]}',
                 )
             )
@@ -274,12 +270,19 @@ class SubjectImporter:
         raws: list[_Raw] = []
         for number, item in enumerate(data, start=1):
             if not isinstance(item, dict):
-                errors.append(RowError(row=number, column="(row)", reason="must be an object"))
+                errors.append(
+                    RowError(
+                        row=number,
+                        column="(row)",
+                        code=R.ROW_NOT_OBJECT,
+                        reason="must be an object",
+                    )
+                )
                 continue
             values = {_column(str(k)): v for k, v in item.items()}
             unknown = [k for k in values if not _known(k) and k != "attributes"]
             for key in unknown:
-                errors.append(RowError(row=number, column=key, reason=self._unknown_reason()))
+                errors.append(_unknown(number, None, key))
             if not unknown:
                 raws.append(_Raw(number, None, values))
         return raws
@@ -289,21 +292,33 @@ class SubjectImporter:
         seen: set[str] = set()
         for column in columns:
             if not _known(column):
-                errors.append(RowError(row=0, line=1, column=column, reason=self._unknown_reason()))
+                errors.append(_unknown(0, 1, column))
                 ok = False
             elif column in seen:
-                errors.append(RowError(row=0, line=1, column=column, reason="appears twice"))
+                errors.append(
+                    RowError(
+                        row=0,
+                        line=1,
+                        column=column,
+                        code=R.DUPLICATE_COLUMN,
+                        reason="appears twice",
+                    )
+                )
                 ok = False
             seen.add(column)
         for column in REQUIRED:
             if column not in seen:
-                errors.append(RowError(row=0, line=1, column=column, reason="column is missing"))
+                errors.append(
+                    RowError(
+                        row=0,
+                        line=1,
+                        column=column,
+                        code=R.MISSING_COLUMN,
+                        reason="column is missing",
+                    )
+                )
                 ok = False
         return ok
-
-    @staticmethod
-    def _unknown_reason() -> str:
-        return f"unknown column; known: {', '.join(COLUMNS)}, attr.<key>"
 
     # -- validation --------------------------------------------------------------------
 
@@ -328,8 +343,16 @@ class SubjectImporter:
                     if column == "attributes" and len(loc) > 1:
                         column = ATTRIBUTE_PREFIX + loc[1]
                     reason = str(e["msg"]).removeprefix("Value error, ")
+                    why, params = _validation_reason(column, e)
                     errors.append(
-                        RowError(row=raw.row, line=raw.line, column=column, reason=reason)
+                        RowError(
+                            row=raw.row,
+                            line=raw.line,
+                            column=column,
+                            code=why,
+                            params=params,
+                            reason=reason,
+                        )
                     )
                 continue
             if len(errors) > before:
@@ -341,6 +364,8 @@ class SubjectImporter:
                         row=raw.row,
                         line=raw.line,
                         column="credit_code",
+                        code=R.DUPLICATE_ROW,
+                        params={"code": code, "row": first_row[code]},
                         reason=f"{code} is also on row {first_row[code]}",
                     )
                 )
@@ -361,8 +386,17 @@ class SubjectImporter:
         attributes: dict[str, Any] = {}
         depts: list[str] = []
 
-        def fail(column: str, reason: str) -> None:
-            errors.append(RowError(row=raw.row, line=raw.line, column=column, reason=reason))
+        def fail(column: str, code: ImportReason, reason: str, **params: str | int) -> None:
+            errors.append(
+                RowError(
+                    row=raw.row,
+                    line=raw.line,
+                    column=column,
+                    code=code,
+                    params=params,
+                    reason=reason,
+                )
+            )
 
         for column, value in raw.values.items():
             if value is None or (isinstance(value, str) and not value.strip()):
@@ -373,13 +407,17 @@ class SubjectImporter:
                 )
             elif column == "attributes":
                 if not isinstance(value, dict):
-                    fail(column, 'must be an object of numbers, e.g. {"permit.cod_mg_l": 50}')
+                    fail(
+                        column,
+                        R.ATTRIBUTES_NOT_OBJECT,
+                        'must be an object of numbers, e.g. {"permit.cod_mg_l": 50}',
+                    )
                 else:
                     attributes.update(value)
             elif column in ("tags", "departments"):
                 items = _list(value)
                 if items is None:
-                    fail(column, "must be a list or a ';'-separated string")
+                    fail(column, R.NOT_A_LIST_CELL, "must be a list or a ';'-separated string")
                 elif column == "tags":
                     fields["tags"] = items
                 else:
@@ -397,14 +435,28 @@ class SubjectImporter:
             depts = [actor.department]
         for dept in depts:
             if dept not in departments:
-                fail("departments", f"{dept!r} is not a known department code")
-            elif departments[dept] is not None:
-                fail("departments", str(departments[dept]))
+                fail(
+                    "departments",
+                    R.UNKNOWN_DEPARTMENT,
+                    f"{dept!r} is not a known department code",
+                    department=dept,
+                )
+            elif (successor := departments[dept]) is not None:
+                fail(
+                    "departments",
+                    R.RETIRED_DEPARTMENT,
+                    retired_reason(dept, successor or None),
+                    department=dept,
+                    successor=successor,
+                )
             elif dept != actor.department and not actor.admin:
                 fail(
                     "departments",
+                    R.DEPARTMENT_NOT_ALLOWED,
                     f"an officer may import only for their own department {actor.department};"
                     f" {dept} needs an admin",
+                    own=actor.department,
+                    department=dept,
                 )
         return fields, tuple(dict.fromkeys(depts))
 
@@ -441,6 +493,8 @@ class SubjectImporter:
                         row=row.row,
                         line=row.line,
                         column="credit_code",
+                        code=R.SUPERVISED_BY_OTHERS,
+                        params={"code": code},
                         reason=f"{code} is supervised by other departments; ask to join with"
                         f" POST /api/v1/subjects/{code}/departments",
                     )
@@ -538,6 +592,66 @@ class SubjectImporter:
         report.updated = len(plan.updates)
         report.unchanged = plan.unchanged
         report.links_added = len(plan.links)
+
+
+R = ImportReason
+# Pydantic's error types, and the columns whose own validators raise value errors, as codes.
+_BY_TYPE = {
+    "missing": R.REQUIRED,
+    "string_too_short": R.REQUIRED,
+    "string_too_long": R.TOO_LONG,
+    "too_long": R.TOO_LONG,
+    "float_parsing": R.NOT_A_NUMBER,
+    "float_type": R.NOT_A_NUMBER,
+    "finite_number": R.NOT_A_NUMBER,
+}
+_BY_COLUMN = {
+    "credit_code": R.INVALID_CREDIT_CODE,
+    "credit_grade": R.INVALID_CREDIT_GRADE,
+    "credit_scheme": R.INVALID_CREDIT_SCHEME,
+    "risk_level": R.INVALID_RISK_LEVEL,
+    "tags": R.INVALID_TAG,
+    "attributes": R.INVALID_ATTRIBUTE,
+}
+
+
+def _validation_reason(column: str, err: Any) -> tuple[ImportReason, dict[str, str | int]]:
+    """A stable code for one of pydantic's errors on `column`, and the values it names."""
+    kind = str(err.get("type", ""))
+    value = err.get("input")
+    shown = value if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if kind in _BY_TYPE:
+        params: dict[str, str | int] = {"value": shown}
+        limit = (err.get("ctx") or {}).get("max_length")
+        if limit:
+            params["max"] = int(limit)
+        return _BY_TYPE[kind], params
+    code = R.INVALID_ATTRIBUTE if column.startswith(ATTRIBUTE_PREFIX) else _BY_COLUMN.get(column)
+    if code is None:
+        return R.INVALID_VALUE, {"value": shown, "detail": str(err.get("msg", ""))}
+    return code, {"value": shown}
+
+
+def _unknown(row: int, line: int | None, column: str) -> RowError:
+    return RowError(
+        row=row,
+        line=line,
+        column=column,
+        code=R.UNKNOWN_COLUMN,
+        params={"known": ", ".join(COLUMNS) + ", attr.<key>"},
+        reason=f"unknown column; known: {', '.join(COLUMNS)}, attr.<key>",
+    )
+
+
+def _malformed(row: int, line: int | None, column: str, reason: str, err: Exception) -> RowError:
+    return RowError(
+        row=row,
+        line=line,
+        column=column,
+        code=R.MALFORMED_CSV,
+        params={"detail": str(err)},
+        reason=reason,
+    )
 
 
 def _list(value: Any) -> list[str] | None:
