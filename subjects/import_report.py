@@ -6,9 +6,14 @@ English sentence it always returned, beside the code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+# Columns `attr.<key>` carry the subject's numeric attributes (permit limits).
+ATTRIBUTE_PREFIX = "attr."
 
 
 class ImportFormat(StrEnum):
@@ -47,6 +52,7 @@ class ImportReason(StrEnum):
     DUPLICATE_ROW = "duplicate_row"
     SUPERVISED_BY_OTHERS = "supervised_by_others"
     ROLLED_BACK = "rolled_back"
+    OUT_OF_RANGE = "out_of_range"
     INVALID_VALUE = "invalid_value"
 
 
@@ -75,3 +81,49 @@ class ImportReport(BaseModel):
     unchanged: int = 0
     links_added: int = 0
     errors: list[RowError] = Field(default_factory=list)
+
+
+R = ImportReason
+# Pydantic's error types, and the columns whose own validators raise value errors, as codes.
+_BY_TYPE = {
+    "missing": R.REQUIRED,
+    "string_too_short": R.REQUIRED,
+    "string_too_long": R.TOO_LONG,
+    "too_long": R.TOO_LONG,
+    "float_parsing": R.NOT_A_NUMBER,
+    "float_type": R.NOT_A_NUMBER,
+    "finite_number": R.NOT_A_NUMBER,
+    "greater_than_equal": R.OUT_OF_RANGE,
+    "less_than_equal": R.OUT_OF_RANGE,
+}
+_BY_COLUMN = {
+    "credit_code": R.INVALID_CREDIT_CODE,
+    "credit_grade": R.INVALID_CREDIT_GRADE,
+    "credit_scheme": R.INVALID_CREDIT_SCHEME,
+    "risk_level": R.INVALID_RISK_LEVEL,
+    "tags": R.INVALID_TAG,
+    "attributes": R.INVALID_ATTRIBUTE,
+}
+
+
+def reason_of(column: str, err: Mapping[str, Any]) -> tuple[ImportReason, dict[str, str | int]]:
+    """A stable code for one of pydantic's errors on `column`, and the values it names.
+
+    The import report and the subject file's forms share it, so a cell and a field that
+    break the same rule say the same thing.
+    """
+    kind = str(err.get("type", ""))
+    value = err.get("input")
+    shown = (
+        str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+    )
+    if kind in _BY_TYPE:
+        params: dict[str, str | int] = {"value": shown}
+        limit = (err.get("ctx") or {}).get("max_length")
+        if limit:
+            params["max"] = int(limit)
+        return _BY_TYPE[kind], params
+    code = R.INVALID_ATTRIBUTE if column.startswith(ATTRIBUTE_PREFIX) else _BY_COLUMN.get(column)
+    if code is None:
+        return R.INVALID_VALUE, {"value": shown, "detail": str(err.get("msg", ""))}
+    return code, {"value": shown}

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 
 from subjects.actor import Actor
 from subjects.errors import SubjectConflictError, retired_reason
-from subjects.import_report import ImportFormat, ImportReason, ImportReport, RowError
+from subjects.import_report import (
+    ATTRIBUTE_PREFIX,
+    ImportFormat,
+    ImportReason,
+    ImportReport,
+    RowError,
+    reason_of,
+)
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
 from subjects.repository import SubjectRepository
@@ -33,7 +40,6 @@ COLUMNS = (
     "risk_level", "tags", "departments",
 )  # fmt: skip
 REQUIRED = ("credit_code", "name")
-ATTRIBUTE_PREFIX = "attr."
 # Headers as departments' spreadsheets write them.
 ALIASES = {
     "统一社会信用代码": "credit_code", "信用代码": "credit_code", "code": "credit_code",
@@ -343,7 +349,7 @@ class SubjectImporter:
                     if column == "attributes" and len(loc) > 1:
                         column = ATTRIBUTE_PREFIX + loc[1]
                     reason = str(e["msg"]).removeprefix("Value error, ")
-                    why, params = _validation_reason(column, e)
+                    why, params = reason_of(column, e)
                     errors.append(
                         RowError(
                             row=raw.row,
@@ -447,7 +453,7 @@ class SubjectImporter:
                     R.RETIRED_DEPARTMENT,
                     retired_reason(dept, successor or None),
                     department=dept,
-                    successor=successor,
+                    successor=successor or "—",
                 )
             elif dept != actor.department and not actor.admin:
                 fail(
@@ -595,41 +601,6 @@ class SubjectImporter:
 
 
 R = ImportReason
-# Pydantic's error types, and the columns whose own validators raise value errors, as codes.
-_BY_TYPE = {
-    "missing": R.REQUIRED,
-    "string_too_short": R.REQUIRED,
-    "string_too_long": R.TOO_LONG,
-    "too_long": R.TOO_LONG,
-    "float_parsing": R.NOT_A_NUMBER,
-    "float_type": R.NOT_A_NUMBER,
-    "finite_number": R.NOT_A_NUMBER,
-}
-_BY_COLUMN = {
-    "credit_code": R.INVALID_CREDIT_CODE,
-    "credit_grade": R.INVALID_CREDIT_GRADE,
-    "credit_scheme": R.INVALID_CREDIT_SCHEME,
-    "risk_level": R.INVALID_RISK_LEVEL,
-    "tags": R.INVALID_TAG,
-    "attributes": R.INVALID_ATTRIBUTE,
-}
-
-
-def _validation_reason(column: str, err: Any) -> tuple[ImportReason, dict[str, str | int]]:
-    """A stable code for one of pydantic's errors on `column`, and the values it names."""
-    kind = str(err.get("type", ""))
-    value = err.get("input")
-    shown = value if isinstance(value, str | int) and not isinstance(value, bool) else ""
-    if kind in _BY_TYPE:
-        params: dict[str, str | int] = {"value": shown}
-        limit = (err.get("ctx") or {}).get("max_length")
-        if limit:
-            params["max"] = int(limit)
-        return _BY_TYPE[kind], params
-    code = R.INVALID_ATTRIBUTE if column.startswith(ATTRIBUTE_PREFIX) else _BY_COLUMN.get(column)
-    if code is None:
-        return R.INVALID_VALUE, {"value": shown, "detail": str(err.get("msg", ""))}
-    return code, {"value": shown}
 
 
 def _unknown(row: int, line: int | None, column: str) -> RowError:

@@ -69,6 +69,63 @@ CREDIT_GRADES = {
     "B": N_("B (general)"),
     "C": N_("C (poor)"),
     "D": N_("D (bad)"),
+    "green": N_("Green (honest)"),
+    "blue": N_("Blue (good)"),
+    "yellow": N_("Yellow (warning)"),
+    "red": N_("Red (poor)"),
+    "black": N_("Black (dishonest)"),
+}
+CREDIT_SCHEMES = {
+    "abcd": N_("Credit grade A–D"),
+    "jiangsu_env": N_("Jiangsu environmental credit (five colours)"),
+}
+CREDIT_SOURCES = {
+    "create": N_("Created"),
+    "edit": N_("Edited"),
+    "import": N_("Imported"),
+    "migration": N_("On record before the history began"),
+}
+# subjects.import_report.ImportReason; %(name)s are the error's params.
+IMPORT_REASONS = {
+    "not_utf8": N_("Not UTF-8 (at byte %(byte)s): save the sheet as “CSV UTF-8”."),
+    "empty_file": N_("The file is empty: there is no header row."),
+    "malformed_csv": N_("Not a well-formed CSV: %(detail)s"),
+    "cell_count": N_("This row has %(cells)s cells; the header has %(header)s."),
+    "not_json": N_("Not valid JSON: %(detail)s"),
+    "not_a_list": N_("Must be a list of subjects."),
+    "row_not_object": N_("Each entry must be an object."),
+    "unknown_column": N_("Unknown column; known columns: %(known)s"),
+    "duplicate_column": N_("This column appears twice."),
+    "missing_column": N_("This required column is missing."),
+    "no_rows": N_("There are no rows to import."),
+    "required": N_("Required: the cell is empty."),
+    "too_long": N_("Too long: at most %(max)s characters."),
+    "not_a_number": N_("“%(value)s” is not a number."),
+    "invalid_credit_code": N_(
+        "“%(value)s” is not a valid unified social credit code (18 characters, GB 32100)."
+    ),
+    "invalid_credit_grade": N_(
+        "“%(value)s” is not a credit grade (A–D, or green/blue/yellow/red/black)."
+    ),
+    "invalid_credit_scheme": N_("“%(value)s” is not a credit scheme (abcd or jiangsu_env)."),
+    "invalid_risk_level": N_("“%(value)s” is not a risk level (low, general, considerable, major)."),
+    "invalid_tag": N_("A tag may not contain “;” or “,”."),
+    "invalid_attribute": N_("Not a valid attribute (a name of letters, digits, . _ -, a number)."),
+    "attributes_not_object": N_("Must be an object of numbers."),
+    "not_a_list_cell": N_("Must be a list, or items separated by “;”."),
+    "unknown_department": N_("%(department)s is not a known department code."),
+    "retired_department": N_(
+        "%(department)s is retired and takes no new supervision (successor: %(successor)s)."
+    ),
+    "department_not_allowed": N_(
+        "An officer imports only for their own department %(own)s; %(department)s needs an admin."
+    ),
+    "duplicate_row": N_("%(code)s is also on row %(row)s."),
+    "supervised_by_others": N_(
+        "%(code)s is supervised by other departments: ask to join it from its subject file."
+    ),
+    "rolled_back": N_("The database refused the import; nothing was imported (%(detail)s)."),
+    "invalid_value": N_("Invalid value: %(detail)s"),
 }
 ERRORS = {
     "not_found": N_("Not found, or not visible to your department."),
@@ -88,6 +145,9 @@ TABLES: dict[str, dict[str, str]] = {
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
     "credit_grade": CREDIT_GRADES,
+    "credit_scheme": CREDIT_SCHEMES,
+    "credit_source": CREDIT_SOURCES,
+    "import_reason": IMPORT_REASONS,
     "error": ERRORS,
 }
 
@@ -102,3 +162,20 @@ def labeller(gettext: Callable[[str], str]) -> Callable[[str, str | None], str]:
         return gettext(msg) if msg is not None else code
 
     return label
+
+
+def formatter(gettext: Callable[[str], str]) -> Callable[[str, str, dict[str, object]], str]:
+    """`describe('import_reason', 'cell_count', {'cells': 2, 'header': 5})`: the label with
+    the values it names; a value the label does not name is ignored, a missing one shown
+    as its name, so a report never fails to render."""
+    label = labeller(gettext)
+
+    def describe(table: str, code: str, params: dict[str, object]) -> str:
+        return label(table, code) % _Lenient(params)
+
+    return describe
+
+
+class _Lenient(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return key
