@@ -508,7 +508,12 @@ class SubjectImporter:
                 continue
             else:
                 current = snapshot(before)
-                new = row.data.model_dump(mode="json", include=set(row.given))
+                given = set(row.given)
+                if "credit_grade" in given:
+                    # A grade brings its scheme along (SubjectIn derived it): updating only
+                    # the grade across schemes would break the table's grade-in-scheme check.
+                    given.add("credit_scheme")
+                new = row.data.model_dump(mode="json", include=given)
                 if "attributes" in new:
                     # attr.<key> cells add or overwrite keys; other attributes stay.
                     new["attributes"] = {**current["attributes"], **new["attributes"]}

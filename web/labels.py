@@ -108,7 +108,9 @@ IMPORT_REASONS = {
         "“%(value)s” is not a credit grade (A–D, or green/blue/yellow/red/black)."
     ),
     "invalid_credit_scheme": N_("“%(value)s” is not a credit scheme (abcd or jiangsu_env)."),
-    "invalid_risk_level": N_("“%(value)s” is not a risk level (low, general, considerable, major)."),
+    "invalid_risk_level": N_(
+        "“%(value)s” is not a risk level (low, general, considerable, major)."
+    ),
     "invalid_tag": N_("A tag may not contain “;” or “,”."),
     "invalid_attribute": N_("Not a valid attribute (a name of letters, digits, . _ -, a number)."),
     "attributes_not_object": N_("Must be an object of numbers."),
@@ -133,6 +135,65 @@ ERRORS = {
     "invalid": N_("The form has an error."),
     "unavailable": N_("This part of offsite is not running here."),
 }
+# web.pages.subject_forms: errors of the subject file's forms, shown beside their field.
+FORM_ERRORS = {
+    "give_both_coordinates": N_("Give latitude and longitude together (or leave both empty)."),
+    "latitude_range": N_("Latitude “%(value)s” must be between -90 and 90."),
+    "longitude_range": N_("Longitude “%(value)s” must be between -180 and 180."),
+    "limit_line": N_("Line %(line)s is not “name = number”: %(value)s"),
+    "invalid_time": N_("“%(value)s” is not a date and time."),
+    "since_in_past": N_("The period cannot start in the past."),
+    "until_not_after": N_("The end must be later than the start (and than now)."),
+    "link_refused": N_("This department cannot be linked here."),
+    "invalid_device_id": N_("“%(value)s” is not a device id (letters, digits, . _ -; at most 64)."),
+    "invalid_role": N_("“%(value)s” is not a role (lower case, e.g. gas_detector)."),
+    "not_visible": N_("Not found, or not visible to your department."),
+    "platform_only": N_("A device bound to no subject yet is bound by the platform admin."),
+    "conflict": N_("This clashes with the current state; reload the page and check."),
+}
+# What the subject file confirms after an edit (?done=).
+SUBJECT_DONE = {
+    "basic": N_("Basic data saved."),
+    "limits": N_("Permit limits saved."),
+    "credit": N_("Credit grade saved."),
+    "linked": N_("The department supervises this subject now."),
+    "requested": N_("Request filed: it waits for a supervising department's consent."),
+    "unlinked": N_("The supervision period has ended."),
+    "approved": N_("Request approved."),
+    "refused": N_("Request refused."),
+    "bound": N_("Device bound."),
+    "unbound": N_("Device unbound."),
+}
+# subjects.models.ChangeKind, as the subject file's record lists them.
+SUBJECT_CHANGES = {
+    "subject.created": N_("Subject created"),
+    "subject.updated": N_("Subject edited"),
+    "subject.deleted": N_("Subject deleted"),
+    "subject.department_linked": N_("Department linked"),
+    "subject.department_unlinked": N_("Department's supervision ended"),
+    "subject.link_requested": N_("Request to join"),
+    "subject.link_refused": N_("Request refused"),
+    "subject.device_bound": N_("Device bound"),
+    "subject.device_unbound": N_("Device unbound"),
+}
+SUBJECT_FIELDS = {
+    "name": N_("Name"),
+    "address": N_("Address"),
+    "grid": N_("Grid"),
+    "industry": N_("Industry"),
+    "latitude": N_("Latitude"),
+    "longitude": N_("Longitude"),
+    "credit_scheme": N_("Credit scheme"),
+    "credit_grade": N_("Credit grade"),
+    "risk_level": N_("Risk level"),
+    "tags": N_("Tags"),
+    "attributes": N_("Permit limits"),
+}
+LINK_REQUEST_STATES = {
+    "pending": N_("Waiting for consent"),
+    "approved": N_("Approved"),
+    "refused": N_("Refused"),
+}
 TABLES: dict[str, dict[str, str]] = {
     "state": STATES,
     "severity": SEVERITIES,
@@ -148,6 +209,11 @@ TABLES: dict[str, dict[str, str]] = {
     "credit_scheme": CREDIT_SCHEMES,
     "credit_source": CREDIT_SOURCES,
     "import_reason": IMPORT_REASONS,
+    "form_error": FORM_ERRORS,
+    "subject_done": SUBJECT_DONE,
+    "subject_change": SUBJECT_CHANGES,
+    "subject_field": SUBJECT_FIELDS,
+    "link_request_state": LINK_REQUEST_STATES,
     "error": ERRORS,
 }
 
