@@ -127,6 +127,7 @@ IMPORT_REASONS = {
         "%(code)s is supervised by other departments: ask to join it from its subject file."
     ),
     "rolled_back": N_("The database refused the import; nothing was imported (%(detail)s)."),
+    "out_of_range": N_("“%(value)s” is out of the allowed range."),
     "invalid_value": N_("Invalid value: %(detail)s"),
 }
 ERRORS = {

@@ -170,6 +170,11 @@ def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Off
     except SubjectError as err:
         status_code, errors = _library_refusal(err, "department")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
+    try:
+        repo.get(code, actor)
+    except SubjectNotFoundError:
+        # The department ended its own supervision: the file is no longer its to open.
+        return RedirectResponse("/subjects?done=unlinked", status_code=303)
     return _done(code, "unlinked", "departments")
 
 

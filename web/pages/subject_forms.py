@@ -161,4 +161,12 @@ def binding_in(form: Mapping[str, str], code: str) -> tuple[str, BindingIn | Non
     data = _validated(BindingIn, values, errors)
     if "role" in errors:
         errors["role"] = _form("invalid_role", value=values["role"])
+    if data is None and set(errors) == {"credit_code"}:
+        # The code is the stored subject's (the page found it), not typed into the form: a
+        # record kept from before check characters were enforced is still bindable.
+        errors.clear()
+        data = BindingIn.model_construct(
+            credit_code=code, role=str(values["role"]), point=str(values["point"]).strip()
+        )
+    errors.pop("credit_code", None)
     return device, (None if errors else data), errors

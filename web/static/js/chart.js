@@ -13,7 +13,8 @@
     fetch(el.dataset.chart, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (d) {
       var chart = echarts.init(el);
       var series = d.series.map(function (s) {
-        return {name: s.name, type: "line", showSymbol: false, data: s.data};
+        // A line through a handful of points (a new device's first hours) needs its dots.
+        return {name: s.name, type: "line", showSymbol: s.data.length < 30, data: s.data};
       });
       if (!series.length) series.push({name: "", type: "line", data: []});
       var first = series[0];
