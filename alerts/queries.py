@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 
 from alerts.lifecycle import OPEN_STATES
 from alerts.records import (
@@ -478,3 +479,30 @@ def department_draws(
             " GROUP BY d.id ORDER BY d.id DESC",
             (department, period, period),
         ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the audit chain as a page lists it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    payload: dict[str, Any]
+
+
+def subject_audit(
+    conn: psycopg.Connection[Any], credit_code: str, limit: int = 100
+) -> list[AuditEntry]:
+    """The audit chain's entries on one subject (edits, links, bindings), newest first.
+
+    Callers scope the subject; the entries are the subject's whole record, whoever made them.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT seq, at, actor, action, payload FROM audit_log"
+            " WHERE entity = 'subject' AND entity_id = %s ORDER BY seq DESC LIMIT %s",
+            (credit_code, limit),
+        ).fetchall()
+    return [AuditEntry(**{**r, "payload": orjson.loads(r["payload"])}) for r in rows]

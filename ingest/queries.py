@@ -37,6 +37,24 @@ def series(
         ).fetchall()
 
 
+def hourly_means(
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    metric: str,
+    since: datetime,
+    until: datetime,
+    limit: int = 2000,
+) -> list[Point]:
+    """Hourly means of one device and metric in [since, until] from `readings_1h` (the
+    continuous aggregate on TimescaleDB, a view on plain PostgreSQL), oldest first."""
+    with conn.cursor(row_factory=class_row(Point)) as cur:
+        return cur.execute(
+            "SELECT bucket AS time, avg AS value FROM readings_1h WHERE device_id = %s"
+            " AND metric = %s AND bucket >= %s AND bucket <= %s ORDER BY bucket LIMIT %s",
+            (device_id, metric, since, until, limit),
+        ).fetchall()
+
+
 def count_between(
     conn: psycopg.Connection[Any], device_id: str, metric: str, since: datetime, until: datetime
 ) -> int:

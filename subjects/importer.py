@@ -7,25 +7,31 @@ import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
+from subjects.actor import Actor
+from subjects.errors import SubjectConflictError, retired_reason
+from subjects.import_report import (
+    ATTRIBUTE_PREFIX,
+    ImportFormat,
+    ImportReason,
+    ImportReport,
+    RowError,
+    reason_of,
+)
 from subjects.metrics import SubjectsMetrics
 from subjects.models import ChangeKind, RiskLevel, SubjectChanged
-from subjects.repository import (
-    Actor,
-    SubjectConflictError,
-    SubjectRepository,
-    retired_reason,
-    snapshot,
-)
+from subjects.repository import SubjectRepository
+from subjects.rows import snapshot
 from subjects.schema import SubjectIn, SubjectOut, split_list
+
+# ImportFormat, ImportReport and RowError are imported from here by the routers.
+__all__ = ["ImportFormat", "ImportReport", "ImportTooLargeError", "RowError", "SubjectImporter"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,6 @@ COLUMNS = (
     "risk_level", "tags", "departments",
 )  # fmt: skip
 REQUIRED = ("credit_code", "name")
-ATTRIBUTE_PREFIX = "attr."
 # Headers as departments' spreadsheets write them.
 ALIASES = {
     "统一社会信用代码": "credit_code", "信用代码": "credit_code", "code": "credit_code",
@@ -52,34 +57,6 @@ RISK_ALIASES = {
     "重大": RiskLevel.MAJOR, "重大风险": RiskLevel.MAJOR,
 }  # fmt: skip
 FILE = "(file)"
-
-
-class ImportFormat(StrEnum):
-    CSV = "csv"
-    JSON = "json"
-
-
-class RowError(BaseModel):
-    """One problem: `row` counts data records from 1 (0 is the header or the whole file);
-    `line` is the CSV line the record ends on."""
-
-    row: int
-    line: int | None = None
-    column: str
-    reason: str
-
-
-class ImportReport(BaseModel):
-    format: ImportFormat
-    dry_run: bool
-    committed: bool
-    rows: int
-    valid_rows: int
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    links_added: int = 0
-    errors: list[RowError] = Field(default_factory=list)
 
 
 class ImportTooLargeError(ValueError):
@@ -150,8 +127,8 @@ class SubjectImporter:
             )
         with self.repository.pool.connection() as conn:
             found = conn.execute("SELECT code, retired, replaced_by FROM departments").fetchall()
-        # code -> None for a current department, or why a retired one takes no new links.
-        departments = {c: retired_reason(c, successor) if r else None for c, r, successor in found}
+        # code -> None for a current department; a retired one: its successor ('' if none).
+        departments = {c: (successor or "") if r else None for c, r, successor in found}
         rows = self._validate(raws, actor, departments, errors)
         report = ImportReport(
             format=fmt,
@@ -164,7 +141,9 @@ class SubjectImporter:
         self.metrics.import_rows.labels("invalid").inc(len({e.row for e in errors if e.row}))
         if errors or not raws:
             if not raws and not errors:
-                report.errors.append(RowError(row=0, column=FILE, reason="no rows to import"))
+                report.errors.append(
+                    RowError(row=0, column=FILE, code=R.NO_ROWS, reason="no rows to import")
+                )
             self.metrics.imports.labels("dry_run" if dry_run else "rejected").inc()
             return report
         if dry_run:
@@ -186,7 +165,13 @@ class SubjectImporter:
         except (psycopg.Error, SubjectConflictError) as err:
             log.warning("subject import rolled back: %s", err)
             report.errors.append(
-                RowError(row=0, column="(database)", reason=f"rolled back, nothing imported: {err}")
+                RowError(
+                    row=0,
+                    column="(database)",
+                    code=R.ROLLED_BACK,
+                    params={"detail": str(err)},
+                    reason=f"rolled back, nothing imported: {err}",
+                )
             )
             self.metrics.imports.labels("rejected").inc()
             return report
@@ -216,6 +201,8 @@ class SubjectImporter:
                 RowError(
                     row=0,
                     column=FILE,
+                    code=R.NOT_UTF8,
+                    params={"byte": err.start},
                     reason=f"not UTF-8 at byte {err.start}; save the sheet as CSV UTF-8",
                 )
             )
@@ -224,10 +211,12 @@ class SubjectImporter:
         try:
             header = next(reader)
         except StopIteration:
-            errors.append(RowError(row=0, column=FILE, reason="empty file: no header row"))
+            errors.append(
+                RowError(row=0, column=FILE, code=R.EMPTY_FILE, reason="empty file: no header row")
+            )
             return []
         except csv.Error as err:
-            errors.append(RowError(row=0, line=1, column=FILE, reason=f"malformed CSV: {err}"))
+            errors.append(_malformed(0, 1, FILE, f"malformed CSV: {err}", err))
             return []
         columns = [_column(h) for h in header]
         if not self._check_header(columns, errors):
@@ -245,6 +234,8 @@ class SubjectImporter:
                             row=number,
                             line=reader.line_num,
                             column="(row)",
+                            code=R.CELL_COUNT,
+                            params={"cells": len(cells), "header": len(columns)},
                             reason=f"has {len(cells)} cells, the header has {len(columns)}",
                         )
                     )
@@ -252,9 +243,7 @@ class SubjectImporter:
                 raws.append(_Raw(number, reader.line_num, dict(zip(columns, cells, strict=True))))
         except csv.Error as err:
             errors.append(
-                RowError(
-                    row=number + 1, line=reader.line_num, column="(row)", reason=f"malformed: {err}"
-                )
+                _malformed(number + 1, reader.line_num, "(row)", f"malformed: {err}", err)
             )
         return raws
 
@@ -262,7 +251,15 @@ class SubjectImporter:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            errors.append(RowError(row=0, column=FILE, reason=f"not valid JSON: {err}"))
+            errors.append(
+                RowError(
+                    row=0,
+                    column=FILE,
+                    code=R.NOT_JSON,
+                    params={"detail": str(err)},
+                    reason=f"not valid JSON: {err}",
+                )
+            )
             return []
         if isinstance(data, dict) and isinstance(data.get("subjects"), list):
             data = data["subjects"]
@@ -271,6 +268,7 @@ class SubjectImporter:
                 RowError(
                     row=0,
                     column=FILE,
+                    code=R.NOT_A_LIST,
                     reason='must be a list of subject objects or {"subjects": [...]}',
                 )
             )
@@ -278,12 +276,19 @@ class SubjectImporter:
         raws: list[_Raw] = []
         for number, item in enumerate(data, start=1):
             if not isinstance(item, dict):
-                errors.append(RowError(row=number, column="(row)", reason="must be an object"))
+                errors.append(
+                    RowError(
+                        row=number,
+                        column="(row)",
+                        code=R.ROW_NOT_OBJECT,
+                        reason="must be an object",
+                    )
+                )
                 continue
             values = {_column(str(k)): v for k, v in item.items()}
             unknown = [k for k in values if not _known(k) and k != "attributes"]
             for key in unknown:
-                errors.append(RowError(row=number, column=key, reason=self._unknown_reason()))
+                errors.append(_unknown(number, None, key))
             if not unknown:
                 raws.append(_Raw(number, None, values))
         return raws
@@ -293,21 +298,33 @@ class SubjectImporter:
         seen: set[str] = set()
         for column in columns:
             if not _known(column):
-                errors.append(RowError(row=0, line=1, column=column, reason=self._unknown_reason()))
+                errors.append(_unknown(0, 1, column))
                 ok = False
             elif column in seen:
-                errors.append(RowError(row=0, line=1, column=column, reason="appears twice"))
+                errors.append(
+                    RowError(
+                        row=0,
+                        line=1,
+                        column=column,
+                        code=R.DUPLICATE_COLUMN,
+                        reason="appears twice",
+                    )
+                )
                 ok = False
             seen.add(column)
         for column in REQUIRED:
             if column not in seen:
-                errors.append(RowError(row=0, line=1, column=column, reason="column is missing"))
+                errors.append(
+                    RowError(
+                        row=0,
+                        line=1,
+                        column=column,
+                        code=R.MISSING_COLUMN,
+                        reason="column is missing",
+                    )
+                )
                 ok = False
         return ok
-
-    @staticmethod
-    def _unknown_reason() -> str:
-        return f"unknown column; known: {', '.join(COLUMNS)}, attr.<key>"
 
     # -- validation --------------------------------------------------------------------
 
@@ -332,8 +349,16 @@ class SubjectImporter:
                     if column == "attributes" and len(loc) > 1:
                         column = ATTRIBUTE_PREFIX + loc[1]
                     reason = str(e["msg"]).removeprefix("Value error, ")
+                    why, params = reason_of(column, e)
                     errors.append(
-                        RowError(row=raw.row, line=raw.line, column=column, reason=reason)
+                        RowError(
+                            row=raw.row,
+                            line=raw.line,
+                            column=column,
+                            code=why,
+                            params=params,
+                            reason=reason,
+                        )
                     )
                 continue
             if len(errors) > before:
@@ -345,6 +370,8 @@ class SubjectImporter:
                         row=raw.row,
                         line=raw.line,
                         column="credit_code",
+                        code=R.DUPLICATE_ROW,
+                        params={"code": code, "row": first_row[code]},
                         reason=f"{code} is also on row {first_row[code]}",
                     )
                 )
@@ -365,8 +392,17 @@ class SubjectImporter:
         attributes: dict[str, Any] = {}
         depts: list[str] = []
 
-        def fail(column: str, reason: str) -> None:
-            errors.append(RowError(row=raw.row, line=raw.line, column=column, reason=reason))
+        def fail(column: str, code: ImportReason, reason: str, **params: str | int) -> None:
+            errors.append(
+                RowError(
+                    row=raw.row,
+                    line=raw.line,
+                    column=column,
+                    code=code,
+                    params=params,
+                    reason=reason,
+                )
+            )
 
         for column, value in raw.values.items():
             if value is None or (isinstance(value, str) and not value.strip()):
@@ -377,13 +413,17 @@ class SubjectImporter:
                 )
             elif column == "attributes":
                 if not isinstance(value, dict):
-                    fail(column, 'must be an object of numbers, e.g. {"permit.cod_mg_l": 50}')
+                    fail(
+                        column,
+                        R.ATTRIBUTES_NOT_OBJECT,
+                        'must be an object of numbers, e.g. {"permit.cod_mg_l": 50}',
+                    )
                 else:
                     attributes.update(value)
             elif column in ("tags", "departments"):
                 items = _list(value)
                 if items is None:
-                    fail(column, "must be a list or a ';'-separated string")
+                    fail(column, R.NOT_A_LIST_CELL, "must be a list or a ';'-separated string")
                 elif column == "tags":
                     fields["tags"] = items
                 else:
@@ -401,14 +441,28 @@ class SubjectImporter:
             depts = [actor.department]
         for dept in depts:
             if dept not in departments:
-                fail("departments", f"{dept!r} is not a known department code")
-            elif departments[dept] is not None:
-                fail("departments", str(departments[dept]))
+                fail(
+                    "departments",
+                    R.UNKNOWN_DEPARTMENT,
+                    f"{dept!r} is not a known department code",
+                    department=dept,
+                )
+            elif (successor := departments[dept]) is not None:
+                fail(
+                    "departments",
+                    R.RETIRED_DEPARTMENT,
+                    retired_reason(dept, successor or None),
+                    department=dept,
+                    successor=successor or "—",
+                )
             elif dept != actor.department and not actor.admin:
                 fail(
                     "departments",
+                    R.DEPARTMENT_NOT_ALLOWED,
                     f"an officer may import only for their own department {actor.department};"
                     f" {dept} needs an admin",
+                    own=actor.department,
+                    department=dept,
                 )
         return fields, tuple(dict.fromkeys(depts))
 
@@ -445,6 +499,8 @@ class SubjectImporter:
                         row=row.row,
                         line=row.line,
                         column="credit_code",
+                        code=R.SUPERVISED_BY_OTHERS,
+                        params={"code": code},
                         reason=f"{code} is supervised by other departments; ask to join with"
                         f" POST /api/v1/subjects/{code}/departments",
                     )
@@ -452,7 +508,12 @@ class SubjectImporter:
                 continue
             else:
                 current = snapshot(before)
-                new = row.data.model_dump(mode="json", include=set(row.given))
+                given = set(row.given)
+                if "credit_grade" in given:
+                    # A grade brings its scheme along (SubjectIn derived it): updating only
+                    # the grade across schemes would break the table's grade-in-scheme check.
+                    given.add("credit_scheme")
+                new = row.data.model_dump(mode="json", include=given)
                 if "attributes" in new:
                     # attr.<key> cells add or overwrite keys; other attributes stay.
                     new["attributes"] = {**current["attributes"], **new["attributes"]}
@@ -467,7 +528,7 @@ class SubjectImporter:
     def _write(
         self, conn: psycopg.Connection[Any], plan: _Plan, actor: Actor
     ) -> Iterator[SubjectChanged]:
-        now = datetime.now(UTC)
+        now = self.repository.clock()
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO subjects (credit_code, name, address, grid, industry,"
@@ -490,12 +551,13 @@ class SubjectImporter:
                 ],
             )
             for row, _, diff in plan.updates:
-                params = {**diff, "code": row.data.credit_code}
+                params = {**diff, "code": row.data.credit_code, "now": now}
                 if "attributes" in params:
                     params["attributes"] = Jsonb(params["attributes"])
                 sets = ", ".join(f"{k} = %({k})s" for k in diff)
                 cur.execute(
-                    f"UPDATE subjects SET {sets}, updated_at = now() WHERE credit_code = %(code)s",
+                    f"UPDATE subjects SET {sets}, updated_at = %(now)s"
+                    " WHERE credit_code = %(code)s",
                     params,
                 )
             cur.executemany(
@@ -541,6 +603,31 @@ class SubjectImporter:
         report.updated = len(plan.updates)
         report.unchanged = plan.unchanged
         report.links_added = len(plan.links)
+
+
+R = ImportReason
+
+
+def _unknown(row: int, line: int | None, column: str) -> RowError:
+    return RowError(
+        row=row,
+        line=line,
+        column=column,
+        code=R.UNKNOWN_COLUMN,
+        params={"known": ", ".join(COLUMNS) + ", attr.<key>"},
+        reason=f"unknown column; known: {', '.join(COLUMNS)}, attr.<key>",
+    )
+
+
+def _malformed(row: int, line: int | None, column: str, reason: str, err: Exception) -> RowError:
+    return RowError(
+        row=row,
+        line=line,
+        column=column,
+        code=R.MALFORMED_CSV,
+        params={"detail": str(err)},
+        reason=reason,
+    )
 
 
 def _list(value: Any) -> list[str] | None:

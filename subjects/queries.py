@@ -28,14 +28,15 @@ def locations(conn: psycopg.Connection[Any], codes: Sequence[str]) -> list[Locat
     return [Location(*r) for r in rows]
 
 
-def current_period(alias: str = "") -> str:
-    """SQL: a supervision period (`since`, `until`) is current — begun and not ended.
+def current_period(alias: str = "", now: str = "now()") -> str:
+    """SQL: a supervision period (`since`, `until`) is current — begun and not ended at
+    `now` (the database clock, or a placeholder such as `%(now)s` for an injected clock).
 
     The one definition of "currently supervised"; the view `subject_current_departments`
     (migration 0001) states the same in SQL for the queries that join it.
     """
     p = f"{alias}." if alias else ""
-    return f"{p}since <= now() AND ({p}until IS NULL OR {p}until > now())"
+    return f"{p}since <= {now} AND ({p}until IS NULL OR {p}until > {now})"
 
 
 def device_unbound(col: str) -> str:

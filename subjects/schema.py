@@ -66,6 +66,9 @@ GradeIn = Annotated[
     BeforeValidator(parse_grade),
     Field(description="A-D, or green/blue/yellow/red/black (绿/蓝/黄/红/黑) of jiangsu_env"),
 ]
+# WGS-84 degrees, as the map and the subjects table's checks take them.
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="WGS-84")]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="WGS-84")]
 SchemeField = Field(
     default=None,
     description="credit scheme: abcd (A-D) or jiangsu_env (five-colour); "
@@ -134,6 +137,8 @@ class SubjectPatch(BaseModel):
     risk_level: RiskLevel | None = None
     tags: Tags | None = None
     attributes: Attributes | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
 
     _fits = field_validator("credit_grade")(_grade_fits)
 
@@ -141,6 +146,14 @@ class SubjectPatch(BaseModel):
     def _scheme(self) -> SubjectPatch:
         # A new grade brings its scheme along, so the stored pair always fits.
         self.credit_scheme = _scheme_of(self.credit_scheme, self.credit_grade)
+        return self
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> SubjectPatch:
+        # The table keeps both or neither: half a position is no position on the map.
+        if (self.latitude is None) != (self.longitude is None):
+            missing = "longitude" if self.longitude is None else "latitude"
+            raise ValueError(f"{missing}: give latitude and longitude together")
         return self
 
 
@@ -157,6 +170,8 @@ class SubjectOut(BaseModel):
     risk_level: RiskLevel
     tags: list[str]
     attributes: dict[str, float]
+    latitude: float | None = None
+    longitude: float | None = None
     departments: list[str]
     cross_department: bool
     created_at: datetime

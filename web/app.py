@@ -15,7 +15,17 @@ from alerts.findings import MAX_PHOTO_BYTES, MAX_PHOTOS
 from api.app import BodyLimitTable, import_limit
 from api.context import ApiContext
 from web.departments import DepartmentNames
-from web.pages import admin, alert, board, devices, draws, silence_extend, subjects, tasks
+from web.pages import (
+    admin,
+    alert,
+    board,
+    devices,
+    draws,
+    silence_extend,
+    subject_edit,
+    subjects,
+    tasks,
+)
 from web.settings import WebSettings
 from web.templating import Pages
 
@@ -83,7 +93,17 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_exception_handler(HTTPException, _unauthenticated)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
-    for module in (board, alert, tasks, subjects, devices, admin, silence_extend, draws):
+    for module in (
+        board,
+        alert,
+        tasks,
+        subjects,
+        subject_edit,
+        devices,
+        admin,
+        silence_extend,
+        draws,
+    ):
         app.include_router(module.router)
     # The pages' uploads are larger than the API's default body cap.
     limits: BodyLimitTable = app.state.body_limits

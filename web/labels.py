@@ -82,12 +82,11 @@ CREDIT_GRADES = {
     "B": N_("B (general)"),
     "C": N_("C (poor)"),
     "D": N_("D (bad)"),
-    # Jiangsu's five-colour environmental credit (subjects.models.EnvColour)
-    "green": N_("Green"),
-    "blue": N_("Blue"),
-    "yellow": N_("Yellow"),
-    "red": N_("Red"),
-    "black": N_("Black"),
+    "green": N_("Green (honest)"),
+    "blue": N_("Blue (good)"),
+    "yellow": N_("Yellow (warning)"),
+    "red": N_("Red (poor)"),
+    "black": N_("Black (dishonest)"),
 }
 # One sentence per refusal code of the alerts package (alerts.errors.Refusal), and the
 # workbench's own form checks; a test fails when a code has no Chinese sentence.
@@ -136,8 +135,59 @@ AUDIT_BREAKS = {
     "truncated": N_("entries after a signed checkpoint were removed"),
 }
 CREDIT_SCHEMES = {
-    "abcd": N_("Credit grade (A–D)"),
+    "abcd": N_("Credit grade A–D"),
     "jiangsu_env": N_("Jiangsu environmental credit (five colours)"),
+}
+CREDIT_SOURCES = {
+    "create": N_("Created"),
+    "edit": N_("Edited"),
+    "import": N_("Imported"),
+    "migration": N_("On record before the history began"),
+}
+# subjects.import_report.ImportReason; %(name)s are the error's params.
+IMPORT_REASONS = {
+    "not_utf8": N_("Not UTF-8 (at byte %(byte)s): save the sheet as “CSV UTF-8”."),
+    "empty_file": N_("The file is empty: there is no header row."),
+    "malformed_csv": N_("Not a well-formed CSV: %(detail)s"),
+    "cell_count": N_("This row has %(cells)s cells; the header has %(header)s."),
+    "not_json": N_("Not valid JSON: %(detail)s"),
+    "not_a_list": N_("Must be a list of subjects."),
+    "row_not_object": N_("Each entry must be an object."),
+    "unknown_column": N_("Unknown column; known columns: %(known)s"),
+    "duplicate_column": N_("This column appears twice."),
+    "missing_column": N_("This required column is missing."),
+    "no_rows": N_("There are no rows to import."),
+    "required": N_("Required: the cell is empty."),
+    "too_long": N_("Too long: at most %(max)s characters."),
+    "not_a_number": N_("“%(value)s” is not a number."),
+    "invalid_credit_code": N_(
+        "“%(value)s” is not a valid unified social credit code (18 characters, GB 32100)."
+    ),
+    "invalid_credit_grade": N_(
+        "“%(value)s” is not a credit grade (A–D, or green/blue/yellow/red/black)."
+    ),
+    "invalid_credit_scheme": N_("“%(value)s” is not a credit scheme (abcd or jiangsu_env)."),
+    "invalid_risk_level": N_(
+        "“%(value)s” is not a risk level (low, general, considerable, major)."
+    ),
+    "invalid_tag": N_("A tag may not contain “;” or “,”."),
+    "invalid_attribute": N_("Not a valid attribute (a name of letters, digits, . _ -, a number)."),
+    "attributes_not_object": N_("Must be an object of numbers."),
+    "not_a_list_cell": N_("Must be a list, or items separated by “;”."),
+    "unknown_department": N_("%(department)s is not a known department code."),
+    "retired_department": N_(
+        "%(department)s is retired and takes no new supervision (successor: %(successor)s)."
+    ),
+    "department_not_allowed": N_(
+        "An officer imports only for their own department %(own)s; %(department)s needs an admin."
+    ),
+    "duplicate_row": N_("%(code)s is also on row %(row)s."),
+    "supervised_by_others": N_(
+        "%(code)s is supervised by other departments: ask to join it from its subject file."
+    ),
+    "rolled_back": N_("The database refused the import; nothing was imported (%(detail)s)."),
+    "out_of_range": N_("“%(value)s” is out of the allowed range."),
+    "invalid_value": N_("Invalid value: %(detail)s"),
 }
 ERRORS = {
     "not_found": N_("Not found, or not visible to your department."),
@@ -146,6 +196,65 @@ ERRORS = {
     "refused": N_("This action is not allowed now."),
     "invalid": N_("The form has an error."),
     "unavailable": N_("This part of offsite is not running here."),
+}
+# web.pages.subject_forms: errors of the subject file's forms, shown beside their field.
+FORM_ERRORS = {
+    "give_both_coordinates": N_("Give latitude and longitude together (or leave both empty)."),
+    "latitude_range": N_("Latitude “%(value)s” must be between -90 and 90."),
+    "longitude_range": N_("Longitude “%(value)s” must be between -180 and 180."),
+    "limit_line": N_("Line %(line)s is not “name = number”: %(value)s"),
+    "invalid_time": N_("“%(value)s” is not a date and time."),
+    "since_in_past": N_("The period cannot start in the past."),
+    "until_not_after": N_("The end must be later than the start (and than now)."),
+    "link_refused": N_("This department cannot be linked here."),
+    "invalid_device_id": N_("“%(value)s” is not a device id (letters, digits, . _ -; at most 64)."),
+    "invalid_role": N_("“%(value)s” is not a role (lower case, e.g. gas_detector)."),
+    "not_visible": N_("Not found, or not visible to your department."),
+    "platform_only": N_("A device bound to no subject yet is bound by the platform admin."),
+    "conflict": N_("This clashes with the current state; reload the page and check."),
+}
+# What the subject file confirms after an edit (?done=).
+SUBJECT_DONE = {
+    "basic": N_("Basic data saved."),
+    "limits": N_("Permit limits saved."),
+    "credit": N_("Credit grade saved."),
+    "linked": N_("The department supervises this subject now."),
+    "requested": N_("Request filed: it waits for a supervising department's consent."),
+    "unlinked": N_("The supervision period has ended."),
+    "approved": N_("Request approved."),
+    "refused": N_("Request refused."),
+    "bound": N_("Device bound."),
+    "unbound": N_("Device unbound."),
+}
+# subjects.models.ChangeKind, as the subject file's record lists them.
+SUBJECT_CHANGES = {
+    "subject.created": N_("Subject created"),
+    "subject.updated": N_("Subject edited"),
+    "subject.deleted": N_("Subject deleted"),
+    "subject.department_linked": N_("Department linked"),
+    "subject.department_unlinked": N_("Department's supervision ended"),
+    "subject.link_requested": N_("Request to join"),
+    "subject.link_refused": N_("Request refused"),
+    "subject.device_bound": N_("Device bound"),
+    "subject.device_unbound": N_("Device unbound"),
+}
+SUBJECT_FIELDS = {
+    "name": N_("Name"),
+    "address": N_("Address"),
+    "grid": N_("Grid"),
+    "industry": N_("Industry"),
+    "latitude": N_("Latitude"),
+    "longitude": N_("Longitude"),
+    "credit_scheme": N_("Credit scheme"),
+    "credit_grade": N_("Credit grade"),
+    "risk_level": N_("Risk level"),
+    "tags": N_("Tags"),
+    "attributes": N_("Permit limits"),
+}
+LINK_REQUEST_STATES = {
+    "pending": N_("Waiting for consent"),
+    "approved": N_("Approved"),
+    "refused": N_("Refused"),
 }
 TABLES: dict[str, dict[str, str]] = {
     "state": STATES,
@@ -161,6 +270,13 @@ TABLES: dict[str, dict[str, str]] = {
     "notify_event": NOTIFY_EVENTS,
     "credit_grade": CREDIT_GRADES,
     "credit_scheme": CREDIT_SCHEMES,
+    "credit_source": CREDIT_SOURCES,
+    "import_reason": IMPORT_REASONS,
+    "form_error": FORM_ERRORS,
+    "subject_done": SUBJECT_DONE,
+    "subject_change": SUBJECT_CHANGES,
+    "subject_field": SUBJECT_FIELDS,
+    "link_request_state": LINK_REQUEST_STATES,
     "error": ERRORS,
     "refusal": REFUSALS,
     "audit_break": AUDIT_BREAKS,
@@ -177,3 +293,20 @@ def labeller(gettext: Callable[[str], str]) -> Callable[[str, str | None], str]:
         return gettext(msg) if msg is not None else code
 
     return label
+
+
+def formatter(gettext: Callable[[str], str]) -> Callable[[str, str, dict[str, object]], str]:
+    """`describe('import_reason', 'cell_count', {'cells': 2, 'header': 5})`: the label with
+    the values it names; a value the label does not name is ignored, a missing one shown
+    as its name, so a report never fails to render."""
+    label = labeller(gettext)
+
+    def describe(table: str, code: str, params: dict[str, object]) -> str:
+        return label(table, code) % _Lenient(params)
+
+    return describe
+
+
+class _Lenient(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return key

@@ -85,6 +85,7 @@ class Pages:
                 zone=f"{self.clock.zone_name} ({self.clock.offset(now)})",
                 now=now,
                 label=labels.labeller(gettext),
+                describe=labels.formatter(gettext),
                 # Data (rule titles, legal texts, industries) is looked up without %-formatting.
                 tr=gettext,
                 nav=NAV,

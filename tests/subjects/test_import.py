@@ -114,6 +114,16 @@ def test_one_bad_file_imports_nothing_and_reports_every_bad_row(
     reasons = {(e["row"], e["column"]): e["reason"] for e in report["errors"]}
     assert "position 18" in reasons[(2, "credit_code")]
     assert "HLT needs an admin" in reasons[(5, "departments")]
+    codes = {(e["row"], e["column"]): (e["code"], e["params"]) for e in report["errors"]}
+    assert codes[(2, "credit_code")][0] == "invalid_credit_code"
+    assert codes[(3, "name")][0] == "required"
+    assert codes[(4, "credit_grade")] == ("invalid_credit_grade", {"value": "E"})
+    assert codes[(5, "departments")] == (
+        "department_not_allowed",
+        {"own": "EEB", "department": "HLT"},
+    )
+    assert codes[(6, "attr.limit")] == ("not_a_number", {"value": "abc"})
+    assert codes[(7, "(row)")] == ("cell_count", {"cells": 2, "header": 5})
     assert [e["line"] for e in report["errors"] if e["row"] == 7] == [8]
     assert 1 not in {e["row"] for e in report["errors"]}
     assert count(db, "subjects") == 0
@@ -126,6 +136,8 @@ def test_duplicate_code_is_reported_against_the_first_row(client: TestClient, ke
     report = post(client, text, key("EEB")).json()["report"]
     assert [(e["row"], e["column"]) for e in report["errors"]] == [(2, "credit_code")]
     assert "also on row 1" in report["errors"][0]["reason"]
+    assert report["errors"][0]["code"] == "duplicate_row"
+    assert report["errors"][0]["params"] == {"code": A, "row": 1}
 
 
 def test_header_problems(client: TestClient, key: Key) -> None:
@@ -134,6 +146,8 @@ def test_header_problems(client: TestClient, key: Key) -> None:
     errs = {(e["row"], e["column"]): e["reason"] for e in r.json()["report"]["errors"]}
     assert errs[(0, "colour")].startswith("unknown column")
     assert errs[(0, "credit_code")] == "column is missing"
+    codes = {e["column"]: e["code"] for e in r.json()["report"]["errors"]}
+    assert codes == {"colour": "unknown_column", "credit_code": "missing_column"}
     r = post(client, b"credit_code,name\n\xff\xfe", key("EEB"))
     assert "not UTF-8" in r.json()["detail"]
     r = post(client, "", key("EEB"))

@@ -10,10 +10,11 @@ from fastapi import Depends, HTTPException
 from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import Actor, TransitionRefused
 from alerts.service import AlertService
-from api.auth import Caller, Role
+from api.auth import Caller
 from api.context import ApiContext, get_context
+from api.routers import subjects as subjects_router
 from api.routers.alerts import actor_of
-from subjects import repository as subject_repo
+from subjects.actor import Actor as SubjectActor
 from subjects.service import SubjectsService
 from web.templating import Pages
 
@@ -44,13 +45,10 @@ def alert_actor(caller: Caller) -> Actor:
     return actor_of(caller)
 
 
-def subject_actor(caller: Caller) -> subject_repo.Actor:
-    return subject_repo.Actor(
-        department=caller.department,
-        name=actor_of(caller).name,
-        admin=caller.role.rank >= Role.ADMIN.rank,
-        platform=caller.is_platform_admin,
-    )
+def subject_actor(caller: Caller) -> SubjectActor:
+    """The caller as the subject library sees them: the API's own translation, so a page
+    and an API call by the same person are the same actor in the records."""
+    return subjects_router.actor(caller)
 
 
 class Refused(Exception):  # noqa: N818 - reads as the outcome, like TransitionRefused

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from alerts import queries as alert_queries
-from api.auth import Officer, Viewer
+from api.auth import Caller, Officer, Role, Viewer
 from ingest import queries as readings
 from rules import queries as clue_queries
+from rules.limit_lines import limit_lines
+from rules.service import RuleService
+from subjects.credit import GRADES
 from subjects.importer import ImportFormat
+from subjects.models import ChangeKind, DeviceRole
 from subjects.repository import SubjectNotFoundError, SubjectQuery
+from subjects.schema import LinkRequestState
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.subject_forms import Errors
 
 router = APIRouter(include_in_schema=False)
+# The file's charts: hourly means over the last week, the span an officer reviews.
+CHART_DAYS = 7
+# Snapshot fields whose change the file's record names (the rest is bookkeeping).
+RECORD_FIELDS = (
+    "name", "address", "grid", "industry", "latitude", "longitude", "credit_scheme",
+    "credit_grade", "risk_level", "tags", "attributes",
+)  # fmt: skip
 
 
 @router.get("/subjects", response_class=HTMLResponse)
@@ -49,16 +63,36 @@ async def import_csv(
     return pages(ctx).render(request, "import_report.html", caller, report=report)
 
 
-@router.get("/subjects/{code}", response_class=HTMLResponse)
-def subject_file(code: str, request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
+def _changed_fields(entry: alert_queries.AuditEntry) -> list[str]:
+    before = entry.payload.get("before") or {}
+    after = entry.payload.get("after") or {}
+    if entry.action != ChangeKind.UPDATED.value:
+        return []
+    return [f for f in RECORD_FIELDS if before.get(f) != after.get(f)]
+
+
+def render_file(
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    code: str,
+    status_code: int = 200,
+    errors: Errors | None = None,
+    form: dict[str, str] | None = None,
+    section: str = "",
+) -> HTMLResponse:
+    """The subject file; after a refused form, with its errors beside its fields."""
     svc = subjects_service(ctx)
     actor = subject_actor(caller)
+    repo = svc.repository
     try:
-        subject = svc.repository.get(code.upper(), actor)
-        links = svc.repository.links(subject.credit_code, actor)
-        bindings = svc.repository.bindings_of(subject.credit_code, actor)
+        subject = repo.get(code.upper(), actor)
+        links = repo.links(subject.credit_code, actor)
+        bindings = repo.bindings_of(subject.credit_code, actor)
+        credit = repo.credit_history(subject.credit_code, actor)
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
+    requests = repo.link_requests(actor, code=subject.credit_code)
     ids = [b.device_id for b in bindings]
     with ctx.pool.connection() as conn:
         devices = {d.device_id: d for d in readings.devices(conn, ids)}
@@ -69,8 +103,67 @@ def subject_file(code: str, request: Request, ctx: Ctx, caller: Viewer) -> HTMLR
             conn, caller.department, open_only=False, credit_code=subject.credit_code
         )
         findings = {t.id: alert_queries.findings(conn, t.id) for t in tasks}
+        record = alert_queries.subject_audit(conn, subject.credit_code)
+    officer = caller.role.rank >= Role.OFFICER.rank
+    supervises = caller.department in subject.departments
     return pages(ctx).render(
-        request, "subject.html", caller, active="subjects", s=subject, links=links,
-        bindings=bindings, devices=devices, last=last, alerts=alerts, clues=clues, tasks=tasks,
-        findings=findings,
+        request, "subject.html", caller, status_code, active="subjects", s=subject,
+        links=links, bindings=bindings, devices=devices, last=last, alerts=alerts,
+        clues=clues, tasks=tasks, findings=findings, credit=credit, requests=requests,
+        record=[(e, _changed_fields(e)) for e in record],
+        charts=sorted({(r.device_id, r.metric) for r in last}),
+        grades={scheme.value: [g.value for g in grades] for scheme, grades in GRADES.items()},
+        roles=[r.value for r in DeviceRole],
+        pending=LinkRequestState.PENDING,
+        # What the page offers is what the library allows (it checks again on every POST).
+        may_edit=officer and supervises,
+        may_link=officer and (supervises or caller.is_platform_admin),
+        may_bind=officer and (supervises or caller.is_platform_admin),
+        may_decide=caller.is_platform_admin or (caller.role is Role.ADMIN and supervises),
+        errors=errors or {}, form=form or {}, section=section,
+        done=request.query_params.get("done", ""),
     )  # fmt: skip
+
+
+@router.get("/subjects/{code}", response_class=HTMLResponse)
+def subject_file(code: str, request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
+    return render_file(request, ctx, caller, code)
+
+
+@router.get("/subjects/{code}/readings/{device_id}/{metric}")
+def readings_chart(
+    code: str, device_id: str, metric: str, ctx: Ctx, caller: Viewer
+) -> JSONResponse:
+    """Hourly means of one bound device's metric over the last week, with the limits the
+    rules judge it against (fixed, the subject's permit values, or dated), for chart.js."""
+    svc = subjects_service(ctx)
+    try:
+        bound = svc.repository.bindings_of(code.upper(), subject_actor(caller))
+    except SubjectNotFoundError as err:
+        raise HTTPException(404, str(err)) from err
+    if device_id not in {b.device_id for b in bound}:
+        raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
+    now = datetime.now(UTC)
+    with ctx.pool.connection() as conn:
+        points = readings.hourly_means(
+            conn, device_id, metric, now - timedelta(days=CHART_DAYS), now
+        )
+    lines: list[dict[str, Any]] = []
+    context = svc.directory.context(device_id)
+    try:
+        rules = ctx.get(RuleService).ruleset.rules
+    except LookupError:
+        rules = ()  # rules run in another process: the chart has no limit line here
+    if context is not None:
+        lines = [
+            {"value": line.value, "rule_id": line.rule_id}
+            for line in limit_lines(rules, context, metric, now)
+        ]
+    return JSONResponse({
+        "series": [{
+            "name": f"{device_id} · {metric}",
+            "data": [[p.time.isoformat(), p.value] for p in points],
+        }],
+        "limit": min((line["value"] for line in lines), default=None),
+        "limits": lines, "span": None, "valid_ratio": None, "triggers": [],
+    })  # fmt: skip

@@ -1,0 +1,245 @@
+"""The subject file's edits: basic data, permit limits, credit, department links and
+requests, device bindings. Each validates its form, calls the library (which checks roles
+and scope again and audits the change with the person's name) and comes back to the file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.auth import Officer
+from subjects.actor import Actor
+from subjects.errors import (
+    SubjectConflictError,
+    SubjectError,
+    SubjectForbiddenError,
+    SubjectInvalidError,
+    SubjectNotFoundError,
+)
+from subjects.repository import SubjectRepository
+from subjects.schema import LinkRequestOut, SubjectPatch
+from web.pages import subject_forms as forms
+from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.subject_forms import Errors, FieldError
+from web.pages.subjects import render_file
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form(max_length=2000)]
+# Which field a refusal of the library concerns, as the form names it.
+_LINK_FIELDS = {"since": "since_in_past", "until": "until_not_after", "department": "link_refused"}
+
+
+def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
+    """The repository, the caller as the library sees them, and the subject's code; another
+    department's subject answers 404 here, before any form is read."""
+    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    try:
+        return repo, actor, repo.get(code.upper(), actor).credit_code
+    except SubjectNotFoundError as err:
+        raise HTTPException(404, str(err)) from err
+
+
+def _done(code: str, what: str, section: str) -> Response:
+    return RedirectResponse(f"/subjects/{quote(code)}?done={what}#{section}", status_code=303)
+
+
+def _refused(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    code: str,
+    errors: Errors,
+    form: dict[str, str],
+    section: str,
+    status_code: int = 422,
+) -> Response:
+    return render_file(request, ctx, caller, code, status_code, errors, form, section)
+
+
+def _library_refusal(err: SubjectError, field: str) -> tuple[int, Errors]:
+    """A refusal of the library as a status and a field error (its English text as detail)."""
+    if isinstance(err, SubjectNotFoundError):
+        return 404, {field: FieldError("form_error", "not_visible", {"detail": str(err)})}
+    if isinstance(err, SubjectForbiddenError):
+        return 403, {field: FieldError("form_error", "platform_only", {"detail": str(err)})}
+    if isinstance(err, SubjectConflictError):
+        return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
+    if isinstance(err, SubjectInvalidError):
+        code = _LINK_FIELDS.get(err.field, "link_refused")
+        return 422, {err.field: FieldError("form_error", code, {"detail": err.reason})}
+    return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
+
+
+def _patch(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    code: str,
+    section: str,
+    form: dict[str, str],
+    parse: Callable[[], tuple[SubjectPatch | None, Errors]],
+) -> Response:
+    repo, actor, code = _scoped(ctx, caller, code)
+    patch, errors = parse()
+    if patch is None:
+        return _refused(request, ctx, caller, code, errors, form, section)
+    try:
+        repo.update(code, patch, actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "form")
+        return _refused(request, ctx, caller, code, errors, form, section, status_code)
+    return _done(code, section, section)
+
+
+@router.post("/subjects/{code}/basic")
+def edit_basic(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    name: Text = "",
+    address: Text = "",
+    grid: Text = "",
+    industry: Text = "",
+    latitude: Text = "",
+    longitude: Text = "",
+) -> Response:
+    form = {"name": name, "address": address, "grid": grid, "industry": industry,
+            "latitude": latitude, "longitude": longitude}  # fmt: skip
+    return _patch(request, ctx, caller, code, "basic", form, lambda: forms.basic_patch(form))
+
+
+@router.post("/subjects/{code}/limits")
+def edit_limits(
+    code: str, request: Request, ctx: Ctx, caller: Officer, attributes: Text = ""
+) -> Response:
+    form = {"attributes": attributes}
+    return _patch(
+        request, ctx, caller, code, "limits", form, lambda: forms.limits_patch(attributes)
+    )
+
+
+@router.post("/subjects/{code}/credit")
+def edit_credit(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    credit_scheme: Text = "",
+    credit_grade: Text = "",
+) -> Response:
+    form = {"credit_scheme": credit_scheme, "credit_grade": credit_grade}
+    return _patch(request, ctx, caller, code, "credit", form, lambda: forms.credit_patch(form))
+
+
+@router.post("/subjects/{code}/departments")
+def add_link(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    department: Text = "",
+    since: Text = "",
+    until: Text = "",
+) -> Response:
+    """Start a supervision period, or file a request that waits for consent."""
+    repo, actor, code = _scoped(ctx, caller, code)
+    form = {"department": department, "since": since, "until": until}
+    known = set(pages(ctx).departments.codes())
+    data, errors = forms.link_in(form, known, pages(ctx).clock.zone)
+    if data is None:
+        return _refused(request, ctx, caller, code, errors, form, "departments")
+    try:
+        made = repo.link(code, data, actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "department")
+        return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
+    what = "requested" if isinstance(made, LinkRequestOut) else "linked"
+    return _done(code, what, "departments")
+
+
+@router.post("/subjects/{code}/departments/{department}/end")
+def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Officer) -> Response:
+    repo, actor, code = _scoped(ctx, caller, code)
+    try:
+        repo.end_link(code, department, actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "department")
+        return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
+    try:
+        repo.get(code, actor)
+    except SubjectNotFoundError:
+        # The department ended its own supervision: the file is no longer its to open.
+        return RedirectResponse("/subjects?done=unlinked", status_code=303)
+    return _done(code, "unlinked", "departments")
+
+
+@router.post("/subjects/{code}/link-requests/{request_id}/{decision}")
+def decide_request(
+    code: str,
+    request_id: int,
+    decision: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    reason: Text = "",
+) -> Response:
+    """Approve or refuse a request to join this subject (admins of its departments)."""
+    if decision not in ("approve", "refuse"):
+        raise HTTPException(404, "Not Found")
+    repo, actor, code = _scoped(ctx, caller, code)
+    if request_id not in {r.id for r in repo.link_requests(actor, code=code)}:
+        raise HTTPException(404, f"link request {request_id} not found on {code}")
+    try:
+        if decision == "approve":
+            repo.approve_link(request_id, reason.strip(), actor)
+        else:
+            repo.refuse_link(request_id, reason.strip(), actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "request")
+        return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
+    return _done(code, "approved" if decision == "approve" else "refused", "departments")
+
+
+@router.post("/subjects/{code}/devices")
+def bind_device(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    device_id: Text = "",
+    role: Text = "",
+    point: Text = "",
+) -> Response:
+    """Bind a device to this subject: new devices by the platform admin, the department's
+    own devices moved here from another of its subjects."""
+    repo, actor, code = _scoped(ctx, caller, code)
+    form = {"device_id": device_id, "role": role, "point": point}
+    device, data, errors = forms.binding_in(form, code)
+    if data is None:
+        return _refused(request, ctx, caller, code, errors, form, "devices")
+    try:
+        repo.bind(device, data, actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "device_id")
+        return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
+    return _done(code, "bound", "devices")
+
+
+@router.post("/subjects/{code}/devices/{device_id}/unbind")
+def unbind_device(
+    code: str, device_id: str, request: Request, ctx: Ctx, caller: Officer
+) -> Response:
+    repo, actor, code = _scoped(ctx, caller, code)
+    if device_id not in {b.device_id for b in repo.bindings_of(code, actor)}:
+        raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
+    try:
+        repo.unbind(device_id, actor)
+    except SubjectError as err:
+        status_code, errors = _library_refusal(err, "device_id")
+        return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
+    return _done(code, "unbound", "devices")
