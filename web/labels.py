@@ -76,6 +76,7 @@ NOTIFY_EVENTS = {
     "repeat": N_("Reminder (still open)"),
     "resolved": N_("Resolved"),
     "dismissed": N_("Dismissed"),
+    "overdue": N_("Not acknowledged in time: escalated"),
 }
 CREDIT_GRADES = {
     "A": N_("A (good)"),

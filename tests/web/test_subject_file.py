@@ -18,9 +18,9 @@ from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import wait_until
 from tests.web import test_people_pages
-from tests.web.conftest import SUBJECT, page_for
+from tests.web.conftest import PASSWORD, SUBJECT, page_for, signed_in
 from tests.web.test_board import _breach
-from tests.web.test_people_pages import PASSWORD, _login, _signed_in, _unbound_device
+from tests.web.test_people_pages import _login, _unbound_device
 
 FILE = f"/subjects/{SUBJECT}"
 NEW = make("9", "1", "320500", "MA1WXXXX")  # valid check characters: importable
@@ -76,7 +76,7 @@ def test_file_charts_recent_readings_and_lists_credit_history(
         what="the five readings stored",
     )
     base = running.endpoints.http
-    page = _signed_in(browser, base, _person(db, "张伟"))
+    page = signed_in(browser, base, _person(db, "张伟"))
     page.goto(f"{base}{FILE}")
     chart = page.locator("#charts .chart").first
     chart.locator("canvas").wait_for()
@@ -140,7 +140,7 @@ def test_edit_basic_data_and_coordinates_with_field_errors_and_audit(
 ) -> None:
     base = running.endpoints.http
     login = _person(db, "张伟")
-    page = _signed_in(browser, base, login)
+    page = signed_in(browser, base, login)
     page.goto(f"{base}{FILE}")
     page.click("#basic summary")
     form = page.locator("#basic-form")
@@ -208,7 +208,7 @@ def test_add_and_end_department_links_and_the_consent_flow(
     tmp_path: Path,
 ) -> None:
     base = running.endpoints.http
-    officer = _signed_in(browser, base, _person(db, "张伟"))
+    officer = signed_in(browser, base, _person(db, "张伟"))
     officer.goto(f"{base}{FILE}")
     officer.click("#departments summary")
     officer.select_option("#link-form select[name=department]", "AMR")
@@ -217,7 +217,7 @@ def test_add_and_end_department_links_and_the_consent_flow(
     # An officer links only their own department; the reason is shown beside the field.
     assert "无法在此关联该部门" in officer.inner_text("#err-department")
     officer.screenshot(path=str(tmp_path / "1-link-refused.png"), full_page=True)
-    admin = _signed_in(browser, base, _person(db, "刘洋", role="admin"))
+    admin = signed_in(browser, base, _person(db, "刘洋", role="admin"))
     admin.goto(f"{base}{FILE}")
     admin.click("#departments summary")
     admin.select_option("#link-form select[name=department]", "AMR")
@@ -275,7 +275,7 @@ def test_bind_and_unbind_devices_and_the_platform_admin_opens_the_file(
         (plant,),
     )
     new = _unbound_device(broker, db)
-    page = _signed_in(browser, base, _person(db, "张伟"))
+    page = signed_in(browser, base, _person(db, "张伟"))
     page.goto(f"{base}{FILE}")
     page.click("#devices summary")
     # A device bound to nothing yet is the platform admin's to bind.
@@ -309,7 +309,7 @@ def test_bind_and_unbind_devices_and_the_platform_admin_opens_the_file(
         "SELECT credit_code FROM device_bindings WHERE device_id = 'tank-7'"
     ).fetchone() == (SUBJECT,)
     # The platform admin (BDB supervises nothing) opens the file and binds the new device.
-    platform = _signed_in(browser, base, _person(db, "陈静", "BDB", "platform_admin"))
+    platform = signed_in(browser, base, _person(db, "陈静", "BDB", "platform_admin"))
     response = platform.goto(f"{base}{FILE}")
     assert response is not None
     assert response.status == 200
@@ -331,7 +331,7 @@ def test_viewer_sees_no_edit_controls_and_is_refused(
     tmp_path: Path,
 ) -> None:
     base = running.endpoints.http
-    page = _signed_in(browser, base, _person(db, "王芳", role="viewer"))
+    page = signed_in(browser, base, _person(db, "王芳", role="viewer"))
     page.goto(f"{base}{FILE}")
     page.wait_for_selector("#basic")
     assert page.locator("main form").count() == 0
@@ -383,7 +383,7 @@ def test_subject_pages_at_390px_with_every_form_open_and_an_error_shown(
     _breach(broker, site["device"])
     base = running.endpoints.http
     admin = _person(db, "刘洋", role="admin")
-    page = _signed_in(browser, base, admin, width=390)
+    page = signed_in(browser, base, admin, width=390)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}{FILE}")
     page.locator("#charts .chart canvas").first.wait_for()
