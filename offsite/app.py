@@ -298,6 +298,9 @@ class OffsiteApp:
                 guard=alert_service,
                 ownership=DirectoryOwnership(subjects_service.directory),
                 supervisor=self.supervisor,
+                # [video scale-out] With camera leases the service subscribes to the frames
+                # of the cameras it holds itself, and ignores those ingest hands over.
+                frames_from=(broker_url, s.mqtt) if s.video.partition == "leases" else None,
             )
             ctx.provide(VideoService, video_service)
             video_service.start()
