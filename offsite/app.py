@@ -33,6 +33,7 @@ from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
 from supervise.worker import Supervisor
 from video.evidence import DirectoryOwnership
+from video.relay import DetectionRelay
 from video.service import VideoService
 from web.app import install as install_web
 
@@ -285,6 +286,14 @@ class OffsiteApp:
         # Stopped after the rules (stoppers run in reverse) so their last clues still land.
         self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
+        # [video scale-out] With camera leases any video worker, in any process, may
+        # analyse a camera: detections reach the rules through video_detections (written
+        # fenced by the lease), relayed in order past a durable watermark.
+        leased = s.video.partition == "leases"
+        if leased:
+            relay = DetectionRelay(self.pool, rule_service, supervisor=self.supervisor)
+            relay.start()
+            self._stoppers.append(relay.stop)
         if s.video.enabled:
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
@@ -293,14 +302,14 @@ class OffsiteApp:
                 self.pool,
                 self.registry,
                 s.state_dir,
-                detection_sink=rule_service,
+                detection_sink=None if leased else rule_service,
                 status_sinks=status_sinks,
                 guard=alert_service,
                 ownership=DirectoryOwnership(subjects_service.directory),
                 supervisor=self.supervisor,
                 # [video scale-out] With camera leases the service subscribes to the frames
                 # of the cameras it holds itself, and ignores those ingest hands over.
-                frames_from=(broker_url, s.mqtt) if s.video.partition == "leases" else None,
+                frames_from=(broker_url, s.mqtt) if leased else None,
             )
             ctx.provide(VideoService, video_service)
             video_service.start()

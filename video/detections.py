@@ -21,6 +21,9 @@ from video.models import Box, Detection
 
 log = logging.getLogger(__name__)
 
+# Writers of video_detections serialise on this transaction lock before drawing ids.
+DETECTIONS_LOCK_KEY = 0x0DE7EC7
+
 
 class DetectionLog:
     def __init__(self, pool: ConnectionPool, leases: CameraLeases, metrics: VideoMetrics) -> None:
@@ -38,6 +41,8 @@ class DetectionLog:
                             " no longer this worker's", camera_id, len(detections),
                             epoch)  # fmt: skip
                 return False
+            # Ids commit in the order they are drawn: the reader's watermark skips nothing.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DETECTIONS_LOCK_KEY,))
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO video_detections (camera_id, label, score, box, zone, time,"

@@ -41,7 +41,9 @@ CREATE INDEX video_lease_tenures_acquired ON video_lease_tenures (acquired_at);
 
 -- Detection updates written by a leased worker, in the transaction that checked its lease
 -- (camera, holder, epoch, not expired): a worker that lost the camera writes nothing. The
--- durable hand-off of detections to an engine in another process.
+-- durable hand-off of detections to the engine, which reads past its watermark. Writers
+-- take an advisory lock before drawing ids, so ids commit in order and the watermark never
+-- passes a detection still being committed.
 CREATE TABLE video_detections (
     id bigserial PRIMARY KEY,
     camera_id text NOT NULL,
@@ -59,3 +61,10 @@ CREATE TABLE video_detections (
 );
 CREATE INDEX video_detections_camera_time ON video_detections (camera_id, time);
 CREATE INDEX video_detections_recorded_at ON video_detections (recorded_at);
+
+-- How far the engine has read video_detections (one active engine at a time).
+CREATE TABLE video_detection_watermark (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    last_id bigint NOT NULL
+);
+INSERT INTO video_detection_watermark (last_id) VALUES (0);
