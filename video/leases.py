@@ -292,6 +292,14 @@ class CameraLeases:
         self.metrics.leases_held.set(len(self._held))
         log.info("video worker %s gave back %s", self.worker_id, ", ".join(cams))
 
+    def apply_retention(self, keep: timedelta) -> int:
+        """Forget holdings that ended longer than `keep` ago (the current ones stay)."""
+        with self.pool.connection() as conn:
+            cur = conn.execute(
+                "DELETE FROM video_lease_tenures WHERE ended_at < now() - %s", (keep,)
+            )
+            return cur.rowcount
+
     def stop(self) -> None:
         """Clean stop: every lease given back and this worker no longer counted."""
         try:

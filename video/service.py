@@ -240,8 +240,10 @@ class VideoService:
             self._next_retention = time.monotonic() + self.settings.retention_interval_s
             try:
                 self.apply_retention()
-                if self.detection_log is not None:
-                    self.detection_log.apply_retention(self.settings.leases.detections_retention)
+                if self.detection_log is not None and self.leases is not None:
+                    keep = self.settings.leases.detections_retention
+                    self.detection_log.apply_retention(keep)
+                    self.leases.apply_retention(keep)
             except psycopg.Error as err:
                 log.warning("evidence retention failed; will retry: %s", err)
         return True

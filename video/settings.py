@@ -184,7 +184,8 @@ class LeaseSettings(BaseModel):
     )
     detections_retention: timedelta = Field(
         default=timedelta(days=7),
-        description="rows of video_detections (the hand-off to the engine) kept this long",
+        description="rows of video_detections (the hand-off to the engine) and ended "
+        "lease tenures are kept this long",
     )
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,13 @@ def test_two_workers_split_the_cameras_and_a_release_moves_at_once(
         ).fetchall()
     assert ends == [("cam-1", "wa", "released"), ("cam-2", "wa", "released"),
                     ("cam-3", "wa", "released"), ("cam-4", "wa", "released")]  # fmt: skip
+    # Retention forgets ended holdings only (a's four); b's four current ones stay.
+    time.sleep(0.01)
+    assert b.apply_retention(timedelta(0)) == 4
+    with pool.connection() as conn:
+        kept = conn.execute("SELECT holder, ended_at FROM video_lease_tenures").fetchall()
+    assert sorted(h for h, _ in kept) == ["wb"] * 4
+    assert all(ended is None for _, ended in kept)
 
 
 def test_a_dead_workers_cameras_move_after_the_lease_time_and_it_is_fenced(
