@@ -116,8 +116,10 @@ def holders(db: psycopg.Connection[Any]) -> dict[str, str | None]:
     return dict(rows)
 
 
-def cameras_detected(db: psycopg.Connection[Any]) -> int:
-    row = db.execute("SELECT count(DISTINCT camera_id) FROM video_detections").fetchone()
+def cameras_detected(db: psycopg.Connection[Any], worker: str) -> int:
+    row = db.execute(
+        "SELECT count(DISTINCT camera_id) FROM video_detections WHERE worker_id = %s", (worker,)
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -149,16 +151,19 @@ def test_a_killed_workers_cameras_move_to_the_other_within_the_lease_time(
         procs["wa"] = start_worker(write_config(tmp_path, "wa", db_url, broker), logs["wa"])
         wait_until(lambda: held_by(db, "wa") == set(CAMERAS), timeout=30,
                    what="worker wa alone holding every camera")  # fmt: skip
+        frames = FramePublisher(broker.port)
+        frames.start()
+        # wa analyses all four (motion needs 8 frames to learn the background)...
+        wait_until(lambda: cameras_detected(db, "wa") == 4, timeout=30,
+                   what="detections of all four cameras from wa")  # fmt: skip
+        # ...then wb joins while frames flow: wa gives two cameras back, wb takes them.
         procs["wb"] = start_worker(write_config(tmp_path, "wb", db_url, broker), logs["wb"],
                                    port_b)  # fmt: skip
         wait_until(lambda: len(held_by(db, "wa")) == 2 and len(held_by(db, "wb")) == 2,
                    timeout=30, what="the cameras split two and two")  # fmt: skip
         moved = sorted(held_by(db, "wa"))
-        frames = FramePublisher(broker.port)
-        frames.start()
-        # Both analysing before the kill (motion needs 8 frames to learn the background).
-        wait_until(lambda: cameras_detected(db) == 4, timeout=30,
-                   what="detections from all four cameras")  # fmt: skip
+        wait_until(lambda: cameras_detected(db, "wb") == 2, timeout=30,
+                   what="detections of the two cameras wb took")  # fmt: skip
         time.sleep(1.0)
         killed_at = time.time()
         procs["wa"].send_signal(signal.SIGKILL)
@@ -183,7 +188,7 @@ def test_a_killed_workers_cameras_move_to_the_other_within_the_lease_time(
                 p.kill()
                 p.wait(10)
     assert metrics["offsite_video_leases_held"] == 4
-    assert metrics["offsite_video_leases_moved_total"] == 4  # two released at start, two expired
+    assert metrics["offsite_video_leases_moved_total"] == 4  # two released, two expired
     assert metrics['offsite_video_leases_acquired_total{taken_from="expired"}'] == 2
     assert metrics["offsite_video_lease_workers"] == 1
 
@@ -235,20 +240,26 @@ def test_a_killed_workers_cameras_move_to_the_other_within_the_lease_time(
             assert rows[-2][2] == "wa"
             assert rows[-2][4] == "expired"
             takeovers.append(((last[5] - kill).total_seconds(), (last[7] - kill).total_seconds()))
+        else:  # given back by wa, frames flowing, when wb joined
+            assert last[3] == "released", f"{cam} should have moved when wb joined"
+            assert rows[-2][2:5:2] == ("wa", "released")
+            assert rows[-2][6] > 0, f"{cam}: wa analysed none of its frames before the move"
     # Detections: no frame (camera, device time) written by two workers.
     both = db.execute(
         "SELECT camera_id, time FROM video_detections GROUP BY camera_id, time"
         " HAVING count(DISTINCT worker_id) > 1"
     ).fetchall()
     assert both == []
-    for cam in moved:
+    for cam in CAMERAS:  # each camera's detections: wa's first, then wb's, never mixed
         wa_last, wb_first = db.execute(
             "SELECT max(time) FILTER (WHERE worker_id = 'wa'),"
             " min(time) FILTER (WHERE worker_id = 'wb') FROM video_detections"
             " WHERE camera_id = %s",
             (cam,),
         ).fetchone()
-        assert wa_last < kill < wb_first
+        assert wa_last < wb_first, f"{cam}: detections of wa after wb's"
+        if cam in moved:
+            assert wa_last < kill < wb_first
     lease_moved = max(t[0] for t in takeovers)
     first_frame = max(t[1] for t in takeovers)
     print(f"lease moved {lease_moved:.2f} s after the kill; wb analysed the moved cameras' "
