@@ -140,6 +140,11 @@ class VideoMetrics:
             "Heartbeats that failed (database unreachable); leases lapse after lease_s",
             registry=registry,
         )
+        self.detections_unwritten = Counter(
+            "offsite_video_detections_unwritten_total",
+            "Detection updates of a leased worker lost because the database failed",
+            registry=registry,
+        )
         self.detections_fenced = Counter(
             "offsite_video_detections_fenced_total",
             "Detection updates not written because this worker no longer held the camera",

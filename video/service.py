@@ -292,10 +292,16 @@ class VideoService:
             self._remember(snap.episode_id, evidence_id)
         out = [replace(d, evidence_id=self._evidence_of(u.episode_id))
                for u, d in zip(result.updates, detections, strict=True)]  # fmt: skip
-        if self.detection_log is not None and not self.detection_log.record(
-            task.camera_id, task.epoch, out
-        ):
-            return  # fenced: another worker holds the camera now
+        if self.detection_log is not None:
+            try:
+                if not self.detection_log.record(task.camera_id, task.epoch, out):
+                    return  # fenced: another worker holds the camera now
+            except psycopg.Error as err:
+                # Frames are lossy: a later update of the episode goes out once it is back.
+                self.metrics.detections_unwritten.inc(len(out))
+                log.warning("camera %s: %d detection updates not written: %s",
+                            task.camera_id, len(out), err)  # fmt: skip
+                return
         for u in result.updates:
             self.metrics.detections.labels(u.label).inc()
             if u.started:
