@@ -35,6 +35,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import infrastructure, offsite_server, rss_mb, scrape
+from hj212.loop import run
 from hj212.packet import decode_packet
 from hj212.simlogger import Logger, data_packet
 from offsite.embedded import free_port
@@ -93,7 +94,7 @@ def worker(
         return t0, t1, lat, sum(resent)
 
     cpu = [0.0]
-    t0, t1, lat, resent = asyncio.run(main())
+    t0, t1, lat, resent = run(main())
     out.put(("done", t0, t1, lat, resent, cpu[0]))
 
 
