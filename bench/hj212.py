@@ -110,6 +110,11 @@ def cpu_seconds(pid: int, children: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def kernel_seconds(pid: int) -> float:
+    """System (kernel) CPU time of a process so far: its sockets' share of the work."""
+    return int(_stat(pid)[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_cpu(postmaster: int | None) -> float:
     """CPU seconds of the PostgreSQL server so far (postmaster and every backend)."""
     if postmaster is None:
@@ -205,12 +210,14 @@ def run_once(args: argparse.Namespace) -> Run:
                     registration = max(registration, msg[2])
                 served = [server.process.pid, *gateway_children(server.process.pid)]
                 cpu0 = sum(cpu_seconds(pid) for pid in served)
+                sys0 = sum(kernel_seconds(pid) for pid in served)
                 pg0 = postgres_cpu(postmaster)
                 box0 = box_cpu()
                 go.set()  # every process starts its timed run at once
                 while len(results) < len(procs):
                     results.append(q.get(timeout=600))
                 server_cpu = sum(cpu_seconds(pid) for pid in served) - cpu0
+                server_sys = sum(kernel_seconds(pid) for pid in served) - sys0
                 pg_cpu = postgres_cpu(postmaster) - pg0
                 box1 = box_cpu()
                 for p in procs:
@@ -265,7 +272,8 @@ def run_once(args: argparse.Namespace) -> Run:
         f" {metrics.get('offsite_hj212_replies_total', 0):,.0f}, RSS {rss:.0f} MB"
     )
     print(
-        f"CPU per packet: gateway {r.server_us:.0f} µs, simulators {r.sim_us:.0f} µs,"
+        f"CPU per packet: gateway {r.server_us:.0f} µs"
+        f" (of it {server_sys / total * 1e6:.0f} µs in the kernel), simulators {r.sim_us:.0f} µs,"
         f" PostgreSQL {r.pg_us:.0f} µs; sum {r.server_us + r.sim_us + r.pg_us:.0f} µs"
         f" (= {total / ours * (os.cpu_count() or 1):,.0f} packets/s if the"
         f" {os.cpu_count()} cores were ours alone)"
