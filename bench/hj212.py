@@ -134,11 +134,11 @@ def find_postmaster(db_url: str) -> int | None:
     """The postmaster's pid when the database runs on this machine (else None)."""
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    try:
-        return int(_stat(int(row[0]))[1])
-    except OSError:
-        return None
+        assert row is not None
+        try:  # while the backend is still there: its parent is the postmaster
+            return int(_stat(int(row[0]))[1])
+        except OSError:
+            return None
 
 
 def box_cpu() -> tuple[float, float]:
