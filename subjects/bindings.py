@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from subjects import rows
 from subjects.actor import Actor
 from subjects.errors import SubjectForbiddenError, SubjectNotFoundError
+from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged
 from subjects.rows import SUBJECT_FROM, VISIBLE
 from subjects.schema import BindingIn, BindingOut
@@ -68,16 +69,22 @@ def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -
     Only the platform admin binds a device that is bound to nothing yet, to any subject.
     """
     if rows.get(tx.conn, data.credit_code, actor.scope, lock=True) is None:
-        raise SubjectNotFoundError(f"subject {data.credit_code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {data.credit_code!r} not found")
     before = get(tx.conn, device_id, lock=True)
     if before is None and not actor.platform:
         raise SubjectForbiddenError(
+            R.NEW_DEVICE_PLATFORM_ONLY,
             f"device {device_id!r} is bound to no subject yet: binding a new device is"
-            " the platform admin's job (平台管理员)"
+            " the platform admin's job (平台管理员)",
+            {"device": device_id},
         )
     if before is not None and not _visible(tx.conn, before.credit_code, actor):
         # Bound to a subject of another department: as invisible as its subject.
-        raise SubjectNotFoundError(f"device {device_id!r} is not bindable by {actor.department}")
+        raise SubjectNotFoundError(
+            R.DEVICE_NOT_VISIBLE,
+            f"device {device_id!r} is not bindable by {actor.department}",
+            {"device": device_id},
+        )
     if before is not None and (before.credit_code, before.role, before.point) == (
         data.credit_code,
         data.role,
@@ -107,7 +114,9 @@ def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -
 def unbind(tx: Tx, device_id: str, actor: Actor, now: datetime) -> BindingOut:
     before = get(tx.conn, device_id, lock=True)
     if before is None or not _visible(tx.conn, before.credit_code, actor):
-        raise SubjectNotFoundError(f"device {device_id!r} has no binding")
+        raise SubjectNotFoundError(
+            R.DEVICE_NOT_BOUND, f"device {device_id!r} has no binding", {"device": device_id}
+        )
     tx.conn.execute("DELETE FROM device_bindings WHERE device_id = %s", (device_id,))
     tx.emit(change(ChangeKind.DEVICE_UNBOUND, before, None, actor, now))
     return before

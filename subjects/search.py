@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from subjects.errors import SubjectInvalidError
+from subjects.errors import SubjectInvalidError, SubjectRefusal
 from subjects.models import Grade, RiskLevel
 from subjects.rows import SUBJECT_COLUMNS, SUBJECT_FROM, VISIBLE, like, subject_out
 from subjects.schema import SubjectPage
@@ -71,7 +71,9 @@ def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str) -> Sub
         where.append(f"cardinality(COALESCE(d.departments, '{{}}')) {op} 2")
     order = ORDERS.get(query.order)
     if order is None:
-        raise SubjectInvalidError("order", f"must be one of {', '.join(ORDERS)}")
+        raise SubjectInvalidError(
+            "order", f"must be one of {', '.join(ORDERS)}", SubjectRefusal.ORDER_UNKNOWN
+        )
     cond = " AND ".join(where)
     total_row = conn.execute(f"SELECT count(*) FROM {SUBJECT_FROM} WHERE {cond}", params).fetchone()
     with conn.cursor(row_factory=dict_row) as cur:

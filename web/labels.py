@@ -205,18 +205,65 @@ FORM_ERRORS = {
     "longitude_range": N_("Longitude “%(value)s” must be between -180 and 180."),
     "limit_line": N_("Line %(line)s is not “name = number”: %(value)s"),
     "invalid_time": N_("“%(value)s” is not a date and time."),
-    "since_in_past": N_("The period cannot start in the past."),
-    "until_not_after": N_("The end must be later than the start (and than now)."),
-    "link_refused": N_("This department cannot be linked here."),
     "invalid_device_id": N_("“%(value)s” is not a device id (letters, digits, . _ -; at most 64)."),
     "invalid_role": N_("“%(value)s” is not a role (lower case, e.g. gas_detector)."),
-    "not_visible": N_("Not found, or not visible to your department."),
-    "platform_only": N_("A device bound to no subject yet is bound by the platform admin."),
-    "conflict": N_("This clashes with the current state; reload the page and check."),
+    "too_many_tags": N_("At most %(max)s tags."),
+}
+# One sentence per refusal code of the subject library (subjects.errors.SubjectRefusal);
+# %(department)s, %(own)s and %(successor)s are filled in with department names.
+SUBJECT_REFUSALS = {
+    "subject_not_found": N_("Not found, or not visible to your department."),
+    "subject_exists": N_("This subject is in your department's library already."),
+    "subject_elsewhere": N_(
+        "This subject is in the library under other departments: ask to join it, and an"
+        " admin of a supervising department consents."
+    ),
+    "subject_shared": N_(
+        "%(departments)s also supervise this subject: end your department's supervision"
+        " instead of deleting it."
+    ),
+    "concurrent_edit": N_("Someone changed this at the same moment; reload the page and retry."),
+    "order_unknown": N_("Unknown sort order."),
+    "time_without_offset": N_("The time needs its zone."),
+    "since_in_past": N_("The period cannot start in the past."),
+    "until_not_after": N_("The end must be later than the start (and than now)."),
+    "own_department_only": N_(
+        "An officer links only their own department (%(own)s); linking %(department)s needs"
+        " a department admin."
+    ),
+    "department_unknown": N_("%(department)s is not a known department code."),
+    "department_retired": N_(
+        "%(department)s is retired and takes no new supervision (successor: %(successor)s)."
+    ),
+    "already_supervises": N_("%(department)s supervises this subject already."),
+    "already_requested": N_(
+        "%(department)s has asked to join already; the request waits for consent."
+    ),
+    "request_not_found": N_("No such request to join, or not visible to your department."),
+    "decide_needs_admin": N_("Only an admin of a supervising department decides requests."),
+    "request_decided": N_("This request has been decided already; reload the page."),
+    "request_period_over": N_("The period this request asked for has ended already."),
+    "end_own_only": N_(
+        "A department ends only its own supervision (%(own)s); %(department)s ends its own."
+    ),
+    "no_open_period": N_("%(department)s has no open supervision of this subject."),
+    "new_device_platform_only": N_(
+        "A device bound to no subject yet is bound by the platform admin."
+    ),
+    "device_not_visible": N_("Device %(device)s is not one your department may bind."),
+    "device_not_bound": N_("Device %(device)s is bound to no subject."),
+}
+# The four-colour risk scale (subjects.models.RiskLevel).
+RISK_LEVELS = {
+    "low": N_("Low risk"),
+    "general": N_("General risk"),
+    "considerable": N_("Considerable risk"),
+    "major": N_("Major risk"),
 }
 # What the subject file confirms after an edit (?done=).
 SUBJECT_DONE = {
     "basic": N_("Basic data saved."),
+    "risk": N_("Risk level and tags saved."),
     "limits": N_("Permit limits saved."),
     "credit": N_("Credit grade saved."),
     "linked": N_("The department supervises this subject now."),
@@ -280,6 +327,8 @@ TABLES: dict[str, dict[str, str]] = {
     "link_request_state": LINK_REQUEST_STATES,
     "error": ERRORS,
     "refusal": REFUSALS,
+    "subject_refusal": SUBJECT_REFUSALS,
+    "risk_level": RISK_LEVELS,
     "audit_break": AUDIT_BREAKS,
 }
 

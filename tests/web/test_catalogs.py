@@ -26,6 +26,18 @@ def test_every_refusal_code_has_a_chinese_sentence() -> None:
     assert untranslated == []
 
 
+def test_every_subject_refusal_code_has_a_chinese_sentence() -> None:
+    from subjects.errors import SubjectRefusal
+
+    assert set(labels.SUBJECT_REFUSALS) == {r.value for r in SubjectRefusal}
+    untranslated = [c for c, msg in labels.SUBJECT_REFUSALS.items() if not _chinese(zh(msg))]
+    assert untranslated == []
+    from subjects.models import RiskLevel
+
+    assert set(labels.RISK_LEVELS) == {r.value for r in RiskLevel}
+    assert [r for r, msg in labels.RISK_LEVELS.items() if not _chinese(zh(msg))] == []
+
+
 def test_every_credit_grade_of_both_schemes_has_a_label() -> None:
     from subjects.models import CreditScheme
 

@@ -4,7 +4,7 @@ and scope again and audits the change with the person's name) and comes back to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,20 +17,18 @@ from subjects.errors import (
     SubjectConflictError,
     SubjectError,
     SubjectForbiddenError,
-    SubjectInvalidError,
     SubjectNotFoundError,
 )
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkRequestOut, SubjectPatch
+from web.i18n import request_locale
 from web.pages import subject_forms as forms
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
-from web.pages.subject_forms import Errors, FieldError
+from web.pages.subject_forms import Errors
 from web.pages.subjects import render_file
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2000)]
-# Which field a refusal of the library concerns, as the form names it.
-_LINK_FIELDS = {"since": "since_in_past", "until": "until_not_after", "department": "link_refused"}
 
 
 def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
@@ -60,18 +58,26 @@ def _refused(
     return render_file(request, ctx, caller, code, status_code, errors, form, section)
 
 
-def _library_refusal(err: SubjectError, field: str) -> tuple[int, Errors]:
-    """A refusal of the library as a status and a field error (its English text as detail)."""
+def _library_refusal(
+    request: Request, ctx: Ctx, err: SubjectError, field: str, fields: Collection[str] = ()
+) -> tuple[int, Errors]:
+    """A refusal of the library as a status and its sentence beside the field it concerns
+    (one of the form's `fields` when the library names it, else `field`)."""
+    locale = request_locale(request, pages(ctx).settings.default_locale)
+    names = pages(ctx).departments.names
+
+    def named(codes: Iterable[str]) -> str:
+        return names([c.strip() for c in codes if c.strip()], locale)
+
+    target, error = forms.refusal(err, field, fields, named)
+    status_code = 422
     if isinstance(err, SubjectNotFoundError):
-        return 404, {field: FieldError("form_error", "not_visible", {"detail": str(err)})}
-    if isinstance(err, SubjectForbiddenError):
-        return 403, {field: FieldError("form_error", "platform_only", {"detail": str(err)})}
-    if isinstance(err, SubjectConflictError):
-        return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
-    if isinstance(err, SubjectInvalidError):
-        code = _LINK_FIELDS.get(err.field, "link_refused")
-        return 422, {err.field: FieldError("form_error", code, {"detail": err.reason})}
-    return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
+        status_code = 404
+    elif isinstance(err, SubjectForbiddenError):
+        status_code = 403
+    elif isinstance(err, SubjectConflictError):
+        status_code = 409
+    return status_code, {target: error}
 
 
 def _patch(
@@ -90,7 +96,7 @@ def _patch(
     try:
         repo.update(code, patch, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "form")
+        status_code, errors = _library_refusal(request, ctx, err, "form", form)
         return _refused(request, ctx, caller, code, errors, form, section, status_code)
     return _done(code, section, section)
 
@@ -111,6 +117,20 @@ def edit_basic(
     form = {"name": name, "address": address, "grid": grid, "industry": industry,
             "latitude": latitude, "longitude": longitude}  # fmt: skip
     return _patch(request, ctx, caller, code, "basic", form, lambda: forms.basic_patch(form))
+
+
+@router.post("/subjects/{code}/risk")
+def edit_risk(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    risk_level: Text = "",
+    tags: Text = "",
+) -> Response:
+    """The risk level and the tags (the whole list: tags left out of the field are removed)."""
+    form = {"risk_level": risk_level, "tags": tags}
+    return _patch(request, ctx, caller, code, "risk", form, lambda: forms.risk_patch(form))
 
 
 @router.post("/subjects/{code}/limits")
@@ -156,7 +176,7 @@ def add_link(
     try:
         made = repo.link(code, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "department")
+        status_code, errors = _library_refusal(request, ctx, err, "department", form)
         return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
     what = "requested" if isinstance(made, LinkRequestOut) else "linked"
     return _done(code, what, "departments")
@@ -168,7 +188,7 @@ def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Off
     try:
         repo.end_link(code, department, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "department")
+        status_code, errors = _library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     try:
         repo.get(code, actor)
@@ -200,7 +220,7 @@ def decide_request(
         else:
             repo.refuse_link(request_id, reason.strip(), actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "request")
+        status_code, errors = _library_refusal(request, ctx, err, "request")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     return _done(code, "approved" if decision == "approve" else "refused", "departments")
 
@@ -225,7 +245,7 @@ def bind_device(
     try:
         repo.bind(device, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "device_id")
+        status_code, errors = _library_refusal(request, ctx, err, "device_id", form)
         return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
     return _done(code, "bound", "devices")
 
@@ -240,6 +260,6 @@ def unbind_device(
     try:
         repo.unbind(device_id, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "device_id")
+        status_code, errors = _library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
     return _done(code, "unbound", "devices")

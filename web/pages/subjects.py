@@ -17,7 +17,7 @@ from rules.limit_lines import limit_lines
 from rules.service import RuleService
 from subjects.credit import GRADES
 from subjects.importer import ImportFormat
-from subjects.models import ChangeKind, DeviceRole
+from subjects.models import ChangeKind, DeviceRole, RiskLevel
 from subjects.repository import SubjectNotFoundError, SubjectQuery
 from subjects.schema import LinkRequestState
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
@@ -114,6 +114,7 @@ def render_file(
         charts=sorted({(r.device_id, r.metric) for r in last}),
         grades={scheme.value: [g.value for g in grades] for scheme, grades in GRADES.items()},
         roles=[r.value for r in DeviceRole],
+        risk_levels=[r.value for r in RiskLevel],
         pending=LinkRequestState.PENDING,
         # What the page offers is what the library allows (it checks again on every POST).
         may_edit=officer and supervises,
