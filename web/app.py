@@ -21,6 +21,7 @@ from web.pages import (
     board,
     devices,
     draws,
+    records,
     silence_extend,
     subject_edit,
     subjects,
@@ -101,6 +102,7 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
         subject_edit,
         devices,
         admin,
+        records,
         silence_extend,
         draws,
     ):

@@ -78,6 +78,16 @@ NOTIFY_EVENTS = {
     "dismissed": N_("Dismissed"),
     "overdue": N_("Not acknowledged in time: escalated"),
 }
+# alerts.notify.failures.FailureKind: what a delivery's stored error means.
+NOTIFY_FAILURES = {
+    "http_status": N_("The receiver answered with an error (HTTP %(status)s)."),
+    "unreachable": N_("The receiver could not be reached (refused, timed out or unknown address)."),
+    "apprise_failed": N_("The messaging service raised an error."),
+    "apprise_refused": N_("The messaging service did not accept the message."),
+    "route_removed": N_("The route %(route)s is no longer configured."),
+    "channel_error": N_("The channel failed (a fault in offsite: see the server log)."),
+    "other": N_("Delivery failed."),
+}
 CREDIT_GRADES = {
     "A": N_("A (good)"),
     "B": N_("B (general)"),
@@ -134,6 +144,11 @@ AUDIT_BREAKS = {
     "contents": N_("the entry's contents were changed after it was written"),
     "rewritten": N_("the chain was rewritten: the entry differs from its signed checkpoint"),
     "truncated": N_("entries after a signed checkpoint were removed"),
+}
+# How the signed checkpoints fail (alerts.checkpoints.CheckpointBreak).
+CHECKPOINT_BREAKS = {
+    "bad_signature": N_("A signed checkpoint's signature does not hold: it was forged or altered."),
+    "disagree": N_("Two signed checkpoints of the same entry disagree: the chain was rewritten."),
 }
 CREDIT_SCHEMES = {
     "abcd": N_("Credit grade A–D"),
@@ -316,6 +331,7 @@ TABLES: dict[str, dict[str, str]] = {
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
     "notify_event": NOTIFY_EVENTS,
+    "notify_failure": NOTIFY_FAILURES,
     "credit_grade": CREDIT_GRADES,
     "credit_scheme": CREDIT_SCHEMES,
     "credit_source": CREDIT_SOURCES,
@@ -330,6 +346,7 @@ TABLES: dict[str, dict[str, str]] = {
     "subject_refusal": SUBJECT_REFUSALS,
     "risk_level": RISK_LEVELS,
     "audit_break": AUDIT_BREAKS,
+    "checkpoint_break": CHECKPOINT_BREAKS,
 }
 
 

@@ -101,3 +101,13 @@ def test_every_notification_event_has_a_chinese_label() -> None:
 
     assert set(labels.NOTIFY_EVENTS) == {e.value for e in NotifyEvent}
     assert [e for e, msg in labels.NOTIFY_EVENTS.items() if not _chinese(zh(msg))] == []
+
+
+def test_every_delivery_failure_and_checkpoint_break_has_a_chinese_sentence() -> None:
+    from alerts.checkpoints import CheckpointBreak
+    from alerts.notify.failures import FailureKind
+
+    assert set(labels.NOTIFY_FAILURES) == {k.value for k in FailureKind}
+    assert [k for k, msg in labels.NOTIFY_FAILURES.items() if not _chinese(zh(msg))] == []
+    assert set(labels.CHECKPOINT_BREAKS) == {b.value for b in CheckpointBreak}
+    assert [b for b, msg in labels.CHECKPOINT_BREAKS.items() if not _chinese(zh(msg))] == []

@@ -266,9 +266,9 @@ def test_edit_risk_level_and_tags_and_clear_the_coordinates(
     page.click("#basic summary")
     page.locator("#basic-form button[type=submit]").click()
     page.wait_for_selector("#done")
-    assert db.execute(
-        "SELECT count(*) FROM audit_log WHERE entity = 'subject'"
-    ).fetchone() == entries
+    assert (
+        db.execute("SELECT count(*) FROM audit_log WHERE entity = 'subject'").fetchone() == entries
+    )
 
 
 def test_add_and_end_department_links_and_the_consent_flow(

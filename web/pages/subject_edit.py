@@ -4,7 +4,7 @@ and scope again and audits the change with the person's name) and comes back to 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -13,18 +13,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
 from subjects.actor import Actor
-from subjects.errors import (
-    SubjectConflictError,
-    SubjectError,
-    SubjectForbiddenError,
-    SubjectNotFoundError,
-)
+from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkRequestOut, SubjectPatch
-from web.i18n import request_locale
 from web.pages import subject_forms as forms
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
 from web.pages.subject_forms import Errors
+from web.pages.subject_refusals import library_refusal
 from web.pages.subjects import render_file
 
 router = APIRouter(include_in_schema=False)
@@ -58,28 +53,6 @@ def _refused(
     return render_file(request, ctx, caller, code, status_code, errors, form, section)
 
 
-def _library_refusal(
-    request: Request, ctx: Ctx, err: SubjectError, field: str, fields: Collection[str] = ()
-) -> tuple[int, Errors]:
-    """A refusal of the library as a status and its sentence beside the field it concerns
-    (one of the form's `fields` when the library names it, else `field`)."""
-    locale = request_locale(request, pages(ctx).settings.default_locale)
-    names = pages(ctx).departments.names
-
-    def named(codes: Iterable[str]) -> str:
-        return names([c.strip() for c in codes if c.strip()], locale)
-
-    target, error = forms.refusal(err, field, fields, named)
-    status_code = 422
-    if isinstance(err, SubjectNotFoundError):
-        status_code = 404
-    elif isinstance(err, SubjectForbiddenError):
-        status_code = 403
-    elif isinstance(err, SubjectConflictError):
-        status_code = 409
-    return status_code, {target: error}
-
-
 def _patch(
     request: Request,
     ctx: Ctx,
@@ -96,7 +69,7 @@ def _patch(
     try:
         repo.update(code, patch, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "form", form)
+        status_code, errors = library_refusal(request, ctx, err, "form", form)
         return _refused(request, ctx, caller, code, errors, form, section, status_code)
     return _done(code, section, section)
 
@@ -176,7 +149,7 @@ def add_link(
     try:
         made = repo.link(code, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "department", form)
+        status_code, errors = library_refusal(request, ctx, err, "department", form)
         return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
     what = "requested" if isinstance(made, LinkRequestOut) else "linked"
     return _done(code, what, "departments")
@@ -188,7 +161,7 @@ def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Off
     try:
         repo.end_link(code, department, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "form")
+        status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     try:
         repo.get(code, actor)
@@ -220,7 +193,7 @@ def decide_request(
         else:
             repo.refuse_link(request_id, reason.strip(), actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "request")
+        status_code, errors = library_refusal(request, ctx, err, "request")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     return _done(code, "approved" if decision == "approve" else "refused", "departments")
 
@@ -245,7 +218,7 @@ def bind_device(
     try:
         repo.bind(device, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "device_id", form)
+        status_code, errors = library_refusal(request, ctx, err, "device_id", form)
         return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
     return _done(code, "bound", "devices")
 
@@ -260,6 +233,6 @@ def unbind_device(
     try:
         repo.unbind(device_id, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(request, ctx, err, "form")
+        status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
     return _done(code, "unbound", "devices")
