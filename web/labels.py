@@ -150,6 +150,28 @@ CHECKPOINT_BREAKS = {
     "bad_signature": N_("A signed checkpoint's signature does not hold: it was forged or altered."),
     "disagree": N_("Two signed checkpoints of the same entry disagree: the chain was rewritten."),
 }
+# rules.spec.RuleKind: what kind of check a rule is.
+RULE_KINDS = {
+    "threshold": N_("threshold"),
+    "window": N_("mean over a window"),
+    "rate": N_("rate of change"),
+    "absence": N_("no data"),
+    "flatline": N_("value unchanged"),
+    "composite": N_("combined conditions"),
+    "detection": N_("video detection"),
+    "flag_share": N_("share of flagged data"),
+}
+# subjects.models.DeviceRole; a role outside the documented set is shown as it is.
+DEVICE_ROLES = {
+    "air_station": N_("Air quality station"),
+    "wastewater_outlet": N_("Wastewater outlet monitor"),
+    "stack": N_("Stack emission monitor"),
+    "production_power": N_("Production power meter"),
+    "treatment_power": N_("Treatment facility power meter"),
+    "tank": N_("Tank monitor"),
+    "gas_detector": N_("Combustible gas detector"),
+    "camera": N_("Camera"),
+}
 CREDIT_SCHEMES = {
     "abcd": N_("Credit grade A–D"),
     "jiangsu_env": N_("Jiangsu environmental credit (five colours)"),
@@ -347,6 +369,8 @@ TABLES: dict[str, dict[str, str]] = {
     "risk_level": RISK_LEVELS,
     "audit_break": AUDIT_BREAKS,
     "checkpoint_break": CHECKPOINT_BREAKS,
+    "rule_kind": RULE_KINDS,
+    "device_role": DEVICE_ROLES,
 }
 
 

@@ -111,3 +111,13 @@ def test_every_delivery_failure_and_checkpoint_break_has_a_chinese_sentence() ->
     assert [k for k, msg in labels.NOTIFY_FAILURES.items() if not _chinese(zh(msg))] == []
     assert set(labels.CHECKPOINT_BREAKS) == {b.value for b in CheckpointBreak}
     assert [b for b, msg in labels.CHECKPOINT_BREAKS.items() if not _chinese(zh(msg))] == []
+
+
+def test_every_documented_device_role_and_rule_kind_has_a_chinese_label() -> None:
+    from rules.spec import RuleKind
+    from subjects.models import DeviceRole
+
+    assert set(labels.DEVICE_ROLES) == {r.value for r in DeviceRole}
+    assert [r for r, msg in labels.DEVICE_ROLES.items() if not _chinese(zh(msg))] == []
+    assert set(labels.RULE_KINDS) == {k.value for k in RuleKind}
+    assert [k for k, msg in labels.RULE_KINDS.items() if not _chinese(zh(msg))] == []

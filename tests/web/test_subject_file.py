@@ -472,3 +472,49 @@ def test_subject_pages_at_390px_with_every_form_open_and_an_error_shown(
     page.goto(f"{base}/subjects")
     page.screenshot(path=str(tmp_path / "3-library-390.png"), full_page=True)
     assert _no_sideways_scroll(page) <= 0, _widest(page)
+
+
+def test_import_check_only_then_import_and_a_malformed_form_answers_a_chinese_page(
+    site: dict[str, str],
+    running: OffsiteApp,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    base = running.endpoints.http
+    page = signed_in(browser, base, _person(db, "张伟"))
+    csv = tmp_path / "new.csv"
+    csv.write_text(f"统一社会信用代码,名称,风险等级\n{NEW},苏州某电镀有限公司,较大\n", "utf-8")
+    page.goto(f"{base}/subjects")
+    page.set_input_files("#import-form input[type=file]", str(csv))
+    page.check("#import-form input[name=dry_run]")
+    page.click("#import-form button")
+    page.wait_for_selector("#report")
+    assert "校验通过，未导入：全部 1 行均可导入（将新建 1" in page.inner_text("#dry-run-ok")
+    page.screenshot(path=str(tmp_path / "1-import-checked.png"), full_page=True)
+    stored = db.execute("SELECT count(*) FROM subjects WHERE credit_code = %s", (NEW,))
+    assert stored.fetchone() == (0,)
+    page.uncheck("#import-form input[name=dry_run]")
+    page.click("#import-form button")
+    page.wait_for_selector("#report >> text=导入 1 行")
+    page.goto(f"{base}/subjects/{NEW}")
+    assert page.inner_text("#risk-level") == "较大风险"
+    # Device roles are shown by their Chinese names, the code kept for machines.
+    page.goto(f"{base}{FILE}")
+    role = page.locator(f"#device-list tr[data-device-id='{site['device']}'] td[data-role]")
+    assert role.inner_text() == "可燃气体探测器"
+    assert role.get_attribute("data-role") == "gas_detector"
+    # A form FastAPI itself refuses (an id that is no number) is a page, not JSON.
+    token = page.get_attribute("meta[name=csrf-token]", "content") or ""
+    r = page.request.post(f"{base}{FILE}/link-requests/abc/approve", form={"csrf_token": token})
+    assert r.status == 422
+    assert "text/html" in r.headers["content-type"]
+    assert "表单有误" in r.text()
+    assert "int_parsing" not in r.text()
+    # The API keeps its JSON answer for the same kind of mistake.
+    api = httpx.post(
+        f"{base}/api/v1/link-requests/abc/approve",
+        headers={"Authorization": f"Bearer {site['officer']}"},
+    )
+    assert api.status_code == 422
+    assert api.json()["detail"][0]["loc"][-1] == "request_id"

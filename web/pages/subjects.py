@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -50,7 +50,7 @@ async def import_csv(
     ctx: Ctx,
     caller: Officer,
     file: Annotated[UploadFile, File()],
-    dry_run: bool = False,
+    dry_run: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
     """Runs the library's importer (all rows or none) and shows its row-and-column report."""
     svc = subjects_service(ctx)
