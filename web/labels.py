@@ -299,6 +299,7 @@ RISK_LEVELS = {
 }
 # What the subject file confirms after an edit (?done=).
 SUBJECT_DONE = {
+    "created": N_("Subject created: your department supervises it from now."),
     "basic": N_("Basic data saved."),
     "risk": N_("Risk level and tags saved."),
     "limits": N_("Permit limits saved."),

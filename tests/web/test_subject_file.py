@@ -518,3 +518,64 @@ def test_import_check_only_then_import_and_a_malformed_form_answers_a_chinese_pa
     )
     assert api.status_code == 422
     assert api.json()["detail"][0]["loc"][-1] == "request_id"
+
+
+def test_add_a_subject_in_the_page_and_ask_to_join_one_another_department_has(
+    site: dict[str, str],
+    running: OffsiteApp,
+    db: psycopg.Connection[Any],
+    browser: Any,
+    tmp_path: Path,
+) -> None:
+    base = running.endpoints.http
+    login = _person(db, "张伟")
+    page = signed_in(browser, base, login)
+    page.goto(f"{base}/subjects")
+    page.click("#new-subject summary")
+    form = page.locator("#new-subject-form")
+    form.locator("input[name=credit_code]").fill(NEW[:-1] + ("0" if NEW[-1] != "0" else "1"))
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#err-credit_code")
+    assert "不是有效的统一社会信用代码" in page.inner_text("#err-credit_code")
+    assert "必填" in page.inner_text("#err-name")
+    page.screenshot(path=str(tmp_path / "1-new-subject-errors.png"), full_page=True)
+    form = page.locator("#new-subject-form")
+    form.locator("input[name=credit_code]").fill(NEW)
+    form.locator("input[name=name]").fill("苏州某电镀有限公司")
+    form.locator("input[name=grid]").fill("G-08")
+    form.locator("select[name=credit_grade]").select_option("yellow")
+    form.locator("select[name=risk_level]").select_option("considerable")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(f"{base}/subjects/{NEW}?done=created#basic")
+    assert "监管对象已新建" in page.inner_text("#done")
+    assert "较大风险" in page.inner_text("#risk-level")
+    assert "黄色" in page.inner_text("#credit-grade")
+    assert "市应急局" in page.inner_text("#links")
+    record = page.inner_text("#subject-record")
+    assert f"张伟 ({login})" in record
+    assert "新建监管对象" in record
+    page.screenshot(path=str(tmp_path / "2-new-subject-file.png"), full_page=True)
+    # AMR's officer adds the same code: the library says who has it and offers to ask.
+    amr = signed_in(browser, base, _person(db, "赵强", "AMR"))
+    amr.goto(f"{base}/subjects")
+    amr.click("#new-subject summary")
+    amr.fill("#new-subject-form input[name=credit_code]", NEW)
+    amr.fill("#new-subject-form input[name=name]", "苏州某电镀有限公司")
+    amr.click("#new-subject-form button[type=submit]")
+    amr.wait_for_selector("#err-credit_code")
+    assert "已由其他部门纳入对象库" in amr.inner_text("#err-credit_code")
+    amr.screenshot(path=str(tmp_path / "3-exists-elsewhere.png"), full_page=True)
+    amr.click("#join-form button")
+    amr.wait_for_url(f"{base}/subjects?done=requested")
+    assert "等待" in amr.inner_text("#done")
+    assert db.execute(
+        "SELECT department, state FROM subject_link_requests WHERE credit_code = %s", (NEW,)
+    ).fetchall() == [("AMR", "pending")]
+    # EMB's admin sees the request on the file and consents there.
+    admin = signed_in(browser, base, _person(db, "刘洋", role="admin"))
+    admin.goto(f"{base}/subjects/{NEW}")
+    admin.click("#link-requests form[action$='/approve'] button")
+    admin.wait_for_selector("#done")
+    amr.goto(f"{base}/subjects/{NEW}")
+    assert "苏州某电镀有限公司" in amr.inner_text("h1")
+    amr.screenshot(path=str(tmp_path / "4-joined.png"), full_page=True)

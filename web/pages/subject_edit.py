@@ -15,12 +15,12 @@ from api.auth import Officer
 from subjects.actor import Actor
 from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
-from subjects.schema import LinkRequestOut, SubjectPatch
+from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
 from web.pages.subject_forms import Errors
 from web.pages.subject_refusals import library_refusal
-from web.pages.subjects import render_file
+from web.pages.subjects import render_file, render_library
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2000)]
@@ -72,6 +72,51 @@ def _patch(
         status_code, errors = library_refusal(request, ctx, err, "form", form)
         return _refused(request, ctx, caller, code, errors, form, section, status_code)
     return _done(code, section, section)
+
+
+@router.post("/subjects")
+def create_subject(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    credit_code: Text = "",
+    name: Text = "",
+    address: Text = "",
+    grid: Text = "",
+    industry: Text = "",
+    credit_grade: Text = "",
+    risk_level: Text = "",
+) -> Response:
+    """A new subject in the library, supervised by the caller's department from now."""
+    form = {"credit_code": credit_code, "name": name, "address": address, "grid": grid,
+            "industry": industry, "credit_grade": credit_grade,
+            "risk_level": risk_level}  # fmt: skip
+    data, errors = forms.new_subject(form)
+    if data is None:
+        return render_library(request, ctx, caller, "", 422, errors, form)
+    try:
+        subjects_service(ctx).repository.create(data, subject_actor(caller))
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, "credit_code", form)
+        return render_library(request, ctx, caller, "", status_code, errors, form)
+    return _done(data.credit_code, "created", "basic")
+
+
+@router.post("/subjects/{code}/join")
+def join_subject(code: str, request: Request, ctx: Ctx, caller: Officer) -> Response:
+    """The caller's department asks to supervise a subject others have in the library (the
+    one write that works on a subject the department cannot see: it reveals only that the
+    code exists). Nobody supervising it: linked at once; else a request waits for consent."""
+    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    form = {"credit_code": code}
+    try:
+        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), actor)
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, "credit_code")
+        return render_library(request, ctx, caller, "", status_code, errors, form)
+    if isinstance(made, LinkRequestOut):
+        return RedirectResponse("/subjects?done=requested", status_code=303)
+    return _done(made.credit_code, "linked", "departments")
 
 
 @router.post("/subjects/{code}/basic")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from subjects.errors import SubjectError, SubjectInvalidError
 from subjects.import_report import reason_of
 from subjects.models import RiskLevel
-from subjects.schema import DEVICE_ID, BindingIn, LinkIn, SubjectPatch
+from subjects.schema import DEVICE_ID, BindingIn, LinkIn, SubjectIn, SubjectPatch
 
 _DEVICE = re.compile(DEVICE_ID)
 # Between tags in the form: ASCII and full-width commas and semicolons, 、 and new lines.
@@ -96,6 +96,18 @@ def basic_patch(form: Mapping[str, str]) -> tuple[SubjectPatch | None, Errors]:
     if errors:
         return None, errors
     return _validated(SubjectPatch, values, errors), errors
+
+
+def new_subject(form: Mapping[str, str]) -> tuple[SubjectIn | None, Errors]:
+    """A subject as the library creates it: code and name required, the rest optional."""
+    errors: Errors = {}
+    values: dict[str, object] = {
+        k: form.get(k, "").strip() for k in ("credit_code", "name", "address", "grid", "industry")
+    }
+    for k in ("credit_grade", "risk_level"):
+        if form.get(k, "").strip():
+            values[k] = form[k].strip()
+    return _validated(SubjectIn, values, errors), errors
 
 
 def risk_patch(form: Mapping[str, str]) -> tuple[SubjectPatch | None, Errors]:

@@ -33,15 +33,31 @@ RECORD_FIELDS = (
 )  # fmt: skip
 
 
-@router.get("/subjects", response_class=HTMLResponse)
-def library(request: Request, ctx: Ctx, caller: Viewer, q: str = "") -> HTMLResponse:
+def render_library(
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    q: str = "",
+    status_code: int = 200,
+    errors: Errors | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The library; after a refused new-subject form, with its errors beside its fields."""
     svc = subjects_service(ctx)
     found = svc.repository.search(
         SubjectQuery(q=q.strip() or None, limit=100), subject_actor(caller)
     )
     return pages(ctx).render(
-        request, "subjects.html", caller, active="subjects", found=found, q=q, report=None
-    )
+        request, "subjects.html", caller, status_code, active="subjects", found=found, q=q,
+        report=None, errors=errors or {}, form=form or {},
+        grades={scheme.value: [g.value for g in grades] for scheme, grades in GRADES.items()},
+        risk_levels=[r.value for r in RiskLevel],
+    )  # fmt: skip
+
+
+@router.get("/subjects", response_class=HTMLResponse)
+def library(request: Request, ctx: Ctx, caller: Viewer, q: str = "") -> HTMLResponse:
+    return render_library(request, ctx, caller, q)
 
 
 @router.post("/subjects/import", response_class=HTMLResponse)
