@@ -212,6 +212,11 @@ def binding_in(form: Mapping[str, str], code: str) -> tuple[str, BindingIn | Non
 DEPARTMENT_PARAMS = ("department", "own", "successor", "departments")
 
 
+def _codes(value: str | int) -> bool:
+    """Department codes, one or several separated by commas (not a placeholder like —)."""
+    return isinstance(value, str) and value.replace(",", "").isalnum()
+
+
 def refusal(
     err: SubjectError,
     field_name: str,
@@ -223,7 +228,8 @@ def refusal(
     its params are shown by name (`names` joins them in the page's language); the English
     message rides along as `detail` (shown only in English)."""
     params: dict[str, str | int] = {
-        k: names(str(v).split(",")) if k in DEPARTMENT_PARAMS else v for k, v in err.params.items()
+        k: names(str(v).split(",")) if k in DEPARTMENT_PARAMS and _codes(v) else v
+        for k, v in err.params.items()
     }
     params["detail"] = str(err)
     named = err.field if isinstance(err, SubjectInvalidError) else ""
