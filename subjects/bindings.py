@@ -63,6 +63,24 @@ def of_subject(
     ]
 
 
+def of_department(
+    conn: psycopg.Connection[Any], dept: str | None, limit: int, offset: int
+) -> tuple[int, list[BindingOut]]:
+    """The devices bound to subjects `dept` supervises now (every bound device when None),
+    by device id, one page of them, and how many there are in all."""
+    where = f" WHERE {VISIBLE}" if dept is not None else ""
+    sql = f"FROM device_bindings b JOIN {SUBJECT_FROM} ON s.credit_code = b.credit_code{where}"
+    params = {"dept": dept, "limit": limit, "offset": offset}
+    total = conn.execute(f"SELECT count(*) {sql}", params).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            f"SELECT {BINDING_COLUMNS} {sql}"
+            " ORDER BY b.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+    return (int(total[0]) if total else 0), [BindingOut(**r) for r in found]
+
+
 def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -> BindingOut:
     """Bind (or re-bind) a device; both its old and its new subject must be the actor's.
 

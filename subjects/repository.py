@@ -209,6 +209,14 @@ class SubjectRepository:
             raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
         return found
 
+    def department_bindings(
+        self, actor: Actor, limit: int = 200, offset: int = 0
+    ) -> tuple[int, list[BindingOut]]:
+        """The devices on the subjects the actor's department supervises now (the platform
+        admin: every bound device), a page by device id, with the total."""
+        with self.pool.connection() as conn:
+            return bindings.of_department(conn, actor.scope, limit, offset)
+
     def bind(self, device_id: str, data: BindingIn, actor: Actor) -> BindingOut:
         """Bind (or re-bind) a device; both its old and its new subject must be the actor's.
 

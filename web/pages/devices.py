@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts import queries as alert_queries
@@ -24,17 +24,23 @@ from web.pages.subject_refusals import library_refusal
 router = APIRouter(include_in_schema=False)
 
 
+DEVICES_PER_PAGE = 200
+
+
 @router.get("/devices", response_class=HTMLResponse)
-def devices_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
+def devices_page(
+    request: Request, ctx: Ctx, caller: Viewer, page: Annotated[int, Query(ge=1, le=10_000)] = 1
+) -> HTMLResponse:
     svc = subjects_service(ctx)
-    actor = subject_actor(caller)
-    subjects = svc.repository.search(SubjectQuery(limit=500), actor).items
-    bindings = [b for s in subjects for b in svc.repository.bindings_of(s.credit_code, actor)]
+    total, bindings = svc.repository.department_bindings(
+        subject_actor(caller), DEVICES_PER_PAGE, (page - 1) * DEVICES_PER_PAGE
+    )
     with ctx.pool.connection() as conn:
         states = {d.device_id: d for d in readings.devices(conn, [b.device_id for b in bindings])}
     return pages(ctx).render(
-        request, "devices.html", caller, active="devices", bindings=bindings, states=states
-    )
+        request, "devices.html", caller, active="devices", bindings=bindings, states=states,
+        page=page, pages=max(1, -(-total // DEVICES_PER_PAGE)), total=total,
+    )  # fmt: skip
 
 
 def _platform_only(caller: Caller) -> None:
