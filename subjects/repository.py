@@ -114,7 +114,7 @@ class SubjectRepository:
 
     def search(self, query: SubjectQuery, actor: Actor) -> SubjectPage:
         with self.pool.connection() as conn:
-            return search.search(conn, query, actor.department)
+            return search.search(conn, query, actor.scope)
 
     def credit_history(self, code: str, actor: Actor) -> list[CreditChange]:
         """The subject's credit grade changes, newest first."""

@@ -37,9 +37,10 @@ ORDERS = {"credit_code": "s.credit_code", "name": "s.name, s.credit_code",
           "updated_at": "s.updated_at DESC, s.credit_code"}  # fmt: skip
 
 
-def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str) -> SubjectPage:
-    """The page of subjects `dept` supervises now that match `query`."""
-    where = [VISIBLE]
+def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str | None) -> SubjectPage:
+    """The page of subjects `dept` supervises now that match `query` (every subject in the
+    library when `dept` is None: the platform admin's view, which binds devices to any)."""
+    where = [VISIBLE if dept is not None else "true"]
     params: dict[str, Any] = {"dept": dept}
     if query.q:
         where.append("(s.credit_code LIKE %(q_code)s OR lower(s.name) LIKE %(q_name)s)")

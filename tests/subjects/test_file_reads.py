@@ -154,3 +154,12 @@ def test_department_bindings_are_scoped_paged_and_whole_for_the_platform(
     assert total == 6
     assert "amr-1" in {b.device_id for b in every}
     assert repo.department_bindings(Actor("HLT", "x"))[0] == 0
+
+
+def test_the_platform_admin_searches_the_whole_library(service: SubjectsService) -> None:
+    from subjects.search import SubjectQuery
+
+    repo = service.repository
+    repo.create(SubjectIn(credit_code=PLANT, name="某化工"), EEB)
+    assert [s.credit_code for s in repo.search(SubjectQuery(q="化工"), PLATFORM).items] == [PLANT]
+    assert repo.search(SubjectQuery(), Actor("AMR", "x")).total == 0  # departments stay scoped
