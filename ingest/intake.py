@@ -76,8 +76,11 @@ class MqttIntake:
         metrics: IngestMetrics,
         frame_sink: FrameSink | None = None,
         packet_decoder: PacketDecoder | None = None,
+        frames_elsewhere: bool = False,
     ) -> None:
         self.settings = mqtt_settings
+        # Frames are a video worker's (it subscribes to its cameras): acknowledge, skip.
+        self.frames_elsewhere = frames_elsewhere
         self.packet_decoder = packet_decoder
         # Split HJ 212 pieces per device, acknowledged when their packet is committed.
         self._held: dict[str, list[tuple[int, int]]] = {}
@@ -253,6 +256,10 @@ class MqttIntake:
                 FrameMessage(device, payload, _device_time(msg.properties), now)
             )
             self.metrics.messages.labels("frame").inc()
+            if msg.qos > 0:
+                self.ack(msg.mid, msg.qos)
+        elif self.frames_elsewhere:
+            self.metrics.messages.labels("frame_elsewhere").inc()
             if msg.qos > 0:
                 self.ack(msg.mid, msg.qos)
         else:

@@ -1,0 +1,117 @@
+"""Ingest in child processes: N MQTT clients in one $share group, supervised, losing nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from ingest.topics import telemetry_topic
+from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedBroker
+from roles.plan import Role, parse_roles, plan
+from tests.helpers import Publisher, wait_until
+from tests.ingest.test_pipeline import count, now_ms
+
+
+def _per_worker_written(app: OffsiteApp) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in app.registry.collect():
+        for s in family.samples:
+            if s.name == "offsite_ingest_readings_written_total":
+                out[s.labels["worker"]] = s.value
+    return out
+
+
+def test_two_workers_store_every_acked_reading_once_through_a_sigkill(
+    make_settings: Any, broker: EmbeddedBroker, db: psycopg.Connection[Any]
+) -> None:
+    settings = make_settings(roles="ingest", ingest={"workers": 2})
+    device = f"wk-{os.getpid()}"
+    total = 6000
+    with OffsiteApp(settings) as app:
+        assert app.parts.ingest_workers == 2
+        ingest = app.ingest
+        assert ingest is not None
+        assert ingest.workers is not None
+        wait_until(lambda: app.readiness()["broker"], timeout=60, what="both workers connected")
+        checks = app.readiness()
+        assert checks["ingest-worker-1"]
+        assert checks["ingest-worker-2"]
+
+        pub = Publisher(broker.port)
+        t0 = now_ms() - total
+        done = threading.Event()
+
+        def stream() -> None:
+            # A steady stream, so the kill lands while messages are in flight.
+            for i in range(total):
+                pub.publish(telemetry_topic(f"{device}-{i % 20}"),
+                            f'{{"ts": {t0 + i}, "values": {{"v": {i}}}}}')  # fmt: skip
+                if i % 100 == 99:
+                    time.sleep(0.02)
+            done.set()
+
+        sender = threading.Thread(target=stream, daemon=True)
+        sender.start()
+        wait_until(lambda: count(db, "SELECT count(*) FROM readings WHERE device_id LIKE %s",
+                                 f"{device}-%") > 1000, what="the stream flowing")  # fmt: skip
+        victim = ingest.workers.pids()[0]
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: not app.readiness()["ingest-worker-1"], what="the kill seen")
+        wait_until(
+            lambda: app.registry.get_sample_value("offsite_ingest_worker_restarts_total") == 1,
+            what="the dead worker restarted",
+        )
+        wait_until(lambda: app.readiness()["ingest-worker-1"], timeout=60, what="it reconnected")
+        assert ingest.workers.pids()[0] != victim
+        sender.join(120)
+        assert done.is_set()
+        pub.wait_acked(total, timeout=60)
+        wait_until(
+            lambda: count(db, "SELECT count(*) FROM readings WHERE device_id LIKE %s",
+                          f"{device}-%") >= total,
+            timeout=90,
+            what=f"{total} readings",
+        )  # fmt: skip
+        pub.close()
+        # Both took a share of the stream (the restarted one's counter starts again at 0,
+        # so the survivor's share is the check).
+        assert _per_worker_written(app).get("2", 0) > 0
+    rows = db.execute(
+        "SELECT count(*), count(DISTINCT (device_id, metric, time)), count(DISTINCT value)"
+        " FROM readings WHERE device_id LIKE %s",
+        (f"{device}-%",),
+    ).fetchone()
+    assert rows == (total, total, total)
+
+
+def test_roles_decide_what_starts(make_settings: Any) -> None:
+    assert parse_roles([]) == frozenset(Role)
+    assert parse_roles(["ingest,engine", "api"]) == {Role.INGEST, Role.ENGINE, Role.API}
+    with pytest.raises(ValueError, match="unknown role 'rules'"):
+        parse_roles(["rules"])
+    everything = plan(frozenset(Role), 1)
+    assert everything.readings_in_process
+    assert everything.ingest_workers == 0
+    # While the engine takes readings from the writer here, auto keeps one process with it.
+    assert plan(frozenset(Role), "auto").ingest_workers == 0
+    alone = plan(frozenset({Role.INGEST}), "auto")
+    assert alone.ingest_workers == ((os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
+    assert not alone.readings_in_process
+    assert not plan(frozenset({Role.INGEST, Role.ENGINE}), 3).readings_in_process
+
+    settings = make_settings(roles="api")
+    with OffsiteApp(settings) as app:
+        # No ingest here: no broker session to be ready for, no intake, no rules engine.
+        assert app.ingest is None
+        checks = app.readiness()
+        assert "broker" not in checks
+        assert not any(name.startswith("worker:rules") for name in checks)
+        assert all(checks.values()), checks
