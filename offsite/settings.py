@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
         description="embedded database, broker data and evidence live under here",
     )
     log_level: str = Field(default="INFO", description="root log level")
-    roles: frozenset[Role] = Field(
+    # NoDecode: the environment gives "ingest,engine", not JSON; _roles splits it.
+    roles: Annotated[frozenset[Role], NoDecode] = Field(
         default=ALL_ROLES,
         description="parts this process runs: ingest, engine, video, api (default all);"
         " a list or a comma list, `offsite run --role` wins",
