@@ -92,12 +92,12 @@ class IngestService:
                 frames_elsewhere=frames_elsewhere,
             )
 
-    def ack(self, mid: int, qos: int) -> None:
+    def ack_committed(self, mids: Sequence[int]) -> None:
         if self.intake is None:
             # Only MQTT messages carry a QoS above 0, and they arrive in the children.
-            log.error("no MQTT intake in this process to acknowledge message %d", mid)
+            log.error("no MQTT intake in this process to acknowledge %d messages", len(mids))
             return
-        self.intake.ack(mid, qos)
+        self.intake.ack_many(mids)
 
     def start(self) -> None:
         if self.maintainer is not None:
