@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -359,6 +360,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.single, args.batched, args.runs = 20_000, 3_000, 1
+    # SIGTERM unwinds like Ctrl-C, so the servers, the broker and the databases go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="offsite-bench-"))
     skipped: str | None = None
     try:

@@ -20,7 +20,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 _READ_SIZE = 256 * 1024
-_PUBACK = 0x40  # MQTT fixed header of PUBACK (type 4, flags 0)
+_PUBACK = 0x40
+# Packets parsed from the buffer between two rounds of sending and keepalive upkeep.
+_SERVICE_EVERY = 64  # MQTT fixed header of PUBACK (type 4, flags 0)
 
 
 class BufferedClient(mqtt.Client):
@@ -46,11 +48,23 @@ class BufferedClient(mqtt.Client):
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         # select() cannot see bytes already in our buffer: parse them all before returning.
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered():
-            if self._sock is None:
-                break
+        n = 0
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered() and self._sock:
             rc = super().loop_read(1)
+            n += 1
+            if n % _SERVICE_EVERY == 0 and rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                rc = self._service()
         return rc
+
+    def _service(self) -> MQTTErrorCode:
+        # Under a steady stream the buffer may never run dry, and paho's loop, which sends
+        # queued packets (our PUBACKs) and keeps the keepalive, would not be reached: do its
+        # writing and upkeep from here too (same thread, as paho's loop does).
+        if self.want_write():
+            rc = self.loop_write()
+            if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
+                return rc
+        return self.loop_misc()
 
     def _sock_close(self) -> None:
         # A new connection must not start with the old one's unread bytes.

@@ -8,9 +8,14 @@ import threading
 import time
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from ingest.mqttclient import BufferedClient
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
@@ -115,3 +120,59 @@ def test_roles_decide_what_starts(make_settings: Any) -> None:
         assert "broker" not in checks
         assert not any(name.startswith("worker:rules") for name in checks)
         assert all(checks.values()), checks
+
+
+def test_the_buffered_reader_acks_and_keeps_alive_while_its_buffer_never_runs_dry(
+    broker: EmbeddedBroker,
+) -> None:
+    """BufferedClient parses many packets per socket read. When the broker sends faster than
+    the client parses (a queue replayed on reconnect, a steady stream), the buffer never runs
+    dry and paho's loop is not reached: the client must still send its PUBACKs and keep the
+    keepalive from inside the read (a first version did neither: the broker dropped it after
+    1.5 x keepalive and redelivered everything)."""
+    cid = f"buf-{os.getpid()}-{time.monotonic_ns()}"
+    topic = f"buf/{cid}"
+    got: list[bool] = []
+    drops: list[object] = []
+
+    def connect() -> BufferedClient:
+        c = BufferedClient(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5,
+                           manual_ack=True)  # fmt: skip
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 600
+
+        def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+            got.append(bool(msg.dup))
+            client.ack(msg.mid, msg.qos)  # type: ignore[attr-defined]
+
+        c.on_message = on_message
+        c.on_disconnect = lambda *a: drops.append(a[3])
+        up = threading.Event()
+        c.on_connect = lambda *a: up.set()
+        c.connect("127.0.0.1", broker.port, keepalive=1, clean_start=False, properties=props)
+        c.loop_start()
+        assert up.wait(10)
+        return c
+
+    first = connect()
+    first.subscribe(topic, qos=1)
+    time.sleep(0.5)
+    first.disconnect()
+    first.loop_stop()
+    n = 60_000
+    body = "x" * 1000
+    pub = Publisher(broker.port)
+    for i in range(n):
+        pub.publish(topic, f"{i} {body}")
+    pub.wait_acked(n, timeout=120)
+    pub.close()
+    got.clear()
+    drops.clear()
+    client = connect()  # the broker replays 60 MB as fast as it can
+    wait_until(lambda: len(got) >= n, timeout=120, what=f"{n} queued messages")
+    time.sleep(2.5)  # past 1.5 x keepalive after the replay
+    assert drops == [], f"the broker dropped the client: {drops}"
+    assert len(got) == n
+    assert not any(got), "messages were redelivered: PUBACKs did not reach the broker"
+    client.disconnect()
+    client.loop_stop()
