@@ -176,3 +176,16 @@ def test_the_buffered_reader_acks_and_keeps_alive_while_its_buffer_never_runs_dr
     assert not any(got), "messages were redelivered: PUBACKs did not reach the broker"
     client.disconnect()
     client.loop_stop()
+
+
+def test_run_names_an_unknown_role(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from offsite.cli import main
+
+    monkeypatch.delenv("OFFSITE_CONFIG", raising=False)
+    monkeypatch.setenv("OFFSITE_STATE_DIR", str(tmp_path))
+    assert main(["run", "--role", "ingest,rules"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown role 'rules'" in err
+    assert "ingest, engine, video, api" in err
