@@ -106,6 +106,15 @@ def create_app(ctx: ApiContext, http: HttpSettings | None = None) -> FastAPI:
     return app
 
 
+def create_health_app(ctx: ApiContext) -> FastAPI:
+    """Only /healthz, /readyz and /metrics: the HTTP side of a process without the api role
+    (an ingest, engine or video process still answers its supervisor and Prometheus)."""
+    app = FastAPI(title="offsite", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+    app.include_router(health.router)
+    return app
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema with its security schemes declared (the key check reads headers itself)."""
     if app.openapi_schema is None:

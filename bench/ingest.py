@@ -1,24 +1,40 @@
-"""Ingest benchmark: raw broker and COPY limits, then offsite end to end, in one run.
+"""Ingest benchmark: raw limits, offsite with 1 and N ingest processes, a Node-RED flow.
 
-    python bench/ingest.py [--database-url URL] [--single N] [--batched N] [--quick]
+    python bench/ingest.py --database-url URL [--nodered DIR] [--runs 3] [--workers N]
+                           [--single 200000] [--batched 40000] [--connections 50] [--quick]
 
-Prints the machine's raw limits (a paho subscriber's receive rate from Mosquitto, binary
-COPY into a readings-shaped table), offsite's sustained rate for single-reading and
-20-reading messages at QoS 1 with lost/duplicated counts, publish->commit latency p50/p99 at
-a steady 2,000 msg/s, and the server's RSS. Broker, database, publisher and server share
-this machine, as they would on a small site server.
+One run prints, for single-reading and 20-reading messages at QoS 1:
+  * raw limits: a bare paho subscriber's receive rate from Mosquitto, binary COPY rows/s;
+  * offsite (`offsite run --role ingest`) with ingest.workers = 1 and = N;
+  * the Node-RED peer flow (DIR is its folder, copied to a scratch directory and installed
+    there with `npm ci`; skipped, with the reason, when Node.js or DIR is missing);
+each with the broker-acked rate (what the publishers got PUBACKs for, per second) and the
+stored rate (readings in the table, per second, load start to last row), lost and
+duplicated counts. The load comes from bench/loadgen.py (`mosquitto_pub -l` per connection).
+Every figure is the median of `--runs`; ratios use the medians. Broker, database, publishers
+and the subscriber share this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -26,33 +42,34 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (
-    Server,
-    histogram_quantile,
-    infrastructure,
-    offsite_server,
-    rss_mb,
-    scrape,
-    start_publisher,
-)
+from bench import loadgen
+from bench._common import Infra, infrastructure, start_server
+from offsite.embedded import free_port
 
-DEVICES = 1000
+SHAPES = (("single", 1), ("20-reading", 20))
 
 
-def raw_receive_rate(port: int, n: int) -> float:
-    """Messages/s a bare paho subscriber receives at QoS 1 from this broker."""
+@dataclass(frozen=True, slots=True)
+class Figure:
+    acked_per_s: float  # broker PUBACKs per second (messages)
+    stored_per_s: float  # readings stored per second
+    lost: int
+    duplicated: int
+
+
+# -- raw limits ----------------------------------------------------------------------------
+
+
+def raw_receive_rate(port: int, work: Path, messages: int, connections: int) -> float:
+    """Messages/s a bare paho subscriber (QoS 1, auto-ack) receives from the same load."""
     got = [0]
-    first = [0.0]
     last = [0.0]
     done = threading.Event()
 
     def on_message(*_: object) -> None:
-        now = time.perf_counter()
-        if got[0] == 0:
-            first[0] = now
         got[0] += 1
-        last[0] = now
-        if got[0] >= n:
+        if got[0] >= messages:
+            last[0] = time.perf_counter()
             done.set()
 
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub", protocol=mqtt.MQTTv5)
@@ -61,13 +78,16 @@ def raw_receive_rate(port: int, n: int) -> float:
     sub.subscribe("bench/raw/#", qos=1)
     sub.loop_start()
     time.sleep(0.5)
-    payload = b'{"ts": 1764150000000, "values": {"pm25": 35.2}}'
-    proc, _ = start_publisher(port, [(f"bench/raw/d{i % DEVICES}", payload) for i in range(n)])
-    done.wait(300)
-    proc.join(30)
+    jobs = loadgen.write_jobs(
+        work / "raw", "raw", connections, messages, 1, 0, topic="bench/raw/{device}"
+    )
+    start = time.perf_counter()
+    loadgen.run(port, jobs)
+    done.wait(120)
     sub.disconnect()
     sub.loop_stop()
-    return got[0] / (last[0] - first[0]) if last[0] > first[0] else float("nan")
+    shutil.rmtree(work / "raw", ignore_errors=True)
+    return got[0] / ((last[0] or time.perf_counter()) - start)
 
 
 def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
@@ -91,12 +111,7 @@ def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
                 copy.set_types(["timestamptz", "text", "text", "float8"])
                 for i in range(b, min(rows, b + batch)):
                     copy.write_row(
-                        (
-                            datetime.fromtimestamp(base - i / 1000, UTC),
-                            f"d{i % DEVICES}",
-                            "v",
-                            float(i),
-                        )
+                        (datetime.fromtimestamp(base - i / 1000, UTC), f"d{i % 1000}", "v", i)
                     )
             conn.commit()
         elapsed = time.perf_counter() - start
@@ -105,173 +120,296 @@ def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
     return rows / elapsed
 
 
-class Sampler:
-    """Samples the server's RSS every 0.25 s."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.25):
-            self.samples.append(rss_mb(self.pid))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+# -- systems under test --------------------------------------------------------------------
 
 
-def written(metrics_url: str) -> float:
-    return scrape(metrics_url).get("offsite_ingest_readings_written_total", 0.0)
+def _url(conninfo: str) -> str:
+    """postgresql://user[:password]@host:port/db: the form the Node-RED peer parses too."""
+    i = psycopg.conninfo.conninfo_to_dict(conninfo)
+    auth = quote(str(i.get("user", "postgres")), safe="")
+    if i.get("password"):
+        auth += ":" + quote(str(i["password"]), safe="")
+    host = i.get("host", "127.0.0.1")
+    return f"postgresql://{auth}@{host}:{i.get('port', 5432)}/{i['dbname']}"
 
 
-def run_ingest(
-    broker_port: int,
-    metrics_url: str,
-    db_url: str,
-    tag: str,
-    messages: int,
-    per: int,
-    rate: float | None = None,
-) -> dict[str, float]:
-    """Publish `messages` of `per` readings; time from first to last commit."""
-    base_ms = int(time.time() * 1000) - 3_600_000
-    items = []
-    for i in range(messages):
-        device = f"{tag}-{i % DEVICES:04d}"
-        ts = base_ms + i // DEVICES * per
-        if per == 1:
-            body = f'{{"ts": {ts}, "values": {{"pm25": {i % 500}.5}}}}'
-        else:
-            body = (
-                "["
-                + ", ".join(
-                    f'{{"ts": {ts + k}, "values": {{"pm25": {(i + k) % 500}.5}}}}'
-                    for k in range(per)
-                )
-                + "]"
-            )
-        items.append((f"offsite/v1/devices/{device}/telemetry", body.encode()))
-    target = messages * per
-    before = written(metrics_url)
-    proc, result = start_publisher(broker_port, items, rate=rate)
-    t_first = None
-    t_last = time.perf_counter()
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        now_written = written(metrics_url) - before
-        now = time.perf_counter()
-        if now_written > 0 and t_first is None:
-            t_first = now
-        if now_written >= target:
-            t_last = now
-            break
-        time.sleep(0.25)  # scraping /metrics costs the server CPU; do not poll hard
-    proc.join(60)
-    sent, acked, _pub_s = result.get(timeout=10)
-    with psycopg.connect(db_url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
-            " WHERE device_id LIKE %s",
-            (f"{tag}-%",),
-        ).fetchone()
-    assert row is not None
-    total, distinct = int(row[0]), int(row[1])
-    elapsed = t_last - (t_first or t_last)
-    return {
-        "readings_per_s": distinct / elapsed if elapsed > 0 else float("nan"),
-        "messages_per_s": distinct / per / elapsed if elapsed > 0 else float("nan"),
-        "published": sent,
-        "acked_by_broker": acked,
-        "lost": target - distinct,
-        "duplicated": total - distinct,
-    }
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    admin = psycopg.connect(admin_url, autocommit=True)
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _url(psycopg.conninfo.make_conninfo(admin_url, dbname=name))
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
-def run_latency(
-    broker_port: int, metrics_url: str, rate: float, seconds: float
-) -> tuple[float, float]:
-    n = int(rate * seconds)
-    items = [
-        (
-            f"offsite/v1/devices/lat-{i % DEVICES:04d}/telemetry",
-            b'{"ts": @TS@, "values": {"pm25": 12.5}}',
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            print(log.read_text(errors="replace")[-3000:])
+            raise RuntimeError(f"{url} did not become ready")
+        time.sleep(0.3)
+
+
+@contextmanager
+def offsite(work: Path, infra: Infra, workers: int) -> Iterator[None]:
+    """`offsite run --role ingest` with `workers` ingest processes, ready (all connected)."""
+    port = free_port()
+    log = work / f"offsite-{workers}.log"
+    proc = start_server(
+        {
+            "OFFSITE_DATABASE__URL": infra.db_url,
+            "OFFSITE_MQTT__URL": infra.broker.url,
+            "OFFSITE_MQTT__CLIENT_ID": f"bench-{uuid.uuid4().hex[:6]}",
+            "OFFSITE_HTTP__PORT": str(port),
+            "OFFSITE_STATE_DIR": str(work / "state"),
+            "OFFSITE_LOG_LEVEL": "WARNING",
+            "OFFSITE_ROLES": "ingest",
+            "OFFSITE_INGEST__WORKERS": str(workers),
+        },
+        log,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, 120)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def install_nodered(source: Path, scratch: Path) -> Path | str:
+    """A runnable copy of the peer flow, or the reason there is none."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "Node.js (node, npm) is not on PATH"
+    if not (source / "run-peer").is_file():
+        return f"no run-peer in {source}"
+    target = scratch / "nodered"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("userdir"), symlinks=True)
+    if not (target / "node_modules" / "node-red").is_dir():
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=target,
+                           capture_output=True, text=True, check=False)  # fmt: skip
+        if r.returncode != 0:
+            return f"npm ci failed: {r.stderr.strip()[-300:]}"
+    return target
+
+
+@contextmanager
+def nodered(peer: Path, work: Path, infra: Infra) -> Iterator[None]:
+    port = free_port()
+    log = work / "nodered.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(peer / "run-peer")],
+            env={
+                **os.environ,
+                "OFFSITE_DATABASE__URL": infra.db_url,
+                "OFFSITE_MQTT__URL": infra.broker.url,
+                "OFFSITE_HTTP__PORT": str(port),
+                "PEER_MQTT_CLIENT_ID": f"peer-{uuid.uuid4().hex[:6]}",
+                "PEER_LOG_LEVEL": "warn",
+                "PEER_NODERED_USERDIR": str(work / "nr-userdir"),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
-        for i in range(n)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, 120)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# -- one measurement -----------------------------------------------------------------------
+
+
+def _count(conn: psycopg.Connection[tuple[int, int]], devices: list[str]) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
+        " WHERE device_id = ANY(%s)",
+        (devices,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def measure(
+    port: int, db_url: str, work: Path, messages: int, per: int, connections: int
+) -> Figure:
+    """Publish `messages` of `per` readings; stored rate = readings / (load start -> last row)."""
+    tag = f"b{uuid.uuid4().hex[:6]}"
+    base = int(time.time() * 1000) - 3_600_000
+    jobs = loadgen.write_jobs(work / tag, tag, connections, messages, per, base)
+    devices = [j.topic.split("/")[3] for j in jobs]
+    # Each connection's last reading: cheap to look up while the load runs.
+    last_keys = [
+        (d, datetime.fromtimestamp((base + (j.messages - 1) * per + per - 1) / 1000, UTC))
+        for d, j in zip(devices, jobs, strict=True)
     ]
-    before = scrape(metrics_url)
-    target = before.get("offsite_ingest_readings_written_total", 0.0) + n
-    proc, _ = start_publisher(broker_port, items, rate=rate, stamp=True)
-    proc.join(seconds + 120)
-    deadline = time.monotonic() + 60
-    while written(metrics_url) < target and time.monotonic() < deadline:
-        time.sleep(0.1)
-    after = scrape(metrics_url)
-    name = "offsite_ingest_lag_seconds"
-    return (
-        histogram_quantile(before, after, name, 0.5),
-        histogram_quantile(before, after, name, 0.99),
+    result: list[loadgen.LoadResult] = []
+    sender = threading.Thread(target=lambda: result.append(loadgen.run(port, jobs)))
+    start = time.perf_counter()
+    sender.start()
+    target = messages * per
+    stored_at = None
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while True:
+            time.sleep(0.25)
+            seen = conn.execute(
+                "SELECT count(*) FROM readings WHERE (device_id, time) IN"
+                " (SELECT * FROM unnest(%s::text[], %s::timestamptz[]))",
+                ([d for d, _ in last_keys], [t for _, t in last_keys]),
+            ).fetchone()
+            if seen is not None and seen[0] >= len(last_keys):
+                break
+            if not sender.is_alive():
+                break  # a lossy subscriber may never store some last readings
+        stable_since, last_total = time.perf_counter(), -1
+        while True:
+            total, distinct = _count(conn, devices)
+            now = time.perf_counter()
+            if distinct >= target:
+                stored_at = now
+                break
+            if total != last_total:
+                last_total, stable_since, stored_at = total, now, now
+            elif not sender.is_alive() and now - stable_since > 5:
+                break  # nothing more is coming: the rest is lost
+            time.sleep(0.5)
+        sender.join()
+        total, distinct = _count(conn, devices)
+    shutil.rmtree(work / tag, ignore_errors=True)
+    load = result[0]
+    elapsed = (stored_at or time.perf_counter()) - start
+    return Figure(
+        acked_per_s=load.acked_per_s,
+        stored_per_s=distinct / elapsed,
+        lost=load.acked * per - distinct,
+        duplicated=total - distinct,
     )
 
 
-def end_to_end(
-    args: argparse.Namespace, port: int, srv: Server, db_url: str, recv: float, copy: float
-) -> None:
-    """Offsite's own figures, printed beside the raw limits measured just before."""
-    metrics_url, pid = srv.metrics_url, srv.process.pid
-    sampler = Sampler(pid)
-    rss_start = rss_mb(pid)
-    print("\n== offsite end to end (QoS 1, ack after commit)")
-    single = run_ingest(port, metrics_url, db_url, "s", args.single, 1)
+# -- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    raw_receive: list[float]
+    raw_copy: list[float]
+    systems: dict[str, dict[str, list[Figure]]]
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_summary(r: Results, skipped: str | None) -> None:
+    recv, copy = med(r.raw_receive), med(r.raw_copy)
+    print(f"\n== medians of {len(r.raw_receive)} runs (load average {os.getloadavg()[0]:.2f})")
+    print(f"raw: bare paho subscriber {recv:,.0f} msg/s; binary COPY {copy:,.0f} rows/s")
+    nr = r.systems.get("node-red", {})
+    for shape, per in SHAPES:
+        print(f"-- {shape} messages ({per} reading{'s' if per > 1 else ''} each)")
+        for name, shapes in r.systems.items():
+            figs = shapes.get(shape, [])
+            if not figs:
+                continue
+            stored = med([f.stored_per_s for f in figs])
+            acked = med([f.acked_per_s for f in figs])
+            line = (
+                f"  {name:<18} stored {stored:>9,.0f} readings/s ({stored / per:>8,.0f} msg/s),"
+                f" broker-acked {acked:>8,.0f} msg/s, lost {max(f.lost for f in figs)},"
+                f" duplicated {max(f.duplicated for f in figs)}"
+            )
+            if per == 1:
+                line += f"; {stored / recv:.2f} x bare paho"
+            else:
+                line += f"; {stored / copy:.2f} x raw COPY"
+            nr_figs = nr.get(shape, [])
+            if name != "node-red" and nr_figs:
+                line += f", {stored / med([f.stored_per_s for f in nr_figs]):.2f} x Node-RED"
+            print(line)
+    if skipped:
+        print(f"Node-RED flow skipped: {skipped}")
     print(
-        f"single-reading messages: {single['messages_per_s']:,.0f} msg/s "
-        f"({single['messages_per_s'] / recv:.2f} x raw receive); "
-        f"lost {single['lost']:.0f}, duplicated {single['duplicated']:.0f} "
-        f"of {args.single:,} (broker acked {single['acked_by_broker']:,.0f})"
+        "targets: single >= 1.5 x Node-RED and >= 0.9 x bare paho;"
+        " 20-reading >= 2 x Node-RED and >= 0.6 x raw COPY"
     )
-    batched = run_ingest(port, metrics_url, db_url, "b", args.batched, 20)
-    print(
-        f"20-reading messages: {batched['readings_per_s']:,.0f} readings/s "
-        f"({batched['readings_per_s'] / copy:.2f} x raw COPY); "
-        f"lost {batched['lost']:.0f}, duplicated {batched['duplicated']:.0f} "
-        f"of {args.batched * 20:,}"
-    )
-    p50, p99 = run_latency(port, metrics_url, 2000, args.latency_seconds)
-    print(
-        f"publish->commit latency at 2,000 msg/s for {args.latency_seconds:.0f}s: "
-        f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (histogram-interpolated)"
-    )
-    sampler.stop()
-    rss = [x for x in sampler.samples if x == x]
-    print(f"server RSS: start {rss_start:.0f} MB, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--database-url", help="PostgreSQL to use (default: an embedded one)")
-    ap.add_argument("--single", type=int, default=300_000, help="single-reading messages")
-    ap.add_argument("--batched", type=int, default=75_000, help="20-reading messages")
-    ap.add_argument("--raw", type=int, default=300_000, help="messages for the raw receive test")
-    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--database-url", help="PostgreSQL server to use (default: an embedded one)")
+    ap.add_argument("--nodered", type=Path, help="folder of the Node-RED peer flow")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="N ingest processes")
+    ap.add_argument("--single", type=int, default=200_000, help="single-reading messages")
+    ap.add_argument("--batched", type=int, default=40_000, help="20-reading messages")
+    ap.add_argument("--connections", type=int, default=50, help="publishing connections")
+    ap.add_argument("--only", help="comma list of systems: offsite-1,offsite-N,node-red")
     ap.add_argument("--quick", action="store_true", help="a small run to check the script")
     args = ap.parse_args()
     if args.quick:
-        args.single, args.batched, args.raw, args.latency_seconds = 20_000, 5_000, 20_000, 5
-
+        args.single, args.batched, args.runs = 20_000, 3_000, 1
+    # SIGTERM unwinds like Ctrl-C, so the servers, the broker and the databases go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="offsite-bench-"))
+    skipped: str | None = None
     try:
+        peer: Path | None = None
+        if args.nodered is None:
+            skipped = "no --nodered folder given"
+        else:
+            installed = install_nodered(args.nodered, work)
+            if isinstance(installed, str):
+                skipped = installed
+            else:
+                peer = installed
         with infrastructure(work, args.database_url) as infra:
-            broker, db_url = infra.broker, infra.db_url
-            print("== raw limits of this machine")
-            recv = raw_receive_rate(broker.port, args.raw)
-            print(f"paho subscriber receive rate (QoS 1, from Mosquitto): {recv:,.0f} msg/s")
-            copy = raw_copy_rate(db_url, max(200_000, args.single))
-            print(f"binary COPY into a readings-shaped table, 5k-row commits: {copy:,.0f} rows/s")
-            with offsite_server(work, infra, "offsite-bench") as srv:
-                end_to_end(args, broker.port, srv, db_url, recv, copy)
+            admin = args.database_url or infra.db_url
+            systems: dict[str, Callable[[Infra], AbstractContextManager[None]]] = {
+                "offsite-1": lambda i: offsite(work, i, 1),
+                f"offsite-{args.workers}": lambda i: offsite(work, i, args.workers),
+            }
+            if peer is not None:
+                systems["node-red"] = lambda i: nodered(peer, work, i)
+            if args.only:
+                wanted = {w.replace("N", str(args.workers)) for w in args.only.split(",")}
+                systems = {k: v for k, v in systems.items() if k in wanted}
+            res = Results([], [], {name: {} for name in systems})
+            for run in range(1, args.runs + 1):
+                print(f"== run {run} (load average {os.getloadavg()[0]:.2f})", flush=True)
+                recv = raw_receive_rate(infra.broker.port, work, args.single, args.connections)
+                copy = raw_copy_rate(infra.db_url, 200_000)
+                res.raw_receive.append(recv)
+                res.raw_copy.append(copy)
+                print(f"raw: paho subscriber {recv:,.0f} msg/s, COPY {copy:,.0f} rows/s")
+                for name, start in systems.items():
+                    with fresh_database(admin) as url:
+                        sys_infra = Infra(infra.broker, url)
+                        with start(sys_infra):
+                            for shape, per in SHAPES:
+                                n = args.single if per == 1 else args.batched
+                                fig = measure(
+                                    infra.broker.port, url, work, n, per, args.connections
+                                )
+                                res.systems[name].setdefault(shape, []).append(fig)
+                                print(
+                                    f"  {name} {shape}: stored {fig.stored_per_s:,.0f}"
+                                    f" readings/s, acked {fig.acked_per_s:,.0f} msg/s,"
+                                    f" lost {fig.lost}, duplicated {fig.duplicated}",
+                                    flush=True,
+                                )
+            print_summary(res, skipped)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

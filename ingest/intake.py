@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,6 +27,7 @@ from ingest.models import (
     Rejection,
     RejectReason,
 )
+from ingest.mqttclient import BufferedClient
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.topics import Channel, TopicError, parse_topic, subscription
 from ingest.writer import Envelope, WriterLoop
@@ -76,8 +77,11 @@ class MqttIntake:
         metrics: IngestMetrics,
         frame_sink: FrameSink | None = None,
         packet_decoder: PacketDecoder | None = None,
+        frames_elsewhere: bool = False,
     ) -> None:
         self.settings = mqtt_settings
+        # Frames are a video worker's (it subscribes to its cameras): acknowledge, skip.
+        self.frames_elsewhere = frames_elsewhere
         self.packet_decoder = packet_decoder
         # Split HJ 212 pieces per device, acknowledged when their packet is committed.
         self._held: dict[str, list[tuple[int, int]]] = {}
@@ -95,9 +99,9 @@ class MqttIntake:
         self._stopping = threading.Event()
         self._client = self._build_client()
 
-    def _build_client(self) -> mqtt.Client:
+    def _build_client(self) -> BufferedClient:
         v5 = self.settings.protocol == "5"
-        client = mqtt.Client(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
@@ -150,6 +154,10 @@ class MqttIntake:
     def ack(self, mid: int, qos: int) -> None:
         """PUBACK after commit; called from the writer thread (paho queues it thread-safely)."""
         self._client.ack(mid, qos)
+
+    def ack_many(self, mids: Sequence[int]) -> None:
+        """The PUBACKs of a committed batch of QoS 1 messages, in one write."""
+        self._client.ack_many(mids)
 
     def _on_connect(
         self,
@@ -255,6 +263,10 @@ class MqttIntake:
             self.metrics.messages.labels("frame").inc()
             if msg.qos > 0:
                 self.ack(msg.mid, msg.qos)
+        elif self.frames_elsewhere:
+            self.metrics.messages.labels("frame_elsewhere").inc()
+            if msg.qos > 0:
+                self.ack(msg.mid, msg.qos)
         else:
             self._reject(
                 msg, device, now, RejectReason.UNKNOWN_TOPIC,
@@ -333,6 +345,8 @@ class MqttIntake:
 def _merge_rejections(
     topic: str, device: str, payload: bytes, rejections: tuple[Rejection, ...]
 ) -> list[DeadLetter]:
+    if not rejections:
+        return []
     # One dead letter per reason per message: a batch with 100 bad entries is one row
     # per reason, with every detail listed, not 100 copies of the payload.
     by_reason: dict[RejectReason, list[str]] = defaultdict(list)

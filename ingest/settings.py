@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class MqttSettings(BaseModel):
@@ -37,7 +37,13 @@ class MqttSettings(BaseModel):
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
     shared_group: str | None = Field(
         default=None,
-        description="subscribe through $share/<group>/... so several instances split the load",
+        description="subscribe through $share/<group>/... so several instances split the load"
+        " (ingest.workers > 1 uses <client_id> when unset)",
+    )
+    worker_users: bool = Field(
+        default=False,
+        description="ingest worker <n> logs in as <user>-<n> (same password): for brokers"
+        " that bind the client id to the login (Mosquitto use_username_as_clientid)",
     )
     receive_maximum: int = Field(
         default=65535,
@@ -53,6 +59,13 @@ class IngestSettings(BaseModel):
     """Payload limits and the batch writer's shape."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("must be auto or a number of processes from 1 to 256")
+        return value
 
     max_payload_bytes: int = Field(
         default=256 * 1024, ge=64, description="telemetry payloads above this are dead-lettered"
@@ -75,6 +88,14 @@ class IngestSettings(BaseModel):
         description=(
             "bounded queue between the MQTT thread and the writer; when full the MQTT thread "
             "blocks, the broker stops getting acks and holds the rest (back-pressure, no loss)"
+        ),
+    )
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "ingest processes this `offsite run` starts, each an MQTT client in one $share"
+            " group (client id <mqtt.client_id>-<n>); 1 = intake in this process; auto = one"
+            " per core (1 while the engine takes readings in this process)"
         ),
     )
     retry_min_s: float = Field(default=0.2, gt=0, description="first retry delay on DB errors")

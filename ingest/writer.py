@@ -56,9 +56,11 @@ class Envelope:
 
 
 class Acker(Protocol):
-    """Sends the PUBACK of a message once its rows are committed."""
+    """Sends the PUBACKs of messages once their rows are committed."""
 
-    def ack(self, mid: int, qos: int) -> None: ...
+    def ack_committed(self, mids: Sequence[int]) -> None:
+        """PUBACK these QoS 1 message ids (one write for the batch)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -290,6 +292,11 @@ class WriterLoop:
 
     def put(self, env: Envelope, stopping: threading.Event) -> bool:
         """Blocking put for the MQTT thread; False when shutting down (message not acked)."""
+        try:
+            self.queue.put_nowait(env)  # the common case, without a timed wait's set-up
+            return True
+        except queue.Full:
+            pass
         while not stopping.is_set():
             try:
                 self.queue.put(env, timeout=0.5)
@@ -370,11 +377,14 @@ class WriterLoop:
             log.info("database reachable again; writing")
         self.db_up = True
         self.metrics.db_up.set(1)
+        mids: list[int] = []
         for env in batch:
             if env.on_commit is not None:
                 env.on_commit()
             elif env.qos > 0:
-                self.acker.ack(env.mid, env.qos)
+                mids.append(env.mid)
+        if mids:
+            self.acker.ack_committed(mids)
         self._account(batch, outcome, elapsed)
         # The rows are committed and acknowledged: a sink's failure is its own, never the
         # writer's, and the other sinks still get their hand-off.
@@ -407,6 +417,7 @@ class WriterLoop:
         for d in outcome.dead_letters:
             m.dead_letters.labels(d.reason.value).inc()
         now = datetime.now(UTC)
+        results: dict[str, int] = {}
         for env in batch:
             if env.status is not None:
                 result = "status"
@@ -416,6 +427,8 @@ class WriterLoop:
                 result = "stored"
             else:
                 result = "rejected"
-            m.messages.labels(result).inc()
+            results[result] = results.get(result, 0) + 1
             if env.readings:
                 m.lag.observe(max(0.0, (now - env.readings[0].time).total_seconds()))
+        for result, n in results.items():  # one labelled increment per batch, not per message
+            m.messages.labels(result).inc(n)

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from alerts.service import AlertService
-from api.app import create_app
+from api.app import create_app, create_health_app
 from api.context import ApiContext
 from api.people import create_first_admin
 from api.settings import AuthSettings
@@ -26,7 +26,8 @@ from ingest.service import IngestService
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
-from offsite.settings import Settings
+from offsite.settings import ConfigError, Settings
+from roles.plan import Parts, plan
 from rules.models import ClueSink
 from rules.service import RuleService
 from subjects.directory import SubjectDirectory
@@ -116,6 +117,17 @@ class OffsiteApp:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self.api_context: ApiContext | None = None
+        # [roles] which parts this process runs (every part unless --role / roles says).
+        self.parts: Parts = plan(settings.roles, settings.ingest.workers)
+        parts, video = self.parts, settings.video
+        frames_here = parts.frames_in_process or video.partition == "leases"
+        if parts.video and video.enabled and not frames_here:
+            # Without an in-process ingest intake, frames reach a video worker only through
+            # the per-camera subscriptions of a leased worker; refusing beats a silent idle.
+            raise ConfigError(
+                "video runs in this process without the ingest intake (role or ingest.workers > 1):"
+                " set video.partition: leases so the video worker subscribes to its cameras"
+            )
 
     # -- infrastructure -------------------------------------------------------------------
 
@@ -196,10 +208,11 @@ class OffsiteApp:
             except Exception:  # any failure means "not ready"
                 db_ok = False
         ingest = self.ingest
-        checks = {
-            "database": db_ok and (ingest is None or ingest.database_up),
-            "broker": ingest is not None and ingest.broker_connected,
-        }
+        checks = {"database": db_ok and (ingest is None or ingest.database_up)}
+        if self.parts.ingest:  # [roles] only ingest holds a broker session
+            checks["broker"] = ingest is not None and ingest.broker_connected
+            if ingest is not None:
+                checks.update(ingest.worker_checks())
         # One check per supervised worker, named, so a dead or stuck one shows which it is.
         for worker in self.supervisor.health():
             checks[f"worker:{worker.name}"] = worker.healthy
@@ -259,15 +272,20 @@ class OffsiteApp:
         ctx.provide(RuleService, rule_service)
         # A new binding reaches the rules within a tick, not at the periodic refresh.
         subjects_service.directory.add_listener(rule_service.directory_changed)
-        rule_service.start()
-        self._stoppers.append(rule_service.stop)
+        if self.parts.engine:
+            rule_service.start()
+            self._stoppers.append(rule_service.stop)
+        elif s.rules.directory.is_dir():
+            # [roles] no engine here: the API and video still read the rule set.
+            rule_service.ruleset = rule_service.load()
 
         def reload_rules() -> None:
             rule_service.reload()  # an invalid set is logged and the old one kept
 
         self._reloaders.append(reload_rules)
-        reading_sinks.append(rule_service)
-        status_sinks.append(rule_service)
+        if self.parts.readings_in_process:
+            reading_sinks.append(rule_service)
+            status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
         # Alerts read committed clue changes from the rule service's ledger past their watermark.
         alert_service = AlertService(
@@ -282,19 +300,20 @@ class OffsiteApp:
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)
         ctx.provide(AlertService, alert_service)
-        alert_service.start()
-        # Stopped after the rules (stoppers run in reverse) so their last clues still land.
-        self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
+        if self.parts.engine:
+            alert_service.start()
+            # Stopped after the rules (stoppers run in reverse) so their last clues land.
+            self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         # [video scale-out] With camera leases any video worker, in any process, may
         # analyse a camera: detections reach the rules through video_detections (written
         # fenced by the lease), relayed in order past a durable watermark.
         leased = s.video.partition == "leases"
-        if leased:
+        if leased and self.parts.engine:
             relay = DetectionRelay(self.pool, rule_service, supervisor=self.supervisor)
             relay.start()
             self._stoppers.append(relay.stop)
-        if s.video.enabled:
+        if s.video.enabled and self.parts.video:
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
             video_service = VideoService(
@@ -314,8 +333,24 @@ class OffsiteApp:
             ctx.provide(VideoService, video_service)
             video_service.start()
             self._stoppers.append(video_service.stop)
-            frame_sink = video_service
+            if self.parts.frames_in_process:
+                frame_sink = video_service
 
+        if self.parts.ingest:
+            self._start_ingest(broker_url, db_url, reading_sinks, status_sinks, frame_sink)
+        self._start_http(ctx)
+
+    def _start_ingest(
+        self,
+        broker_url: str,
+        db_url: str,
+        reading_sinks: list[ReadingSink],
+        status_sinks: list[StatusSink],
+        frame_sink: FrameSink | None,
+    ) -> None:
+        s, ctx = self.settings, self.api_context
+        assert self.pool is not None
+        assert ctx is not None
         # [hj212] ---------------------------------------------------------------------
         if s.hj212.enabled:
             self.hj212 = Hj212Service(s.hj212, s.ingest, s.storage, self.pool, self.registry)
@@ -332,6 +367,11 @@ class OffsiteApp:
             frame_sink=frame_sink,
             packet_decoder=self.hj212.mqtt if self.hj212 is not None else None,
             supervisor=self.supervisor,
+            # [roles] N > 0: the MQTT intake runs in N child processes, this one keeps the
+            # writer for the HJ 212 gateway and the storage upkeep.
+            workers=self.parts.ingest_workers,
+            frames_elsewhere=frame_sink is None and s.video.enabled,
+            log_level=s.log_level,
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()
@@ -342,11 +382,13 @@ class OffsiteApp:
             self.hj212.start(self.ingest.writer)
             self._stoppers.append(self.hj212.stop)
             self.endpoints.hj212 = f"tcp://{s.hj212.host}:{self.hj212.port}"
-        self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:
-        app = create_app(ctx, self.settings.http)
-        install_web(app, ctx, self.settings.web)
+        if self.parts.http:
+            app = create_app(ctx, self.settings.http)
+            install_web(app, ctx, self.settings.web)
+        else:
+            app = create_health_app(ctx)  # [roles] health and metrics only
         config = uvicorn.Config(
             app,
             host=self.settings.http.host,

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -18,6 +26,7 @@ from alerts.settings import AlertsSettings
 from api.settings import AuthSettings, HttpSettings
 from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
+from roles.plan import ALL_ROLES, Role, parse_roles
 from rules.settings import RulesSettings
 from subjects.departments import load_departments
 from subjects.settings import SubjectsSettings
@@ -59,6 +68,12 @@ class Settings(BaseSettings):
         description="embedded database, broker data and evidence live under here",
     )
     log_level: str = Field(default="INFO", description="root log level")
+    # NoDecode: the environment gives "ingest,engine", not JSON; _roles splits it.
+    roles: Annotated[frozenset[Role], NoDecode] = Field(
+        default=ALL_ROLES,
+        description="parts this process runs: ingest, engine, video, api (default all);"
+        " a list or a comma list, `offsite run --role` wins",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -71,6 +86,16 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> Any:
+        # "ingest,engine" from the environment, or a YAML list; an unknown name is refused.
+        if isinstance(value, str):
+            return parse_roles([value])
+        if isinstance(value, list | tuple | set | frozenset):
+            return parse_roles(str(v) for v in value)
+        return value
 
     @model_validator(mode="after")
     def _escalation_departments_exist(self) -> Settings:
