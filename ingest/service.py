@@ -36,7 +36,10 @@ class IngestService:
         frame_sink: FrameSink | None = None,
         packet_decoder: PacketDecoder | None = None,
         supervisor: Supervisor | None = None,
+        maintain: bool = True,
     ) -> None:
+        # False in an ingest-only process: storage upkeep runs in the active engine instead.
+        self.maintain = maintain
         self.metrics = IngestMetrics(registry)
         self.maintainer = StorageMaintainer(storage_settings, conninfo, self.metrics, supervisor)
         self.writer = WriterLoop(
@@ -63,8 +66,9 @@ class IngestService:
         self.intake.ack(mid, qos)
 
     def start(self) -> None:
-        self.maintainer.run_once()
-        self.maintainer.start()
+        if self.maintain:
+            self.maintainer.run_once()
+            self.maintainer.start()
         self.writer.start()
         self.intake.start()
 

@@ -195,10 +195,9 @@ class OffsiteApp:
             except Exception:  # any failure means "not ready"
                 db_ok = False
         ingest = self.ingest
-        checks = {
-            "database": db_ok and (ingest is None or ingest.database_up),
-            "broker": ingest is not None and ingest.broker_connected,
-        }
+        checks = {"database": db_ok and (ingest is None or ingest.database_up)}
+        if "ingest" in self.settings.roles:  # only ingest holds the devices' broker session
+            checks["broker"] = ingest is not None and ingest.broker_connected
         # One check per supervised worker, named, so a dead or stuck one shows which it is.
         for worker in self.supervisor.health():
             checks[f"worker:{worker.name}"] = worker.healthy
@@ -220,6 +219,10 @@ class OffsiteApp:
         db_url = self._database_url()
         broker_url = self._broker_url()
         s = self.settings  # after _broker_url, which may switch the MQTT protocol
+        # [roles] Every service object is built in every process (the API reads through
+        # them); only the workers of the roles this process runs are started.
+        ingest_here = "ingest" in s.roles
+        engine_here = "engine" in s.roles
         self.endpoints.database = _redact(db_url)
         self.endpoints.broker = _redact_broker(broker_url)
         self.capabilities = self._migrate(db_url)
@@ -258,15 +261,20 @@ class OffsiteApp:
         ctx.provide(RuleService, rule_service)
         # A new binding reaches the rules within a tick, not at the periodic refresh.
         subjects_service.directory.add_listener(rule_service.directory_changed)
-        rule_service.start()
-        self._stoppers.append(rule_service.stop)
+        if engine_here:
+            rule_service.start()
+            self._stoppers.append(rule_service.stop)
+        elif s.rules.directory.is_dir():
+            rule_service.ruleset = rule_service.load()  # the API shows the rule set
 
         def reload_rules() -> None:
             rule_service.reload()  # an invalid set is logged and the old one kept
 
         self._reloaders.append(reload_rules)
-        reading_sinks.append(rule_service)
-        status_sinks.append(rule_service)
+        if engine_here and ingest_here:
+            # The single-process path: the writer hands committed readings to the rules.
+            reading_sinks.append(rule_service)
+            status_sinks.append(rule_service)
         # [alerts] --------------------------------------------------------------------
         # Alerts read committed clue changes from the rule service's ledger past their watermark.
         alert_service = AlertService(
@@ -281,11 +289,12 @@ class OffsiteApp:
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)
         ctx.provide(AlertService, alert_service)
-        alert_service.start()
-        # Stopped after the rules (stoppers run in reverse) so their last clues still land.
-        self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
+        if engine_here:
+            alert_service.start()
+            # Stopped after the rules (stoppers run in reverse) so their last clues land.
+            self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
-        if s.video.enabled:
+        if s.video.enabled and "video" in s.roles:
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
             video_service = VideoService(
@@ -304,6 +313,21 @@ class OffsiteApp:
             self._stoppers.append(video_service.stop)
             frame_sink = video_service
 
+        if ingest_here:
+            self._start_ingest(broker_url, db_url, reading_sinks, status_sinks, frame_sink)
+        self._start_http(ctx)
+
+    def _start_ingest(
+        self,
+        broker_url: str,
+        db_url: str,
+        reading_sinks: list[ReadingSink],
+        status_sinks: list[StatusSink],
+        frame_sink: FrameSink | None,
+    ) -> None:
+        s, ctx = self.settings, self.api_context
+        assert self.pool is not None
+        assert ctx is not None
         # [hj212] ---------------------------------------------------------------------
         if s.hj212.enabled:
             self.hj212 = Hj212Service(s.hj212, s.ingest, s.storage, self.pool, self.registry)
@@ -320,6 +344,8 @@ class OffsiteApp:
             frame_sink=frame_sink,
             packet_decoder=self.hj212.mqtt if self.hj212 is not None else None,
             supervisor=self.supervisor,
+            # Storage upkeep is the engine's: an ingest-only process leaves it to the engine.
+            maintain="engine" in s.roles,
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()
@@ -330,7 +356,6 @@ class OffsiteApp:
             self.hj212.start(self.ingest.writer)
             self._stoppers.append(self.hj212.stop)
             self.endpoints.hj212 = f"tcp://{s.hj212.host}:{self.hj212.port}"
-        self._start_http(ctx)
 
     def _start_http(self, ctx: ApiContext) -> None:
         app = create_app(ctx, self.settings.http)

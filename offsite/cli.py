@@ -22,7 +22,7 @@ from ingest.topics import DEVICE_ID
 from offsite.app import OffsiteApp, StartError
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
-from offsite.settings import ConfigError, Settings, load_settings
+from offsite.settings import ConfigError, Settings, load_settings, parse_roles
 from sim import cli as simulate
 
 log = logging.getLogger("offsite")
@@ -82,6 +82,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.role:
+        try:
+            settings = settings.model_copy(update={"roles": parse_roles(args.role)})
+        except ValueError as err:
+            print(f"offsite: {err}", file=sys.stderr)
+            return 2
     app = OffsiteApp(settings)
     stop = threading.Event()
     # While starting, a signal interrupts whatever step is under way (a database retry, the
@@ -378,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the server (embedded database and broker if unset)")
+    p.add_argument(
+        "--role",
+        action="append",
+        metavar="ROLE",
+        help="run only this part: ingest, engine, video or api (repeat, or a comma list;"
+        " default: the `roles` setting, every part)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("migrate", help="apply database migrations and exit")

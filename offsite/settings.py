@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +53,27 @@ class DatabaseSettings(BaseModel):
     )
 
 
+Role = Literal["ingest", "engine", "video", "api"]
+ALL_ROLES: frozenset[Role] = frozenset(("ingest", "engine", "video", "api"))
+
+
+def parse_roles(values: Iterable[str]) -> frozenset[Role]:
+    """`["ingest,engine"]` -> {"ingest", "engine"}; nothing given means every role."""
+    picked: set[Role] = set()
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in ALL_ROLES:
+                raise ValueError(
+                    f"unknown role {name!r}: roles are ingest, engine, video, api"
+                    " (repeat --role or give a comma list)"
+                )
+            picked.add(name)
+    return frozenset(picked) or ALL_ROLES
+
+
 class Settings(BaseSettings):
     """Everything offsite reads at start; loaded once and passed explicitly."""
 
@@ -59,6 +88,11 @@ class Settings(BaseSettings):
         description="embedded database, broker data and evidence live under here",
     )
     log_level: str = Field(default="INFO", description="root log level")
+    roles: frozenset[Role] = Field(
+        default=ALL_ROLES,
+        description="parts this process runs: ingest, engine, video, api (default every one);"
+        " `offsite run --role` wins",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -71,6 +105,16 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> Any:
+        # "ingest,engine" from the environment, or a YAML list; an unknown name is refused.
+        if isinstance(value, str):
+            return parse_roles([value])
+        if isinstance(value, list | tuple | set | frozenset):
+            return parse_roles(str(v) for v in value)
+        return value
 
     @model_validator(mode="after")
     def _escalation_departments_exist(self) -> Settings:
