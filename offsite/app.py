@@ -20,9 +20,14 @@ from api.app import create_app
 from api.context import ApiContext
 from api.people import create_first_admin
 from api.settings import AuthSettings
+from failover.feed import EngineFeed
+from failover.metrics import EngineMetrics
+from failover.role import EngineRole
 from hj212.service import Hj212Service
+from ingest.metrics import IngestMetrics
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
+from ingest.storage import StorageMaintainer
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
@@ -115,6 +120,7 @@ class OffsiteApp:
         self._http: uvicorn.Server | None = None
         self._http_thread: threading.Thread | None = None
         self.api_context: ApiContext | None = None
+        self.engine_role: EngineRole | None = None
 
     # -- infrastructure -------------------------------------------------------------------
 
@@ -201,6 +207,8 @@ class OffsiteApp:
         # One check per supervised worker, named, so a dead or stuck one shows which it is.
         for worker in self.supervisor.health():
             checks[f"worker:{worker.name}"] = worker.healthy
+        if self.engine_role is not None:
+            checks.update(self.engine_role.readiness())
         if self.hj212 is not None:
             # The gateway's event loop is its own thread (asyncio, not a step loop).
             checks["hj212"] = self.hj212.serving
@@ -250,6 +258,13 @@ class OffsiteApp:
         # [rules] ---------------------------------------------------------------------
         # Alerts append their ClueSink here; the service keeps this list by reference.
         clue_sinks: list[ClueSink] = []
+        # [failover] An engine without ingest in its process is one of several: elected by
+        # the lease, fenced, reading the broker itself (failover/). With ingest beside it,
+        # today's path: the writer hands it committed readings.
+        role = None
+        if engine_here and not ingest_here:
+            role = EngineRole(s.engine, db_url, self.pool, EngineMetrics(self.registry))
+            self.engine_role = role
         rule_service = RuleService(
             s.rules,
             self.pool,
@@ -257,11 +272,13 @@ class OffsiteApp:
             subjects_service.directory,
             clue_sinks,
             supervisor=self.supervisor,
+            guard=role,
+            replay=role.replay if role is not None else None,
         )
         ctx.provide(RuleService, rule_service)
         # A new binding reaches the rules within a tick, not at the periodic refresh.
         subjects_service.directory.add_listener(rule_service.directory_changed)
-        if engine_here:
+        if engine_here and role is None:
             rule_service.start()
             self._stoppers.append(rule_service.stop)
         elif s.rules.directory.is_dir():
@@ -284,12 +301,13 @@ class OffsiteApp:
             subjects_service.directory,
             ledger=rule_service,
             supervisor=self.supervisor,
+            fence=role.fence if role is not None else None,
         )
         # Subject edits are audited inside the editing transaction.
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)
         ctx.provide(AlertService, alert_service)
-        if engine_here:
+        if engine_here and role is None:
             alert_service.start()
             # Stopped after the rules (stoppers run in reverse) so their last clues land.
             self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
@@ -315,7 +333,39 @@ class OffsiteApp:
 
         if ingest_here:
             self._start_ingest(broker_url, db_url, reading_sinks, status_sinks, frame_sink)
+        if role is not None:
+            self._start_elected(role, rule_service, alert_service, broker_url, db_url)
         self._start_http(ctx)
+
+    def _start_elected(
+        self,
+        role: EngineRole,
+        rules: RuleService,
+        alerts: AlertService,
+        broker_url: str,
+        db_url: str,
+    ) -> None:
+        """A standby now; on winning the lease the rules, alerts and storage upkeep start."""
+        s = self.settings
+        maintainer = StorageMaintainer(
+            s.storage, db_url, IngestMetrics(self.registry), self.supervisor
+        )
+
+        def activate() -> None:
+            rules.start()  # rebuilds the state from the database
+            alerts.start()
+            maintainer.run_once()
+            maintainer.start()
+
+        def make_feed() -> EngineFeed:
+            return EngineFeed(
+                s.engine, s.mqtt, s.ingest, s.storage, broker_url, rules, role.metrics
+            )
+
+        # Stoppers run in reverse: no new messages first, then the rules commit what they
+        # hold, the alerts apply it, upkeep ends, and only then is the lock let go.
+        self._stoppers += [role.release, maintainer.stop, alerts.stop, rules.stop, role.stop_feed]
+        role.start(make_feed, activate)
 
     def _start_ingest(
         self,
