@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -249,9 +250,10 @@ class Cluster:
         for p in self.procs:
             if p.popen.poll() is None:
                 p.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
         for p in self.procs:
             try:
-                p.popen.wait(30)
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.popen.kill()
                 p.popen.wait()
@@ -272,33 +274,48 @@ class Stream:
         self._lock = threading.Lock()
         self.sent: dict[int, tuple[str, int]] = {}
         self.acked: set[tuple[str, int]] = set()
-        self.published = 0
+        self._early: set[int] = set()
+        self.paused = threading.Event()
+        self.published: set[tuple[str, int]] = set()
         self.client.on_publish = self._on_publish
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            return
         with self._lock:
             key = self.sent.pop(mid, None)
-            if key is not None and not getattr(rc, "is_failure", False):
+            if key is None:
+                self._early.add(mid)  # acknowledged before publish() returned its mid
+            else:
                 self.acked.add(key)
 
     def run(self, started: float, stop: threading.Event) -> None:
         i = 0
         step = 1.0 / PER_DEVICE_HZ
+        due = time.monotonic()
         while not stop.is_set() and time.monotonic() - started < STREAM_S:
+            if self.paused.is_set():
+                time.sleep(0.05)
+                due = time.monotonic()
+                continue
             ts = int(time.time() * 1000)
             for n in range(DEVICES):
                 payload = json.dumps({"ts": ts, "values": {"lel": value_of(n, i)}})
+                info = self.client.publish(
+                    f"offsite/v1/devices/{device_id(n)}/telemetry", payload, qos=1
+                )
                 with self._lock:
-                    info = self.client.publish(
-                        f"offsite/v1/devices/{device_id(n)}/telemetry", payload, qos=1
-                    )
-                    # Not connected (the broker restarts): paho queues it and sends it later.
-                    self.sent[info.mid] = (device_id(n), ts)
-                self.published += 1
+                    if info.mid in self._early:
+                        self._early.discard(info.mid)
+                        self.acked.add((device_id(n), ts))
+                    else:
+                        self.sent[info.mid] = (device_id(n), ts)
+                self.published.add((device_id(n), ts))
             i += 1
-            time.sleep(max(0.0, started + i * step - time.monotonic()))
+            due += step
+            time.sleep(max(0.0, due - time.monotonic()))
 
     def close(self) -> None:
         self.client.disconnect()
@@ -332,13 +349,27 @@ def clues(url: str) -> list[tuple[Any, ...]]:
 
 
 def alerts(url: str) -> list[tuple[Any, ...]]:
+    """Each alert's subject, severity, state and number of firing clues.
+
+    Which of the clues that opened and resolved between two sweeps of the alerts worker an
+    alert lists depends on that timing in any run, single-process too (the worker reads each
+    clue's latest state); those lists are printed when they differ, not compared.
+    """
     with psycopg.connect(url) as db:
         return db.execute(
-            "SELECT a.credit_code, a.severity, a.status, array_agg(c.fingerprint || '@' ||"
-            " c.started_at::text ORDER BY c.fingerprint, c.started_at)"
-            " FROM alerts a JOIN alert_clues ac ON ac.alert_id = a.id"
-            " JOIN clues c ON c.id = ac.clue_id GROUP BY a.id ORDER BY a.credit_code, a.id"
+            "SELECT a.credit_code, a.severity, a.state, count(c.id) FILTER (WHERE c.status"
+            " = 'firing') FROM alerts a LEFT JOIN alert_clues ac ON ac.alert_id = a.id"
+            " LEFT JOIN clues c ON c.id = ac.clue_id GROUP BY a.id ORDER BY a.credit_code, a.id"
         ).fetchall()
+
+
+def attached(url: str) -> set[tuple[str, str]]:
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT a.credit_code, c.fingerprint || '@' || c.started_at::text FROM alerts a"
+            " JOIN alert_clues ac ON ac.alert_id = a.id JOIN clues c ON c.id = ac.clue_id"
+        ).fetchall()
+    return {(code, clue) for code, clue in rows}
 
 
 def notifications(url: str) -> list[tuple[Any, ...]]:
@@ -364,7 +395,11 @@ def test_active_engine_killed_then_broker_restarted(
     seed(db_url)
     seed(second_db)
     hooks = Hooks()
-    broker = EmbeddedBroker(tmp_path / "broker", port=_free_port())
+    # Mosquitto started by root runs as its own user: its persistence directory must be
+    # writable by it, or it logs "Permission denied" and a restart loses every session.
+    broker_home = Path(tempfile.mkdtemp(prefix="offsite-test-broker-"))
+    broker_home.chmod(0o777)
+    broker = EmbeddedBroker(broker_home, port=_free_port())
     broker.start()
     cluster = Cluster(tmp_path)
     hook = f"http://127.0.0.1:{hooks.port}"
@@ -426,21 +461,47 @@ def test_active_engine_killed_then_broker_restarted(
         ingest[1] = start_ingest(2, "ingest-2b")
 
         at(RESTART_BROKER_AT)
+        # Devices stop while the broker is away, and start again once ingest is back:
+        # Mosquitto 2.0 restores a shared subscription only when a member reconnects, so
+        # what is published after its restart and before that reaches no ingest process
+        # (the engine's and the reference's non-shared sessions do get it; see
+        # docs/operators.md). What was in flight to the subscribers is what this restart tests.
+        ingest[1].banner()
+        stream.paused.set()
+        wait_until(lambda: not stream.sent, timeout=30, what="in-flight publishes acknowledged")
         broker.stop()  # SIGTERM: Mosquitto writes its sessions and queues to disk
         broker.start()
+        wait_until(lambda: all(p.readyz().get("checks", {}).get("broker") for p in ingest),
+                   timeout=60, what="ingest back on the broker")  # fmt: skip
+        stream.paused.clear()
 
         publisher.join(STREAM_S + 30)
         assert not publisher.is_alive()
         wait_until(lambda: not stream.sent, timeout=60, what="every message acknowledged")
-        print(f"published {stream.published} messages, {len(stream.acked)} acknowledged")
+        print(f"published {len(stream.published)} messages, {len(stream.acked)} acknowledged")
         engine_a.banner()
         assert engine_a.readyz()["checks"].get("engine:standby") is True
         assert engine_b.metric("offsite_engine_lease_epoch") == epoch_b
 
         acked = stream.acked
-        wait_until(lambda: stored(db_url) >= acked, timeout=60, what="cluster stored all")
+        try:
+            wait_until(lambda: stored(db_url) >= acked, timeout=60, what="cluster stored all")
+        finally:
+            lost = sorted(acked - stored(db_url), key=lambda k: k[1])
+            if lost:
+                t0 = min(t for _d, t in stream.published)
+                print(
+                    f"cluster lacks {len(lost)} acknowledged readings, from"
+                    f" +{(lost[0][1] - t0) / 1000:.1f} s to +{(lost[-1][1] - t0) / 1000:.1f} s"
+                )
+                print((broker_home / "mosquitto.log").read_text()[-3000:])
         wait_until(lambda: stored(second_db) >= acked, timeout=60, what="reference stored all")
-        assert stored(db_url) == stored(second_db) == acked  # once each: the key is unique
+        time.sleep(1.0)
+        # Once each: (device, metric, time) is unique.
+        in_cluster, in_reference = stored(db_url), stored(second_db)
+        print(f"stored: cluster {len(in_cluster)}, reference {len(in_reference)}")
+        assert in_cluster == in_reference
+        assert in_cluster == acked == stream.published
 
         def same_clues() -> bool:
             return clues(db_url) == clues(second_db) and len(clues(db_url)) > 0
@@ -457,17 +518,21 @@ def test_active_engine_killed_then_broker_restarted(
         rules_fired = {c[0] for c in clues(db_url)}
         assert rules_fired == {"lel-high", "lel-mean-high"}
 
-        wait_until(lambda: alerts(db_url) == alerts(second_db), timeout=30,
-                   what="same alerts")  # fmt: skip
+        try:
+            wait_until(lambda: alerts(db_url) == alerts(second_db), timeout=30, what="same alerts")
+        finally:
+            got_a, want_a = alerts(db_url), alerts(second_db)
+            if got_a != want_a:
+                print(f"alerts differ:\n cluster {got_a}\n reference {want_a}")
+            only = attached(db_url) ^ attached(second_db)
+            print(f"alerts: {len(got_a)}; clues listed by one side only (sweep timing): {only}")
         assert len(alerts(db_url)) >= DEVICES // 2
 
         def delivered(url: str, path: str) -> bool:
             rows = notifications(url)
-            return (
-                bool(rows)
-                and all(r[3] == "sent" for r in rows)
-                and set(hooks.of(path)) >= {r[0] for r in rows}
-            )
+            sent = {r[0] for r in rows if r[3] == "sent"}
+            settled = all(r[3] in ("sent", "suppressed") for r in rows)
+            return bool(sent) and settled and set(hooks.of(path)) >= sent
 
         wait_until(lambda: delivered(db_url, "/split"), timeout=60, what="cluster notified")
         wait_until(lambda: delivered(second_db, "/single"), timeout=60, what="reference notified")
@@ -475,10 +540,10 @@ def test_active_engine_killed_then_broker_restarted(
         for url, path in ((db_url, "/split"), (second_db, "/single")):
             rows = notifications(url)
             counts = hooks.of(path)
-            assert set(counts) == {r[0] for r in rows}
+            assert set(counts) == {r[0] for r in rows if r[3] == "sent"}
             assert all(n == 1 for n in counts.values()), counts
-        assert sorted(r[1:3] for r in notifications(db_url)) == sorted(
-            r[1:3] for r in notifications(second_db)
+        assert sorted(r[1:] for r in notifications(db_url)) == sorted(
+            r[1:] for r in notifications(second_db)
         )
         with psycopg.connect(db_url) as db:
             lease = db.execute("SELECT epoch FROM engine_lease").fetchone()
@@ -493,4 +558,5 @@ def test_active_engine_killed_then_broker_restarted(
             stream.close()
         cluster.stop_all()
         broker.stop()
+        shutil.rmtree(broker_home, ignore_errors=True)
         hooks.server.shutdown()
