@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -89,7 +90,8 @@ class Settings(BaseSettings):
         description="embedded database, broker data and evidence live under here",
     )
     log_level: str = Field(default="INFO", description="root log level")
-    roles: frozenset[Role] = Field(
+    # NoDecode: the environment's "ingest,engine" is a comma list, not JSON (parsed below).
+    roles: Annotated[frozenset[Role], NoDecode] = Field(
         default=ALL_ROLES,
         description="parts this process runs: ingest, engine, video, api (default every one);"
         " `offsite run --role` wins",
