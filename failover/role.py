@@ -162,7 +162,13 @@ class EngineRole:
             self._stop.wait(self.settings.poll_s)
         else:
             return
-        self._take_over(epoch)
+        try:
+            self._take_over(epoch)
+        except Exception as err:
+            # Holding the lock without evaluating would keep every standby out: let go.
+            log.exception("taking over failed")
+            self.lost(f"taking over failed: {type(err).__name__}: {err}")
+            return
         self._watch()
 
     def _take_over(self, epoch: int) -> None:
