@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import psycopg
@@ -15,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from alerts.audit import canonical_json, format_time
+from alerts.audit import VerifyResult, canonical_json, format_time, verify
 
 DOMAIN = "offsite-audit-checkpoint/1"  # signed with the data: a signature means this only
 
@@ -143,3 +144,45 @@ def check_export(checkpoints: Sequence[Checkpoint], public_key: str) -> list[str
             problems.append(f"seq {cp.seq}: not after the previous checkpoint ({last})")
         last = cp.seq
     return problems
+
+
+class CheckpointBreak(StrEnum):
+    """How the signed checkpoints themselves fail, before the chain is walked."""
+
+    BAD_SIGNATURE = "bad_signature"  # not signed by the key (a forged checkpoint)
+    DISAGREE = "disagree"  # two signed checkpoints of one seq name different hashes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedVerify:
+    """The chain checked against every signed checkpoint: `chain` is None when a checkpoint
+    failed first (`broken` and `broken_seq` say which); `latest` is the newest checkpoint."""
+
+    chain: VerifyResult | None
+    checkpoints: int
+    latest: Checkpoint | None
+    broken: CheckpointBreak | None = None
+    broken_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None and self.chain is not None and self.chain.ok
+
+
+def verify_signed(
+    conn: psycopg.Connection[Any],
+    exported: Sequence[Checkpoint] = (),
+    public_key: str | None = None,
+) -> SignedVerify:
+    """Walk the chain against the stored checkpoints and those of `exported` (a copy kept
+    off the box). With `public_key` every signature must hold for it; without, for the key
+    each checkpoint names (which proves less: say so where it is shown)."""
+    signed = [*stored(conn), *exported]
+    latest = max(signed, key=lambda cp: cp.seq, default=None)
+    anchors: dict[int, str] = {}
+    for cp in signed:
+        if not signature_holds(cp, public_key):
+            return SignedVerify(None, len(signed), latest, CheckpointBreak.BAD_SIGNATURE, cp.seq)
+        if anchors.setdefault(cp.seq, cp.hash) != cp.hash:
+            return SignedVerify(None, len(signed), latest, CheckpointBreak.DISAGREE, cp.seq)
+    return SignedVerify(verify(conn, anchors=anchors), len(anchors), latest)

@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from alerts import checkpoints
-from alerts.audit import VerifyResult, verify
+from alerts.audit import VerifyResult
 from alerts.checkpoints import Checkpoint
 
 
@@ -40,31 +40,30 @@ def _verify(
     exported: Sequence[Checkpoint],
     public_key: str | None,
 ) -> int:
-    signed = [*checkpoints.stored(conn), *exported]
-    anchors: dict[int, str] = {}
-    for cp in signed:
-        if not checkpoints.signature_holds(cp, public_key):
-            print(
-                f"audit chain BROKEN: the checkpoint of seq {cp.seq} is not signed by"
-                f" {'the configured key' if public_key else 'the key it names'}",
-                file=stream,
-            )
-            return 1
-        if anchors.setdefault(cp.seq, cp.hash) != cp.hash:
-            print(
-                f"audit chain BROKEN: two signed checkpoints of seq {cp.seq} disagree",
-                file=stream,
-            )
-            return 1
-    result: VerifyResult = verify(conn, anchors=anchors)
-    if result.ok:
-        latest = max(anchors, default=0)
+    found = checkpoints.verify_signed(conn, exported, public_key)
+    if found.broken is checkpoints.CheckpointBreak.BAD_SIGNATURE:
         print(
-            f"audit chain ok: {result.checked} rows verified, {len(anchors)} signed"
+            f"audit chain BROKEN: the checkpoint of seq {found.broken_seq} is not signed by"
+            f" {'the configured key' if public_key else 'the key it names'}",
+            file=stream,
+        )
+        return 1
+    if found.broken is checkpoints.CheckpointBreak.DISAGREE:
+        print(
+            f"audit chain BROKEN: two signed checkpoints of seq {found.broken_seq} disagree",
+            file=stream,
+        )
+        return 1
+    result: VerifyResult | None = found.chain
+    assert result is not None
+    if result.ok:
+        latest = found.latest.seq if found.latest else 0
+        print(
+            f"audit chain ok: {result.checked} rows verified, {found.checkpoints} signed"
             f" checkpoints hold (latest at seq {latest})",
             file=stream,
         )
-        if public_key is None and signed:
+        if public_key is None and found.checkpoints:
             print(
                 "note: no signing key configured here; signatures were checked against the"
                 " key each checkpoint names",

@@ -102,6 +102,29 @@ def _int(name: str, text: str, mn: str | None) -> int:
     return int(text)
 
 
+def _head_fields(head: str, segment: bytes) -> dict[str, str]:
+    """`QN=…;ST=…;…` as a mapping, the first of a repeated key winning."""
+    pairs = [part.split("=", 1) for part in head.split(";") if part]
+    try:
+        return _first_wins(pairs)
+    except ValueError:
+        bad = next(part for part in pairs if len(part) != 2)
+        raise PacketError(
+            RejectReason.BAD_FRAME, f"field {bad[0][:30]!r} has no '='", _peek_mn(segment)
+        ) from None
+
+
+def _first_wins(pairs: list[list[str]]) -> dict[str, str]:
+    """dict(pairs) in one C-level pass, but the first value of a repeated key kept (as
+    sent order); raises ValueError for an item that is not key and value."""
+    out = dict(pairs)
+    if len(out) < len(pairs):  # a key repeats: rare, so only then the slower loop
+        out = {}
+        for key, value in pairs:
+            out.setdefault(key, value)
+    return out
+
+
 def parse_segment(segment: bytes, raw: bytes, length_ok: bool = True) -> Packet:
     """The fields of a data segment: `QN=…;ST=…;CN=…;PW=…;MN=…;Flag=…;CP=&&…&&`."""
     text = segment.decode("latin-1")
@@ -112,16 +135,7 @@ def parse_segment(segment: bytes, raw: bytes, length_ok: bool = True) -> Packet:
             "the data segment must end with CP=&&…&&",
             _peek_mn(segment),
         )
-    fields: dict[str, str] = {}
-    for part in head.split(";"):
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise PacketError(
-                RejectReason.BAD_FRAME, f"field {part[:30]!r} has no '='", _peek_mn(segment)
-            )
-        fields.setdefault(key, value)
+    fields = _head_fields(head, segment)
     mn = fields.get("MN")
     if not mn:
         raise PacketError(RejectReason.BAD_FRAME, "the packet has no MN")
@@ -162,12 +176,13 @@ def decode_packet(frame: bytes) -> Packet:
 
 def cp_fields(cp: str) -> dict[str, str]:
     """`DataTime=…;w01018-Rtd=1,w01018-Flag=N;…` as a flat mapping (first value wins)."""
-    out: dict[str, str] = {}
-    for group in cp.split(";"):
-        for item in group.split(","):
-            key, eq, value = item.partition("=")
-            if eq and key:
-                out.setdefault(key, value)
+    # Groups (`;`) and items (`,`) are read alike.
+    pairs = [item.split("=", 1) for item in cp.replace(",", ";").split(";")]
+    try:
+        out = _first_wins(pairs)
+    except ValueError:  # an item without '=' (or an empty one) is skipped
+        out = _first_wins([x for x in pairs if len(x) == 2])
+    out.pop("", None)  # `=value` names nothing
     return out
 
 

@@ -51,6 +51,10 @@ class LoggerRegistry:
         self.pool = pool
         self.require_registration = require_registration
         self._known: dict[str, str] = {}
+        # (hash, PW) last found to match: a logger's every packet need not hash its PW
+        # again. It counts only while that hash is still `_known[mn]` (re-read after a
+        # change), so no lock is needed between the loop and a thread asking the database.
+        self._verified: dict[str, tuple[str, bytes]] = {}
 
     def cached(self, mn: str, pw: str | None) -> Auth | None:
         """OK from the cache, or None when the database must be asked (also for a wrong
@@ -58,7 +62,13 @@ class LoggerRegistry:
         want = self._known.get(mn)
         if want is None or pw is None:
             return None
-        return Auth.OK if hmac.compare_digest(password_hash(mn, pw), want) else None
+        seen = self._verified.get(mn)
+        if seen is not None and seen[0] is want and hmac.compare_digest(seen[1], pw.encode()):
+            return Auth.OK
+        if hmac.compare_digest(password_hash(mn, pw), want):
+            self._verified[mn] = (want, pw.encode())
+            return Auth.OK
+        return None
 
     def check(self, mn: str, pw: str | None) -> Auth:
         """The answer, asking the database (and registering) when the cache has none."""
@@ -92,6 +102,7 @@ class LoggerRegistry:
     def forget(self) -> None:
         """Passwords may have changed (CLI): read them again on the next packet."""
         self._known.clear()
+        self._verified.clear()
 
     @staticmethod
     def _compare(mn: str, pw: str | None, want: str) -> Auth:

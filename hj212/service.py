@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from hj212.codes import tables
 from hj212.decoder import Decoder
 from hj212.gateway import Gateway
+from hj212.loop import new_loop
 from hj212.metrics import Hj212Metrics
 from hj212.mqtt import MqttPackets
 from hj212.registry import LoggerRegistry
@@ -23,16 +24,6 @@ from ingest.settings import IngestSettings, StorageSettings
 from ingest.writer import WriterLoop
 
 log = logging.getLogger(__name__)
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    # uvloop (libuv) spends less per packet than asyncio's own loop with a thousand sockets;
-    # the standard loop serves where uvloop is not installed (it is not built for Windows).
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class Hj212Service:
@@ -65,7 +56,7 @@ class Hj212Service:
         self.gateway = Gateway(self.settings, self.decoder, self.registry, writer, self.metrics)
         started = threading.Event()
         failed: list[BaseException] = []
-        loop = _new_loop()
+        loop = new_loop()
         self._loop = loop
         gateway = self.gateway
 

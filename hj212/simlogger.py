@@ -96,15 +96,25 @@ class Logger:
         """Send, then wait for the reply; False when none came in time (resend it)."""
         if qn in self.replies:
             return True
+        loop = asyncio.get_running_loop()
         w = self._waiters.get(qn)
         if w is None or w.done():
-            w = self._waiters[qn] = asyncio.get_running_loop().create_future()
+            w = self._waiters[qn] = loop.create_future()
         await self.send(qn, frame)
+        # A timer rather than wait_for(shield(...)): a benchmark's thousand loggers would
+        # spend more CPU on those tasks and futures than on their packets.
+        timer = loop.call_later(timeout, self._give_up, qn, w)
         try:
-            await asyncio.wait_for(asyncio.shield(w), timeout)
-        except TimeoutError:
-            return qn in self.replies
-        return True
+            await w
+        finally:
+            timer.cancel()
+        return qn in self.replies
+
+    def _give_up(self, qn: str, w: asyncio.Future[None]) -> None:
+        if self._waiters.get(qn) is w:
+            del self._waiters[qn]  # a reply that comes later is still noted in `replies`
+        if not w.done():
+            w.set_result(None)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -53,6 +53,8 @@ class Reassembler:
         return whole, dropped
 
     def expire(self, now: float) -> list[list[Packet]]:
+        if not self._pending:
+            return []  # the usual case, checked on every packet
         old = [k for k, v in self._pending.items() if now - v.first_seen > self.timeout_s]
         return [list(self._pending.pop(k).pieces.values()) for k in old]
 

@@ -38,6 +38,7 @@ from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
 from supervise.worker import Supervisor
 from video.evidence import DirectoryOwnership
+from video.relay import DetectionRelay
 from video.service import VideoService
 from web.app import install as install_web
 
@@ -312,6 +313,17 @@ class OffsiteApp:
             # Stopped after the rules (stoppers run in reverse) so their last clues land.
             self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
+        # [video scale-out] With camera leases any video worker, in any process, may
+        # analyse a camera: detections reach the rules through video_detections (written
+        # fenced by the lease), relayed in order past a durable watermark. The relay feeds
+        # the rules, so it runs where the engine does (the active one, when elected).
+        leased = s.video.partition == "leases"
+        relay = None
+        if leased and engine_here:
+            relay = DetectionRelay(self.pool, rule_service, supervisor=self.supervisor)
+            if role is None:
+                relay.start()
+                self._stoppers.append(relay.stop)
         if s.video.enabled and "video" in s.roles:
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
@@ -320,11 +332,14 @@ class OffsiteApp:
                 self.pool,
                 self.registry,
                 s.state_dir,
-                detection_sink=rule_service,
+                detection_sink=None if leased else rule_service,
                 status_sinks=status_sinks,
                 guard=alert_service,
                 ownership=DirectoryOwnership(subjects_service.directory),
                 supervisor=self.supervisor,
+                # [video scale-out] With camera leases the service subscribes to the frames
+                # of the cameras it holds itself, and ignores those ingest hands over.
+                frames_from=(broker_url, s.mqtt) if leased else None,
             )
             ctx.provide(VideoService, video_service)
             video_service.start()
@@ -334,7 +349,7 @@ class OffsiteApp:
         if ingest_here:
             self._start_ingest(broker_url, db_url, reading_sinks, status_sinks, frame_sink)
         if role is not None:
-            self._start_elected(role, rule_service, alert_service, broker_url, db_url)
+            self._start_elected(role, rule_service, alert_service, relay, broker_url, db_url)
         self._start_http(ctx)
 
     def _start_elected(
@@ -342,6 +357,7 @@ class OffsiteApp:
         role: EngineRole,
         rules: RuleService,
         alerts: AlertService,
+        relay: DetectionRelay | None,
         broker_url: str,
         db_url: str,
     ) -> None:
@@ -354,6 +370,8 @@ class OffsiteApp:
         def activate() -> None:
             rules.start()  # rebuilds the state from the database
             alerts.start()
+            if relay is not None:
+                relay.start()
             maintainer.run_once()
             maintainer.start()
 
@@ -365,6 +383,8 @@ class OffsiteApp:
         # Stoppers run in reverse: no new messages first, then the rules commit what they
         # hold, the alerts apply it, upkeep ends, and only then is the lock let go.
         self._stoppers += [role.release, maintainer.stop, alerts.stop, rules.stop, role.stop_feed]
+        if relay is not None:
+            self._stoppers.append(relay.stop)  # before the rules: nothing new reaches them
         role.start(make_feed, activate)
 
     def _start_ingest(

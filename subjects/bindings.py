@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from subjects import rows
 from subjects.actor import Actor
 from subjects.errors import SubjectForbiddenError, SubjectNotFoundError
+from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged
 from subjects.rows import SUBJECT_FROM, VISIBLE
 from subjects.schema import BindingIn, BindingOut
@@ -62,22 +63,46 @@ def of_subject(
     ]
 
 
+def of_department(
+    conn: psycopg.Connection[Any], dept: str | None, limit: int, offset: int
+) -> tuple[int, list[BindingOut]]:
+    """The devices bound to subjects `dept` supervises now (every bound device when None),
+    by device id, one page of them, and how many there are in all."""
+    where = f" WHERE {VISIBLE}" if dept is not None else ""
+    sql = f"FROM device_bindings b JOIN {SUBJECT_FROM} ON s.credit_code = b.credit_code{where}"
+    params = {"dept": dept, "limit": limit, "offset": offset}
+    total = conn.execute(f"SELECT count(*) {sql}", params).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            f"SELECT {BINDING_COLUMNS} {sql}"
+            " ORDER BY b.device_id LIMIT %(limit)s OFFSET %(offset)s",
+            params,
+        ).fetchall()
+    return (int(total[0]) if total else 0), [BindingOut(**r) for r in found]
+
+
 def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -> BindingOut:
     """Bind (or re-bind) a device; both its old and its new subject must be the actor's.
 
     Only the platform admin binds a device that is bound to nothing yet, to any subject.
     """
     if rows.get(tx.conn, data.credit_code, actor.scope, lock=True) is None:
-        raise SubjectNotFoundError(f"subject {data.credit_code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {data.credit_code!r} not found")
     before = get(tx.conn, device_id, lock=True)
     if before is None and not actor.platform:
         raise SubjectForbiddenError(
+            R.NEW_DEVICE_PLATFORM_ONLY,
             f"device {device_id!r} is bound to no subject yet: binding a new device is"
-            " the platform admin's job (平台管理员)"
+            " the platform admin's job (平台管理员)",
+            {"device": device_id},
         )
     if before is not None and not _visible(tx.conn, before.credit_code, actor):
         # Bound to a subject of another department: as invisible as its subject.
-        raise SubjectNotFoundError(f"device {device_id!r} is not bindable by {actor.department}")
+        raise SubjectNotFoundError(
+            R.DEVICE_NOT_VISIBLE,
+            f"device {device_id!r} is not bindable by {actor.department}",
+            {"device": device_id},
+        )
     if before is not None and (before.credit_code, before.role, before.point) == (
         data.credit_code,
         data.role,
@@ -107,7 +132,9 @@ def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -
 def unbind(tx: Tx, device_id: str, actor: Actor, now: datetime) -> BindingOut:
     before = get(tx.conn, device_id, lock=True)
     if before is None or not _visible(tx.conn, before.credit_code, actor):
-        raise SubjectNotFoundError(f"device {device_id!r} has no binding")
+        raise SubjectNotFoundError(
+            R.DEVICE_NOT_BOUND, f"device {device_id!r} has no binding", {"device": device_id}
+        )
     tx.conn.execute("DELETE FROM device_bindings WHERE device_id = %s", (device_id,))
     tx.emit(change(ChangeKind.DEVICE_UNBOUND, before, None, actor, now))
     return before

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 from subjects import links, rows
 from subjects.actor import Actor
 from subjects.errors import SubjectConflictError, SubjectNotFoundError
+from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged
 from subjects.schema import SubjectIn, SubjectOut, SubjectPatch
 from subjects.transactions import Tx
@@ -39,10 +40,11 @@ def create(tx: Tx, data: SubjectIn, actor: Actor, now: datetime) -> None:
     code = data.credit_code
     if row is None:
         if rows.get(tx.conn, code, actor.department) is not None:
-            raise SubjectConflictError(f"subject {code!r} already exists")
+            raise SubjectConflictError(R.SUBJECT_EXISTS, f"subject {code!r} already exists")
         raise SubjectConflictError(
+            R.SUBJECT_ELSEWHERE,
             f"subject {code!r} is already in the library under other departments;"
-            f" to supervise it too, POST /api/v1/subjects/{code}/departments"
+            f" to supervise it too, POST /api/v1/subjects/{code}/departments",
         )
     link = links.insert(tx, code, actor.department, now, None, now)
     created = rows.get(tx.conn, code, None)
@@ -61,11 +63,14 @@ def create(tx: Tx, data: SubjectIn, actor: Actor, now: datetime) -> None:
 
 
 def update(tx: Tx, code: str, patch: SubjectPatch, actor: Actor, now: datetime) -> SubjectOut:
-    """Change the fields `patch` gives; a no-op (nothing differs) records nothing."""
+    """Change the fields `patch` gives (null coordinates clear the position); a no-op
+    (nothing differs) records nothing."""
     changes = patch.model_dump(exclude_none=True, mode="json")
+    if patch.clears_coordinates:
+        changes.update(latitude=None, longitude=None)
     before = rows.get(tx.conn, code, actor.department, lock=True)
     if before is None:
-        raise SubjectNotFoundError(f"subject {code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
     current = rows.snapshot(before)
     effective = {k: v for k, v in changes.items() if current.get(k) != v}
     if not effective:
@@ -97,13 +102,15 @@ def delete(tx: Tx, code: str, actor: Actor, now: datetime) -> None:
     """Delete a subject only its own department supervises (its links and bindings too)."""
     before = rows.get(tx.conn, code, actor.department, lock=True)
     if before is None:
-        raise SubjectNotFoundError(f"subject {code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
     others = sorted(rows.supervisors(tx.conn, code, now) - {actor.department})
     if others:
         raise SubjectConflictError(
+            R.SUBJECT_SHARED,
             f"subject {code!r} is also supervised by {', '.join(others)}; end your"
             f" department's supervision with DELETE /api/v1/subjects/{code}/departments/"
-            f"{actor.department} instead"
+            f"{actor.department} instead",
+            {"departments": ",".join(others)},
         )
     record = rows.snapshot(before)
     record["bindings"] = [

@@ -17,6 +17,7 @@ from subjects.errors import (
     SubjectNotFoundError,
     retired_reason,
 )
+from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged
 from subjects.queries import current_period
 from subjects.rows import CURRENT_LINK
@@ -38,7 +39,9 @@ def _request_out(row: Mapping[str, Any]) -> LinkRequestOut:
 
 def _aware(t: datetime | None, name: str) -> datetime | None:
     if t is not None and t.tzinfo is None:
-        raise SubjectInvalidError(name, "must carry a UTC offset, e.g. 2026-11-26T08:00:00Z")
+        raise SubjectInvalidError(
+            name, "must carry a UTC offset, e.g. 2026-11-26T08:00:00Z", R.TIME_WITHOUT_OFFSET
+        )
     return t
 
 
@@ -59,23 +62,29 @@ def link(tx: Tx, code: str, data: LinkIn, actor: Actor, now: datetime) -> LinkOu
     since = _aware(data.since, "since")
     if since is not None and since < now - PAST_TOLERANCE:
         raise SubjectInvalidError(
-            "since", "must not be in the past: a supervision period starts now or later"
+            "since",
+            "must not be in the past: a supervision period starts now or later",
+            R.SINCE_IN_PAST,
         )
     until = _aware(data.until, "until")
     if until is not None and until <= (since or now):
-        raise SubjectInvalidError("until", "must be later than since (and than now)")
+        raise SubjectInvalidError(
+            "until", "must be later than since (and than now)", R.UNTIL_NOT_AFTER
+        )
     exists = tx.conn.execute(
         "SELECT 1 FROM subjects WHERE credit_code = %s FOR UPDATE", (code,)
     ).fetchone()
     current = rows.get(tx.conn, code, None)
     ours = current is not None and actor.department in current.departments
     if exists is None or (dept != actor.department and not ours and not actor.platform):
-        raise SubjectNotFoundError(f"subject {code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
     if dept != actor.department and not (actor.admin or actor.platform):
         raise SubjectInvalidError(
             "department",
             f"an officer may link only their own department {actor.department};"
             " linking another department needs the admin role",
+            R.OWN_DEPARTMENT_ONLY,
+            {"own": actor.department, "department": dept},
         )
     _check_linkable(tx.conn, code, dept)
     others = rows.supervisors(tx.conn, code, now) - {dept}
@@ -91,9 +100,19 @@ def _check_linkable(conn: psycopg.Connection[Any], code: str, dept: str) -> None
         "SELECT retired, replaced_by FROM departments WHERE code = %s", (dept,)
     ).fetchone()
     if known is None:
-        raise SubjectInvalidError("department", f"{dept!r} is not a known department code")
+        raise SubjectInvalidError(
+            "department",
+            f"{dept!r} is not a known department code",
+            R.DEPARTMENT_UNKNOWN,
+            {"department": dept},
+        )
     if known[0]:
-        raise SubjectInvalidError("department", retired_reason(dept, known[1]))
+        raise SubjectInvalidError(
+            "department",
+            retired_reason(dept, known[1]),
+            R.DEPARTMENT_RETIRED,
+            {"department": dept, "successor": known[1] or "—"},
+        )
     open_link = conn.execute(
         "SELECT since FROM subject_departments WHERE credit_code = %s"
         " AND department = %s AND until IS NULL",
@@ -101,7 +120,9 @@ def _check_linkable(conn: psycopg.Connection[Any], code: str, dept: str) -> None
     ).fetchone()
     if open_link is not None:
         raise SubjectConflictError(
-            f"{dept} already supervises {code} since {open_link[0].isoformat()}"
+            R.ALREADY_SUPERVISES,
+            f"{dept} already supervises {code} since {open_link[0].isoformat()}",
+            {"department": dept},
         )
 
 
@@ -121,8 +142,10 @@ def _request(
     ).fetchone()
     if pending is not None:
         raise SubjectConflictError(
+            R.ALREADY_REQUESTED,
             f"{dept} has already asked to supervise {code} (request {pending[0]}); it waits"
-            " for a supervising department to approve it"
+            " for a supervising department to approve it",
+            {"department": dept, "request": pending[0]},
         )
     with tx.conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
@@ -184,18 +207,24 @@ def _decidable(tx: Tx, request_id: int, actor: Actor) -> LinkRequestOut:
             (request_id,),
         ).fetchone()
     if row is None:
-        raise SubjectNotFoundError(f"link request {request_id} not found")
+        raise SubjectNotFoundError(R.REQUEST_NOT_FOUND, f"link request {request_id} not found")
     request = _request_out(row)
     current = rows.get(tx.conn, request.credit_code, None, lock=True)
     supervises = current is not None and actor.department in current.departments
     if not (supervises or actor.platform):
-        raise SubjectNotFoundError(f"link request {request_id} not found")
+        raise SubjectNotFoundError(R.REQUEST_NOT_FOUND, f"link request {request_id} not found")
     if not (actor.admin or actor.platform):
         raise SubjectInvalidError(
-            "role", "deciding a link request needs the admin role of a supervising department"
+            "role",
+            "deciding a link request needs the admin role of a supervising department",
+            R.DECIDE_NEEDS_ADMIN,
         )
     if request.state is not LinkRequestState.PENDING:
-        raise SubjectConflictError(f"link request {request_id} was already {request.state.value}")
+        raise SubjectConflictError(
+            R.REQUEST_DECIDED,
+            f"link request {request_id} was already {request.state.value}",
+            {"state": request.state.value},
+        )
     return request
 
 
@@ -224,7 +253,8 @@ def approve(tx: Tx, request_id: int, reason: str, actor: Actor, now: datetime) -
     since = max(request.since or now, now)
     if request.until is not None and request.until <= since:
         raise SubjectConflictError(
-            f"link request {request_id} asked for a period that has already ended"
+            R.REQUEST_PERIOD_OVER,
+            f"link request {request_id} asked for a period that has already ended",
         )
     _check_linkable(tx.conn, request.credit_code, request.department)
     _decide(tx, request, LinkRequestState.APPROVED, reason, actor, now)
@@ -248,12 +278,14 @@ def end(tx: Tx, code: str, department: str, actor: Actor, now: datetime) -> Link
     """
     dept = department.strip().upper()
     if rows.get(tx.conn, code, actor.scope, lock=True) is None:
-        raise SubjectNotFoundError(f"subject {code!r} not found")
+        raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
     if dept != actor.department and not actor.platform:
         raise SubjectInvalidError(
             "department",
             f"a department may end only its own supervision ({actor.department});"
             f" {dept} ends its own",
+            R.END_OWN_ONLY,
+            {"own": actor.department, "department": dept},
         )
     with tx.conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
@@ -263,7 +295,9 @@ def end(tx: Tx, code: str, department: str, actor: Actor, now: datetime) -> Link
             {"code": code, "dept": dept, "now": now},
         ).fetchone()
     if row is None:
-        raise SubjectNotFoundError(f"{dept} has no open supervision of {code}")
+        raise SubjectNotFoundError(
+            R.NO_OPEN_PERIOD, f"{dept} has no open supervision of {code}", {"department": dept}
+        )
     before = LinkOut(**row)
     if before.since >= now:
         tx.conn.execute("DELETE FROM subject_departments WHERE id = %s", (before.id,))

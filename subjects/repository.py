@@ -22,8 +22,10 @@ from subjects.errors import (
     SubjectForbiddenError,
     SubjectInvalidError,
     SubjectNotFoundError,
+    SubjectRefusal,
     retired_reason,
 )
+from subjects.errors import SubjectRefusal as R
 from subjects.history import CreditChange
 from subjects.metrics import SubjectsMetrics
 from subjects.rows import snapshot
@@ -53,6 +55,7 @@ __all__ = [
     "SubjectInvalidError",
     "SubjectNotFoundError",
     "SubjectQuery",
+    "SubjectRefusal",
     "SubjectRepository",
     "retired_reason",
     "snapshot",
@@ -106,18 +109,18 @@ class SubjectRepository:
         with self.pool.connection() as conn:
             subject = rows.get(conn, code, actor.scope)
         if subject is None:
-            raise SubjectNotFoundError(f"subject {code!r} not found")
+            raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
         return subject
 
     def search(self, query: SubjectQuery, actor: Actor) -> SubjectPage:
         with self.pool.connection() as conn:
-            return search.search(conn, query, actor.department)
+            return search.search(conn, query, actor.scope)
 
     def credit_history(self, code: str, actor: Actor) -> list[CreditChange]:
         """The subject's credit grade changes, newest first."""
         with self.pool.connection() as conn:
             if rows.get(conn, code, actor.scope) is None:
-                raise SubjectNotFoundError(f"subject {code!r} not found")
+                raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
             return history.history(conn, code)
 
     # -- subject writes ------------------------------------------------------------------
@@ -146,7 +149,7 @@ class SubjectRepository:
         """Every supervision period of the subject, current and past."""
         with self.pool.connection() as conn:
             if rows.get(conn, code, actor.scope) is None:
-                raise SubjectNotFoundError(f"subject {code!r} not found")
+                raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
             return links.periods(conn, code, self.clock())
 
     def link(self, code: str, data: LinkIn, actor: Actor) -> LinkOut | LinkRequestOut:
@@ -195,7 +198,7 @@ class SubjectRepository:
         with self.pool.connection() as conn:
             found = bindings.visible(conn, device_id, actor)
         if found is None:
-            raise SubjectNotFoundError(f"device {device_id!r} has no binding")
+            raise SubjectNotFoundError(R.DEVICE_NOT_BOUND, f"device {device_id!r} has no binding")
         return found
 
     def bindings_of(self, code: str, actor: Actor) -> list[BindingOut]:
@@ -203,8 +206,16 @@ class SubjectRepository:
         with self.pool.connection() as conn:
             found = bindings.of_subject(conn, code, actor.scope)
         if found is None:
-            raise SubjectNotFoundError(f"subject {code!r} not found")
+            raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
         return found
+
+    def department_bindings(
+        self, actor: Actor, limit: int = 200, offset: int = 0
+    ) -> tuple[int, list[BindingOut]]:
+        """The devices on the subjects the actor's department supervises now (the platform
+        admin: every bound device), a page by device id, with the total."""
+        with self.pool.connection() as conn:
+            return bindings.of_department(conn, actor.scope, limit, offset)
 
     def bind(self, device_id: str, data: BindingIn, actor: Actor) -> BindingOut:
         """Bind (or re-bind) a device; both its old and its new subject must be the actor's.

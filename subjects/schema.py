@@ -124,7 +124,8 @@ class SubjectIn(BaseModel):
 
 
 class SubjectPatch(BaseModel):
-    """Fields to change; those left out keep their value. The credit code never changes."""
+    """Fields to change; those left out (or null) keep their value, except the coordinates:
+    both given as null clear them. The credit code never changes."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -155,6 +156,13 @@ class SubjectPatch(BaseModel):
             missing = "longitude" if self.longitude is None else "latitude"
             raise ValueError(f"{missing}: give latitude and longitude together")
         return self
+
+    @property
+    def clears_coordinates(self) -> bool:
+        """`"latitude": null, "longitude": null` given: the subject's position is removed
+        (other fields left out or null keep their value)."""
+        given = {"latitude", "longitude"} <= self.model_fields_set
+        return given and self.latitude is None and self.longitude is None
 
 
 class SubjectOut(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from subjects.errors import SubjectInvalidError
+from subjects.errors import SubjectInvalidError, SubjectRefusal
 from subjects.models import Grade, RiskLevel
 from subjects.rows import SUBJECT_COLUMNS, SUBJECT_FROM, VISIBLE, like, subject_out
 from subjects.schema import SubjectPage
@@ -37,9 +37,10 @@ ORDERS = {"credit_code": "s.credit_code", "name": "s.name, s.credit_code",
           "updated_at": "s.updated_at DESC, s.credit_code"}  # fmt: skip
 
 
-def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str) -> SubjectPage:
-    """The page of subjects `dept` supervises now that match `query`."""
-    where = [VISIBLE]
+def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str | None) -> SubjectPage:
+    """The page of subjects `dept` supervises now that match `query` (every subject in the
+    library when `dept` is None: the platform admin's view, which binds devices to any)."""
+    where = [VISIBLE if dept is not None else "true"]
     params: dict[str, Any] = {"dept": dept}
     if query.q:
         where.append("(s.credit_code LIKE %(q_code)s OR lower(s.name) LIKE %(q_name)s)")
@@ -71,7 +72,9 @@ def search(conn: psycopg.Connection[Any], query: SubjectQuery, dept: str) -> Sub
         where.append(f"cardinality(COALESCE(d.departments, '{{}}')) {op} 2")
     order = ORDERS.get(query.order)
     if order is None:
-        raise SubjectInvalidError("order", f"must be one of {', '.join(ORDERS)}")
+        raise SubjectInvalidError(
+            "order", f"must be one of {', '.join(ORDERS)}", SubjectRefusal.ORDER_UNKNOWN
+        )
     cond = " AND ".join(where)
     total_row = conn.execute(f"SELECT count(*) FROM {SUBJECT_FROM} WHERE {cond}", params).fetchone()
     with conn.cursor(row_factory=dict_row) as cur:

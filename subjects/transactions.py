@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from subjects import history
-from subjects.errors import SubjectConflictError
+from subjects.errors import SubjectConflictError, SubjectRefusal
 from subjects.metrics import SubjectsMetrics
 from subjects.models import SubjectChanged
 
@@ -56,7 +56,8 @@ def transaction(
     except psycopg.errors.IntegrityError as err:
         # A concurrent edit won a race the checks before it could not see (same link, code).
         raise SubjectConflictError(
-            f"the edit clashed with a concurrent one ({err.diag.message_primary}); retry"
+            SubjectRefusal.CONCURRENT_EDIT,
+            f"the edit clashed with a concurrent one ({err.diag.message_primary}); retry",
         ) from err
     for change in tx.changes:
         metrics.changes.labels(change.kind.value).inc()

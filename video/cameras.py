@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -60,6 +60,9 @@ class CameraRegistry:
         self.configured = {c.id: c for c in settings.cameras}
         self._accepted: dict[str, CameraSettings] = {}
         self._lock = threading.Lock()
+        # partition: leases: only the cameras this worker holds are watched (the others'
+        # silence here says nothing); None watches every camera.
+        self.watching: Callable[[str], bool] | None = None
         now = clock()
         self._status = {
             c.id: CameraStatus(c.id, CameraState.UNKNOWN, None, None, now) for c in settings.cameras
@@ -97,15 +100,19 @@ class CameraRegistry:
         with self._lock:
             return [replace(s) for s in self._status.values()]
 
-    def load(self) -> None:
-        """At start: what `devices` says, so a restart does not re-announce known cameras."""
+    def load(self, camera_ids: Collection[str] | None = None) -> None:
+        """At start, and when a lease brings a camera here: what `devices` says, so a restart
+        or a move does not re-announce known cameras."""
         with self.pool.connection() as conn:
             rows = devices.known_of_kind(conn, "camera")
         with self._lock:
             now = self.clock()
+            for cam in camera_ids or ():
+                if cam in self._status:  # never seen by anyone yet: watched from now
+                    self._status[cam].watched_since = now
             for row in rows:
                 st = self._status.get(row.device_id)
-                if st is None:
+                if st is None or (camera_ids is not None and row.device_id not in camera_ids):
                     continue
                 st.last_seen = row.last_seen
                 st.changed_at = row.status_changed_at
@@ -122,6 +129,8 @@ class CameraRegistry:
         writes: list[tuple[str, datetime, bool, datetime | None, bool]] = []
         with self._lock:
             for st in self._status.values():
+                if self.watching is not None and not self.watching(st.camera_id):
+                    continue
                 ref = st.last_seen or st.watched_since
                 # ONLINE with no frame lately, or UNKNOWN (never sent one) for as long.
                 if st.state is not CameraState.OFFLINE and ref < now - quiet:

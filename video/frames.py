@@ -31,6 +31,9 @@ class DropReason(StrEnum):
     WORKER_LOST = "worker_lost"
     STOPPING = "stopping"
     INTAKE_ERROR = "intake_error"
+    # partition: leases
+    NOT_HELD = "not_held"  # this worker does not (or no longer) hold the camera's lease
+    ELSEWHERE = "elsewhere"  # handed over by ingest; this worker subscribes to its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,9 @@ class FrameTask:
     received_at: float
     payload: bytes | None = None
     image: Image | None = None
+    # The camera's lease epoch when the frame was admitted (partition: leases; else 0). A new
+    # epoch starts the camera's detectors afresh: the state of an earlier holding is stale.
+    epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -55,8 +56,11 @@ class FrameIntake:
         dispatcher: FrameDispatcher,
         dead_letters: DeadLetterWriter,
         metrics: VideoMetrics,
+        lease_of: Callable[[str], int | None] | None = None,
     ) -> None:
         self.settings = settings
+        # partition: leases: the epoch of this worker's lease on a camera, None if not held.
+        self.lease_of = lease_of
         self.cameras = cameras
         self.dispatcher = dispatcher
         self.dead_letters = dead_letters
@@ -111,11 +115,19 @@ class FrameIntake:
         payload: bytes | None = None,
         image: Image | None = None,
     ) -> None:
+        epoch = 0
+        if self.lease_of is not None:
+            held = self.lease_of(camera.id)
+            if held is None:  # a frame still in flight after the camera moved on
+                self.metrics.frames_dropped.labels(DropReason.NOT_HELD.value).inc()
+                return
+            epoch = held
         if not self.rate.admit(camera.id, self.settings.camera_fps(camera), time.monotonic()):
             self.metrics.frames_dropped.labels(DropReason.RATE.value).inc()
             return
         self.cameras.seen(camera.id, received_at)
-        task = FrameTask(camera.id, time_.timestamp(), received_at.timestamp(), payload, image)
+        task = FrameTask(camera.id, time_.timestamp(), received_at.timestamp(), payload, image,
+                         epoch)  # fmt: skip
         self.dispatcher.submit(camera, task)
 
     def _reject(

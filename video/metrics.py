@@ -107,3 +107,46 @@ class VideoMetrics:
         self.cameras_online = Gauge(
             "offsite_video_cameras_online", "Cameras sending frames", registry=registry
         )
+        # Camera leases (partition: leases).
+        self.leases_held = Gauge(
+            "offsite_video_leases_held", "Camera leases this worker holds", registry=registry
+        )
+        self.lease_workers = Gauge(
+            "offsite_video_lease_workers",
+            "Live video workers sharing the cameras, as of the last heartbeat",
+            registry=registry,
+        )
+        self.leases_acquired = Counter(
+            "offsite_video_leases_acquired_total",
+            "Camera leases taken: new (never held by another), released (given back by "
+            "another worker), expired (its worker stopped renewing)",
+            ["taken_from"],
+            registry=registry,
+        )
+        self.leases_moved = Counter(
+            "offsite_video_leases_moved_total",
+            "Camera leases taken over from another worker (released or expired)",
+            registry=registry,
+        )
+        self.leases_ended = Counter(
+            "offsite_video_leases_ended_total",
+            "Camera leases this worker stopped holding: released (fair share, stop) or lost "
+            "(not renewed in time)",
+            ["reason"],
+            registry=registry,
+        )
+        self.lease_errors = Counter(
+            "offsite_video_lease_errors_total",
+            "Heartbeats that failed (database unreachable); leases lapse after lease_s",
+            registry=registry,
+        )
+        self.detections_unwritten = Counter(
+            "offsite_video_detections_unwritten_total",
+            "Detection updates of a leased worker lost because the database failed",
+            registry=registry,
+        )
+        self.detections_fenced = Counter(
+            "offsite_video_detections_fenced_total",
+            "Detection updates not written because this worker no longer held the camera",
+            registry=registry,
+        )

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +16,11 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import FrameMessage, StatusSink
+from ingest.settings import MqttSettings
 from supervise.worker import Supervised, Supervisor
 from video.cameras import CameraRegistry
 from video.deadletters import DeadLetterWriter
+from video.detections import DetectionLog
 from video.evidence import (
     CameraOwnership,
     EvidenceGuard,
@@ -26,12 +28,14 @@ from video.evidence import (
     KeepAll,
     detection_json,
 )
-from video.frames import EpisodeUpdate, FrameResult, FrameTask
+from video.frames import DropReason, EpisodeUpdate, FrameResult, FrameTask
 from video.intake import FrameIntake
+from video.leases import CameraLeases, Lease
 from video.metrics import VideoMetrics
 from video.models import Detection, DetectionSink
 from video.pull import StreamPuller
 from video.settings import VideoSettings
+from video.subscriber import FrameSubscriber
 from video.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,11 @@ class VideoService:
         ownership: CameraOwnership | None = None,
         start_method: str = "spawn",
         supervisor: Supervisor | None = None,
+        frames_from: tuple[str, MqttSettings] | None = None,
     ) -> None:
+        """`frames_from` (broker URL, MQTT settings): with partition `leases`, this worker
+        subscribes there to the frames of the cameras it holds; frames ingest hands over are
+        then ignored (counted as `elsewhere`)."""
         self.settings = settings
         self.metrics = VideoMetrics(registry)
         self.detection_sink = detection_sink
@@ -73,17 +81,39 @@ class VideoService:
             supervisor,
         )
         self.workers = WorkerPool(settings, self.metrics, self._on_result, start_method, supervisor)
+        # [partition: leases] ----------------------------------------------------------------
+        self.leases: CameraLeases | None = None
+        self.detection_log: DetectionLog | None = None
+        self.subscriber: FrameSubscriber | None = None
+        if settings.partition == "leases":
+            self.leases = CameraLeases(settings.leases, [c.id for c in settings.cameras], pool,
+                                       self.metrics, listener=self)  # fmt: skip
+            self.detection_log = DetectionLog(pool, self.leases, self.metrics)
+            self.cameras.watching = lambda cam: self._lease_of(cam) is not None
+            if frames_from is not None:
+                url, mqtt_settings = frames_from
+                self.subscriber = FrameSubscriber(url, mqtt_settings,
+                                                  f"offsite-video-{self.leases.worker_id}",
+                                                  self._frame_from_broker)  # fmt: skip
+        # ------------------------------------------------------------------------------------
         self.intake = FrameIntake(
-            settings, self.cameras, self.workers, self.dead_letters, self.metrics
+            settings,
+            self.cameras,
+            self.workers,
+            self.dead_letters,
+            self.metrics,
+            lease_of=self._lease_of if self.leases is not None else None,
         )
-        self.pullers = [
-            StreamPuller(c, settings, self.intake) for c in settings.cameras if c.url is not None
-        ]
+        # Streams are pulled by the worker holding the camera (all of them without leases).
+        self._pulled = {c.id: c for c in settings.cameras if c.url is not None}
+        self.pullers: dict[str, StreamPuller] = {}
+        self._pullers_lock = threading.Lock()
         self._episodes: OrderedDict[str, str | None] = OrderedDict()
         self._episodes_lock = threading.Lock()
         self._stop = threading.Event()
         self.supervisor = supervisor or Supervisor()
         self._housekeeper: Supervised | None = None
+        self._heartbeater: Supervised | None = None
         self._next_retention = 0.0
         if guard is None:
             log.warning("no evidence guard is wired: evidence retention will remove nothing")
@@ -91,7 +121,65 @@ class VideoService:
     # -- FrameSink ------------------------------------------------------------------------
 
     def frame_received(self, frame: FrameMessage) -> None:
+        if self.subscriber is not None:
+            # This worker takes its cameras' frames from its own subscriptions.
+            self.metrics.frames_dropped.labels(DropReason.ELSEWHERE.value).inc()
+            return
         self.intake.frame_received(frame)
+
+    def _frame_from_broker(self, frame: FrameMessage) -> None:
+        self.intake.frame_received(frame)
+
+    # -- leases (LeaseListener, on the heartbeat thread) ------------------------------------
+
+    def _lease_of(self, camera_id: str) -> int | None:
+        return self.leases.epoch_of(camera_id) if self.leases is not None else None
+
+    def leases_acquired(self, leases: Sequence[Lease]) -> None:
+        ids = [lease.camera_id for lease in leases]
+        try:
+            self.cameras.load(ids)
+        except psycopg.Error as err:
+            log.warning("camera state of %s not read: %s", ", ".join(ids), err)
+        if self.subscriber is not None:
+            self.subscriber.subscribe(ids)
+        self._start_pullers(ids)
+
+    def leases_ended(self, camera_ids: Sequence[str]) -> None:
+        if self.subscriber is not None:
+            self.subscriber.unsubscribe(camera_ids)
+        self._stop_pullers(camera_ids)
+
+    def _start_pullers(self, camera_ids: Iterable[str]) -> None:
+        with self._pullers_lock:
+            for cam in camera_ids:
+                if cam in self._pulled and cam not in self.pullers and not self._stop.is_set():
+                    puller = self.pullers[cam] = StreamPuller(self._pulled[cam], self.settings,
+                                                              self.intake)  # fmt: skip
+                    puller.start()
+
+    def _stop_pullers(self, camera_ids: Iterable[str] | None = None) -> None:
+        with self._pullers_lock:
+            cams = list(self.pullers) if camera_ids is None else list(camera_ids)
+            stopping = [p for c in cams if (p := self.pullers.pop(c, None)) is not None]
+        for p in stopping:
+            p.stop()
+
+    def _heartbeat_step(self) -> bool:
+        assert self.leases is not None
+        if self._stop.wait(self.settings.leases.heartbeat_s):
+            return False
+        self._heartbeat()
+        return True
+
+    def _heartbeat(self) -> None:
+        assert self.leases is not None
+        try:
+            self.leases.heartbeat()
+        except psycopg.Error as err:
+            self.metrics.lease_errors.inc()
+            log.warning("camera lease heartbeat failed (leases lapse after %g s): %s",
+                        self.settings.leases.lease_s, err)  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -100,8 +188,18 @@ class VideoService:
         self.cameras.load()
         self.dead_letters.start()
         self.workers.start()
-        for p in self.pullers:
-            p.start()
+        if self.leases is None:
+            self._start_pullers(self._pulled)
+        else:
+            if self.subscriber is not None:
+                self.subscriber.start()
+            # Before the first frame: alone, this worker takes every camera at once.
+            self.leases.register()
+            self._heartbeat()
+            self._heartbeater = self.supervisor.start(
+                f"video-leases-{self.leases.worker_id}", self._heartbeat_step,
+                stall_s=max(30.0, self.settings.leases.lease_s * 3),
+            )  # fmt: skip
         self._next_retention = time.monotonic() + 60  # not in the middle of start-up
         # Retention may walk a large evidence folder.
         self._housekeeper = self.supervisor.start(
@@ -113,8 +211,13 @@ class VideoService:
 
     def stop(self) -> None:
         self._stop.set()
-        for p in self.pullers:
-            p.stop()
+        if self._heartbeater is not None and self._heartbeater.join(10):
+            self.supervisor.forget(self._heartbeater)
+        if self.leases is not None:
+            self.leases.stop()  # unsubscribes, then gives every camera back
+        if self.subscriber is not None:
+            self.subscriber.stop()
+        self._stop_pullers()
         self.workers.stop()
         if self._housekeeper is not None and self._housekeeper.join(10):
             self.supervisor.forget(self._housekeeper)
@@ -137,6 +240,10 @@ class VideoService:
             self._next_retention = time.monotonic() + self.settings.retention_interval_s
             try:
                 self.apply_retention()
+                if self.detection_log is not None and self.leases is not None:
+                    keep = self.settings.leases.detections_retention
+                    self.detection_log.apply_retention(keep)
+                    self.leases.apply_retention(keep)
             except psycopg.Error as err:
                 log.warning("evidence retention failed; will retry: %s", err)
         return True
@@ -158,6 +265,13 @@ class VideoService:
         if result.failed:
             self.metrics.worker_errors.inc()
             return
+        if self.leases is not None:
+            if self.leases.epoch_of(task.camera_id) != task.epoch:
+                # Analysed after the camera moved on: its results belong to no one.
+                self.metrics.frames_dropped.labels(DropReason.NOT_HELD.value).inc()
+                self.metrics.detections_fenced.inc(len(result.updates))
+                return
+            self.leases.frame_analysed(task.camera_id, task.epoch, task.time)
         self.metrics.frames_decoded.inc()
         if not result.updates:
             return
@@ -176,9 +290,19 @@ class VideoService:
                 self.metrics.evidence_errors.inc()
                 log.exception("evidence for episode %s could not be stored", snap.episode_id)
             self._remember(snap.episode_id, evidence_id)
-        out: list[Detection] = []
-        for u, d in zip(result.updates, detections, strict=True):
-            out.append(replace(d, evidence_id=self._evidence_of(u.episode_id)))
+        out = [replace(d, evidence_id=self._evidence_of(u.episode_id))
+               for u, d in zip(result.updates, detections, strict=True)]  # fmt: skip
+        if self.detection_log is not None:
+            try:
+                if not self.detection_log.record(task.camera_id, task.epoch, out):
+                    return  # fenced: another worker holds the camera now
+            except psycopg.Error as err:
+                # Frames are lossy: a later update of the episode goes out once it is back.
+                self.metrics.detections_unwritten.inc(len(out))
+                log.warning("camera %s: %d detection updates not written: %s",
+                            task.camera_id, len(out), err)  # fmt: skip
+                return
+        for u in result.updates:
             self.metrics.detections.labels(u.label).inc()
             if u.started:
                 self.metrics.episodes.labels(u.label).inc()

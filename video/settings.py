@@ -162,6 +162,42 @@ class CameraSettings(BaseModel):
         return self
 
 
+class LeaseSettings(BaseModel):
+    """Camera leases when video runs as several workers (`partition: leases`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=300,
+        description="a camera's lease lasts this long unless renewed: the longest its frames "
+        "go unanalysed when its worker dies",
+    )
+    heartbeat_s: float = Field(
+        default=3.0, gt=0, description="leases are renewed, taken and given back this often"
+    )
+    worker_id: str | None = Field(
+        default=None,
+        pattern=CAMERA_ID_PATTERN,
+        description="this worker's name in the lease table; unset: host name and process id",
+    )
+    detections_retention: timedelta = Field(
+        default=timedelta(days=7),
+        description="rows of video_detections (the hand-off to the engine) and ended "
+        "lease tenures are kept this long",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> LeaseSettings:
+        # Two missed heartbeats must not cost a healthy worker its cameras.
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError(
+                f"heartbeat_s {self.heartbeat_s:g} must be at most half of lease_s {self.lease_s:g}"
+            )
+        return self
+
+
 class VideoSettings(BaseModel):
     """Cameras, detectors and where evidence is kept."""
 
@@ -245,6 +281,15 @@ class VideoSettings(BaseModel):
     blur_faces: bool = Field(
         default=True, description="make face-blurred copies for other departments"
     )
+    partition: Literal["local", "leases"] = Field(
+        default="local",
+        description="local: this process analyses every camera whose frames it is handed "
+        "(one process); leases: cameras are leased in PostgreSQL and this worker subscribes "
+        "to the frames of the cameras it holds (several video workers)",
+    )
+    leases: LeaseSettings = Field(
+        default_factory=LeaseSettings, description="camera leases (partition: leases)"
+    )
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> VideoSettings:
@@ -252,6 +297,10 @@ class VideoSettings(BaseModel):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
+        if self.partition == "leases" and self.accept_unknown_cameras:
+            # A lease is per listed camera; an unlisted one has no lease to subscribe by.
+            raise ValueError("partition 'leases' needs every camera listed in video.cameras; "
+                             "accept_unknown_cameras must be false")  # fmt: skip
         return self
 
     def camera_fps(self, camera: CameraSettings) -> float:

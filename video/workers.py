@@ -39,6 +39,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     cv2.setNumThreads(1)  # one core per worker; the pool size is the parallelism
     settings = VideoSettings.model_validate_json(settings_json)
     pipelines: dict[str, CameraPipeline] = {}
+    epochs: dict[str, int] = {}
     while True:
         try:
             msg = conn.recv()
@@ -49,8 +50,9 @@ def worker_main(conn: Connection, settings_json: str) -> None:
         camera, task = msg
         pipeline = pipelines.get(camera.id)
         try:
-            if pipeline is None or pipeline.camera != camera:
+            if pipeline is None or pipeline.camera != camera or epochs[camera.id] != task.epoch:
                 pipeline = pipelines[camera.id] = CameraPipeline(camera, settings)
+                epochs[camera.id] = task.epoch
             result = pipeline.process(task)
         except Exception as err:  # a detector bug must cost one frame, not the worker
             logging.getLogger(__name__).exception("camera %s: detector error", camera.id)

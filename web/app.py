@@ -8,12 +8,14 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from alerts.findings import MAX_PHOTO_BYTES, MAX_PHOTOS
 from api.app import BodyLimitTable, import_limit
 from api.context import ApiContext
+from api.errors import validation_error
 from web.departments import DepartmentNames
 from web.pages import (
     admin,
@@ -21,6 +23,7 @@ from web.pages import (
     board,
     devices,
     draws,
+    records,
     silence_extend,
     subject_edit,
     subjects,
@@ -75,6 +78,14 @@ def _error_page(request: Request, exc: HTTPException) -> Response:
     return response
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """A page's form that fails FastAPI's own checks (a field too long, an id that is no
+    number) is the error page in the page's language; machines keep the API's JSON."""
+    if not is_page(request):
+        return await validation_error(request, exc)
+    return _error_page(request, HTTPException(422, "the form has an invalid field"))
+
+
 def _docs() -> HTMLResponse:
     # Swagger UI from the vendored copy: /docs renders with no internet.
     html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -92,6 +103,7 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
     static = resources.files("web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_exception_handler(HTTPException, _unauthenticated)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     for module in (
         board,
@@ -101,6 +113,7 @@ def install(app: FastAPI, ctx: ApiContext, settings: WebSettings) -> Pages:
         subject_edit,
         devices,
         admin,
+        records,
         silence_extend,
         draws,
     ):

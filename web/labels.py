@@ -78,6 +78,16 @@ NOTIFY_EVENTS = {
     "dismissed": N_("Dismissed"),
     "overdue": N_("Not acknowledged in time: escalated"),
 }
+# alerts.notify.failures.FailureKind: what a delivery's stored error means.
+NOTIFY_FAILURES = {
+    "http_status": N_("The receiver answered with an error (HTTP %(status)s)."),
+    "unreachable": N_("The receiver could not be reached (refused, timed out or unknown address)."),
+    "apprise_failed": N_("The messaging service raised an error."),
+    "apprise_refused": N_("The messaging service did not accept the message."),
+    "route_removed": N_("The route %(route)s is no longer configured."),
+    "channel_error": N_("The channel failed (a fault in offsite: see the server log)."),
+    "other": N_("Delivery failed."),
+}
 CREDIT_GRADES = {
     "A": N_("A (good)"),
     "B": N_("B (general)"),
@@ -134,6 +144,33 @@ AUDIT_BREAKS = {
     "contents": N_("the entry's contents were changed after it was written"),
     "rewritten": N_("the chain was rewritten: the entry differs from its signed checkpoint"),
     "truncated": N_("entries after a signed checkpoint were removed"),
+}
+# How the signed checkpoints fail (alerts.checkpoints.CheckpointBreak).
+CHECKPOINT_BREAKS = {
+    "bad_signature": N_("A signed checkpoint's signature does not hold: it was forged or altered."),
+    "disagree": N_("Two signed checkpoints of the same entry disagree: the chain was rewritten."),
+}
+# rules.spec.RuleKind: what kind of check a rule is.
+RULE_KINDS = {
+    "threshold": N_("threshold"),
+    "window": N_("mean over a window"),
+    "rate": N_("rate of change"),
+    "absence": N_("no data"),
+    "flatline": N_("value unchanged"),
+    "composite": N_("combined conditions"),
+    "detection": N_("video detection"),
+    "flag_share": N_("share of flagged data"),
+}
+# subjects.models.DeviceRole; a role outside the documented set is shown as it is.
+DEVICE_ROLES = {
+    "air_station": N_("Air quality station"),
+    "wastewater_outlet": N_("Wastewater outlet monitor"),
+    "stack": N_("Stack emission monitor"),
+    "production_power": N_("Production power meter"),
+    "treatment_power": N_("Treatment facility power meter"),
+    "tank": N_("Tank monitor"),
+    "gas_detector": N_("Combustible gas detector"),
+    "camera": N_("Camera"),
 }
 CREDIT_SCHEMES = {
     "abcd": N_("Credit grade A–D"),
@@ -205,18 +242,66 @@ FORM_ERRORS = {
     "longitude_range": N_("Longitude “%(value)s” must be between -180 and 180."),
     "limit_line": N_("Line %(line)s is not “name = number”: %(value)s"),
     "invalid_time": N_("“%(value)s” is not a date and time."),
-    "since_in_past": N_("The period cannot start in the past."),
-    "until_not_after": N_("The end must be later than the start (and than now)."),
-    "link_refused": N_("This department cannot be linked here."),
     "invalid_device_id": N_("“%(value)s” is not a device id (letters, digits, . _ -; at most 64)."),
     "invalid_role": N_("“%(value)s” is not a role (lower case, e.g. gas_detector)."),
-    "not_visible": N_("Not found, or not visible to your department."),
-    "platform_only": N_("A device bound to no subject yet is bound by the platform admin."),
-    "conflict": N_("This clashes with the current state; reload the page and check."),
+    "too_many_tags": N_("At most %(max)s tags."),
+}
+# One sentence per refusal code of the subject library (subjects.errors.SubjectRefusal);
+# %(department)s, %(own)s and %(successor)s are filled in with department names.
+SUBJECT_REFUSALS = {
+    "subject_not_found": N_("Not found, or not visible to your department."),
+    "subject_exists": N_("This subject is in your department's library already."),
+    "subject_elsewhere": N_(
+        "This subject is in the library under other departments: ask to join it, and an"
+        " admin of a supervising department consents."
+    ),
+    "subject_shared": N_(
+        "%(departments)s also supervise this subject: end your department's supervision"
+        " instead of deleting it."
+    ),
+    "concurrent_edit": N_("Someone changed this at the same moment; reload the page and retry."),
+    "order_unknown": N_("Unknown sort order."),
+    "time_without_offset": N_("The time needs its zone."),
+    "since_in_past": N_("The period cannot start in the past."),
+    "until_not_after": N_("The end must be later than the start (and than now)."),
+    "own_department_only": N_(
+        "An officer links only their own department (%(own)s); linking %(department)s needs"
+        " a department admin."
+    ),
+    "department_unknown": N_("%(department)s is not a known department code."),
+    "department_retired": N_(
+        "%(department)s is retired and takes no new supervision (successor: %(successor)s)."
+    ),
+    "already_supervises": N_("%(department)s supervises this subject already."),
+    "already_requested": N_(
+        "%(department)s has asked to join already; the request waits for consent."
+    ),
+    "request_not_found": N_("No such request to join, or not visible to your department."),
+    "decide_needs_admin": N_("Only an admin of a supervising department decides requests."),
+    "request_decided": N_("This request has been decided already; reload the page."),
+    "request_period_over": N_("The period this request asked for has ended already."),
+    "end_own_only": N_(
+        "A department ends only its own supervision (%(own)s); %(department)s ends its own."
+    ),
+    "no_open_period": N_("%(department)s has no open supervision of this subject."),
+    "new_device_platform_only": N_(
+        "A device bound to no subject yet is bound by the platform admin."
+    ),
+    "device_not_visible": N_("Device %(device)s is not one your department may bind."),
+    "device_not_bound": N_("Device %(device)s is bound to no subject."),
+}
+# The four-colour risk scale (subjects.models.RiskLevel).
+RISK_LEVELS = {
+    "low": N_("Low risk"),
+    "general": N_("General risk"),
+    "considerable": N_("Considerable risk"),
+    "major": N_("Major risk"),
 }
 # What the subject file confirms after an edit (?done=).
 SUBJECT_DONE = {
+    "created": N_("Subject created: your department supervises it from now."),
     "basic": N_("Basic data saved."),
+    "risk": N_("Risk level and tags saved."),
     "limits": N_("Permit limits saved."),
     "credit": N_("Credit grade saved."),
     "linked": N_("The department supervises this subject now."),
@@ -269,6 +354,7 @@ TABLES: dict[str, dict[str, str]] = {
     "matcher": MATCHERS,
     "notify_status": NOTIFY_STATUSES,
     "notify_event": NOTIFY_EVENTS,
+    "notify_failure": NOTIFY_FAILURES,
     "credit_grade": CREDIT_GRADES,
     "credit_scheme": CREDIT_SCHEMES,
     "credit_source": CREDIT_SOURCES,
@@ -280,7 +366,12 @@ TABLES: dict[str, dict[str, str]] = {
     "link_request_state": LINK_REQUEST_STATES,
     "error": ERRORS,
     "refusal": REFUSALS,
+    "subject_refusal": SUBJECT_REFUSALS,
+    "risk_level": RISK_LEVELS,
     "audit_break": AUDIT_BREAKS,
+    "checkpoint_break": CHECKPOINT_BREAKS,
+    "rule_kind": RULE_KINDS,
+    "device_role": DEVICE_ROLES,
 }
 
 

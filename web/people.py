@@ -8,6 +8,7 @@ from api.names import key_names
 from web.i18n import N_
 
 SYSTEM = N_("offsite (automatic)")
+KEY = N_("API key")  # an actor that is a machine's key: "张伟 (API 密钥 7)"
 
 
 class People:
@@ -27,6 +28,7 @@ class People:
         if kind == "key" and key_id.isdigit():
             with self._pool.connection() as conn:
                 name = key_names(conn, [int(key_id)]).get(int(key_id))
-            shown = f"{name} (key:{key_id})" if name else actor
+            label = self._gettext(KEY)  # type: ignore[operator]
+            shown = f"{name} ({label} {key_id})" if name else actor
         self._cache[actor] = shown
         return shown

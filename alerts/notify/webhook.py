@@ -75,6 +75,7 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 response.read()
         except urllib.error.HTTPError as err:
+            err.close()  # the error holds the answer's socket open until it is closed
             raise NotifyError(f"webhook answered HTTP {err.code}") from err
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             raise NotifyError(f"webhook unreachable: {err}") from err

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Caller, Officer, Role, Viewer
 from api.context import ApiContext, get_context
+from api.errors import CodedHTTPException
 from api.params import Id, Offset
 from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
@@ -24,6 +25,7 @@ from subjects.models import Grade, RiskLevel
 from subjects.repository import (
     Actor,
     SubjectConflictError,
+    SubjectError,
     SubjectForbiddenError,
     SubjectInvalidError,
     SubjectNotFoundError,
@@ -73,17 +75,20 @@ def actor(caller: Caller) -> Actor:
 
 @contextmanager
 def refusals() -> Iterator[None]:
-    """The library's refusals as HTTP errors with a clear `detail`."""
+    """The library's refusals as HTTP errors with a clear `detail` and their stable `code`
+    (subjects.errors.SubjectRefusal)."""
     try:
         yield
-    except SubjectNotFoundError as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
-    except SubjectConflictError as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
-    except SubjectForbiddenError as err:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err
-    except SubjectInvalidError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    except SubjectError as err:
+        raise CodedHTTPException(_STATUS.get(type(err), 422), err.code.value, str(err)) from err
+
+
+_STATUS: dict[type[SubjectError], int] = {
+    SubjectNotFoundError: status.HTTP_404_NOT_FOUND,
+    SubjectConflictError: status.HTTP_409_CONFLICT,
+    SubjectForbiddenError: status.HTTP_403_FORBIDDEN,
+    SubjectInvalidError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
 
 
 def _code(text: str) -> str:

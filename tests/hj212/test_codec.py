@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from hj212.codes import tables
-from hj212.crc import crc16
+from hj212.crc import crc16, crc16_bytewise
 from hj212.decoder import Auth, Decoder, Outcome
 from hj212.framer import Framer, Garbage
 from hj212.packet import Packet, PacketError, decode_packet, encode, reply_9014
@@ -44,6 +45,39 @@ def test_crc_is_the_standards_not_modbus() -> None:
     # The Annex A example: 1C80 by the standard's algorithm (CRC-16/MODBUS would give 0759).
     segment = samples.ANNEX_A[6:-6]
     assert crc16(segment) == 0x1C80
+    assert crc16_bytewise(segment) == 0x1C80
+
+
+def _annex_a_bitwise(data: bytes) -> int:
+    # Annex A's steps as the standard writes them, bit by bit, with no table.
+    crc = 0xFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def test_folded_crc_equals_the_standards_steps_at_every_length() -> None:
+    # The folded CRC relies on each byte's share repeating every 8 positions: every length
+    # mod 8 and several word counts (the fold rounds up to a power of two) are checked.
+    rng = random.Random(212)
+    for n in [*range(70), 127, 128, 129, 255, 256, 257, 1000, 16383, 16384, 16385]:
+        data = rng.randbytes(n)
+        assert crc16(data) == _annex_a_bitwise(data) == crc16_bytewise(data), n
+    published = [
+        samples.ANNEX_A,
+        samples.T212_PARSER_LEGACY,
+        samples.T212_PARSER_README,
+        samples.PY_CLIENT_WATER,
+        samples.NETTY_HOURLY_FLAG9,
+        samples.C_PRACTICE_3032,
+        samples.JAVA_LEGACY_BAD_CRC,
+        samples.RUST_TEST_PLACEHOLDER_CRC,
+    ]
+    for frame in published:
+        segment = frame.rstrip(b"\r\n")[6:-4]
+        assert crc16(segment) == _annex_a_bitwise(segment)
 
 
 @pytest.mark.parametrize(

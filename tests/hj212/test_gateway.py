@@ -125,6 +125,36 @@ def test_bad_packets_are_dead_letters_and_the_connection_stays_up(
     assert stored == (wrong_pw, len(wrong_pw))
 
 
+def test_a_password_changed_with_the_cli_holds_from_the_next_packet(
+    app: OffsiteApp, db: psycopg.Connection[Any]
+) -> None:
+    # The gateway remembers a PW it verified; a change must still take effect at once:
+    # the new PW is taken on its first packet and the old one refused from then on.
+    assert app.hj212 is not None
+    device = mn()
+    now = minute(datetime.now(UTC))
+    register(db, device, "old-pw", "test")
+    qn0, p0 = data_packet(device, "2011", now - timedelta(minutes=1), {"w01018": 0.5}, pw="old-pw")
+    qn1, p1 = data_packet(device, "2011", now, {"w01018": 1.0}, pw="old-pw")
+    qn2, p2 = data_packet(device, "2011", now + timedelta(minutes=1), {"w01018": 2.0}, pw="new-pw")
+    qn3, p3 = data_packet(device, "2011", now + timedelta(minutes=2), {"w01018": 3.0}, pw="old-pw")
+
+    async def run() -> None:
+        logger = Logger("127.0.0.1", app.hj212.port)  # type: ignore[union-attr]
+        await logger.connect()
+        assert await logger.send_and_wait(qn0, p0, timeout=20)
+        assert await logger.send_and_wait(qn1, p1, timeout=20)  # the remembered PW
+        register(db, device, "new-pw", "test")
+        assert await logger.send_and_wait(qn2, p2, timeout=20)
+        assert not await logger.send_and_wait(qn3, p3, timeout=1)
+        await logger.close()
+
+    asyncio.run(run())
+    assert sorted(v for _, v, _, _ in rows(db, device)) == [0.5, 1.0, 2.0]
+    got = wait_until(lambda: letters(db, device), what="the refused old password")
+    assert [r for r, _ in got] == ["bad_password"]
+
+
 def test_registration_required_refuses_unknown_mn_until_registered(
     make_settings: Callable[..., Any], db: psycopg.Connection[Any]
 ) -> None:

@@ -128,3 +128,38 @@ def test_one_injected_clock_stamps_the_command(pool: ConnectionPool) -> None:
     assert out.updated_at == at
     assert repo.links(PLANT, EEB)[0].since == at
     assert repo.credit_history(PLANT, EEB)[0].changed_at == at
+
+
+def test_department_bindings_are_scoped_paged_and_whole_for_the_platform(
+    service: SubjectsService, db: psycopg.Connection[Any]
+) -> None:
+    repo = service.repository
+    other = make("9", "1", "330100", "71610593")
+    repo.create(SubjectIn(credit_code=PLANT, name="p"), EEB)
+    repo.create(SubjectIn(credit_code=other, name="o"), Actor("AMR", "赵强 (zhaoqiang)"))
+    for i in range(5):
+        db.execute(
+            "INSERT INTO device_bindings (device_id, credit_code, role) VALUES (%s, %s, 'tank')",
+            (f"t-{i}", PLANT),
+        )
+    db.execute(
+        "INSERT INTO device_bindings (device_id, credit_code, role) VALUES ('amr-1', %s, 'camera')",
+        (other,),
+    )
+    total, page = repo.department_bindings(EEB, limit=2, offset=2)
+    assert total == 5  # AMR's device is not EEB's
+    assert [b.device_id for b in page] == ["t-2", "t-3"]
+    assert page[0].subject_name == "p"
+    total, every = repo.department_bindings(PLATFORM, limit=100)
+    assert total == 6
+    assert "amr-1" in {b.device_id for b in every}
+    assert repo.department_bindings(Actor("HLT", "x"))[0] == 0
+
+
+def test_the_platform_admin_searches_the_whole_library(service: SubjectsService) -> None:
+    from subjects.search import SubjectQuery
+
+    repo = service.repository
+    repo.create(SubjectIn(credit_code=PLANT, name="某化工"), EEB)
+    assert [s.credit_code for s in repo.search(SubjectQuery(q="化工"), PLATFORM).items] == [PLANT]
+    assert repo.search(SubjectQuery(), Actor("AMR", "x")).total == 0  # departments stay scoped

@@ -26,6 +26,18 @@ def test_every_refusal_code_has_a_chinese_sentence() -> None:
     assert untranslated == []
 
 
+def test_every_subject_refusal_code_has_a_chinese_sentence() -> None:
+    from subjects.errors import SubjectRefusal
+
+    assert set(labels.SUBJECT_REFUSALS) == {r.value for r in SubjectRefusal}
+    untranslated = [c for c, msg in labels.SUBJECT_REFUSALS.items() if not _chinese(zh(msg))]
+    assert untranslated == []
+    from subjects.models import RiskLevel
+
+    assert set(labels.RISK_LEVELS) == {r.value for r in RiskLevel}
+    assert [r for r, msg in labels.RISK_LEVELS.items() if not _chinese(zh(msg))] == []
+
+
 def test_every_credit_grade_of_both_schemes_has_a_label() -> None:
     from subjects.models import CreditScheme
 
@@ -89,3 +101,23 @@ def test_every_notification_event_has_a_chinese_label() -> None:
 
     assert set(labels.NOTIFY_EVENTS) == {e.value for e in NotifyEvent}
     assert [e for e, msg in labels.NOTIFY_EVENTS.items() if not _chinese(zh(msg))] == []
+
+
+def test_every_delivery_failure_and_checkpoint_break_has_a_chinese_sentence() -> None:
+    from alerts.checkpoints import CheckpointBreak
+    from alerts.notify.failures import FailureKind
+
+    assert set(labels.NOTIFY_FAILURES) == {k.value for k in FailureKind}
+    assert [k for k, msg in labels.NOTIFY_FAILURES.items() if not _chinese(zh(msg))] == []
+    assert set(labels.CHECKPOINT_BREAKS) == {b.value for b in CheckpointBreak}
+    assert [b for b, msg in labels.CHECKPOINT_BREAKS.items() if not _chinese(zh(msg))] == []
+
+
+def test_every_documented_device_role_and_rule_kind_has_a_chinese_label() -> None:
+    from rules.spec import RuleKind
+    from subjects.models import DeviceRole
+
+    assert set(labels.DEVICE_ROLES) == {r.value for r in DeviceRole}
+    assert [r for r, msg in labels.DEVICE_ROLES.items() if not _chinese(zh(msg))] == []
+    assert set(labels.RULE_KINDS) == {k.value for k in RuleKind}
+    assert [k for k, msg in labels.RULE_KINDS.items() if not _chinese(zh(msg))] == []

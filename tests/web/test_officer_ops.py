@@ -188,6 +188,9 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
     text = row.inner_text()
     assert "已放弃" in text
     assert "500" in text  # the receiver's answer is the last error
+    assert "接收方返回错误（HTTP 500）" in row.locator("td.last-error .failure").inner_text()
+    assert row.locator("td.last-error code.raw").inner_text() == "webhook answered HTTP 500"
+    assert "不再自动重试" in row.locator("td.next-attempt").inner_text()
     assert "告警生成" in text  # the event, in Chinese
     page.screenshot(path=str(tmp_path / "outbox-dead.png"), full_page=True)
     receiver.status = 200

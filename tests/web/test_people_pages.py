@@ -146,13 +146,15 @@ def test_unbound_inbox_is_the_platform_admins_alone(
         )
         assert bad.status_code == 422
         assert "表单有误" in bad.text
-        assert "check character" in bad.text  # names what was wrong with the code
+        assert "不是有效的统一社会信用代码" in bad.text  # names what was wrong, in Chinese
+        assert "check character" not in bad.text  # the library's English stays out
         unknown = http.post(
             f"/devices/unbound/{device}/bind",
             headers=platform,
             data={"credit_code": NOWHERE, "role": "gas_detector"},
         )
         assert unknown.status_code == 404
+        assert "未找到，或本部门无权查看" in unknown.text
         never = http.post("/devices/unbound/nobody-1/bind", headers=platform, data=form)
         assert never.status_code == 404
         # A bound device is not re-bound from the inbox (a stale page must not move it).

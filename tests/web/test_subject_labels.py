@@ -4,6 +4,7 @@ the forms turn bad input into those codes (no server needed)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -101,3 +102,41 @@ def test_limits_credit_link_and_binding_forms() -> None:
     assert (device, errors) == ("gas-1", {})
     _, _, errors = forms.binding_in({"device_id": "bad id", "role": "Gas!"}, code)
     assert _codes(errors) == {"device_id": "invalid_device_id", "role": "invalid_role"}
+
+
+def test_a_library_refusal_reads_as_its_sentence_with_department_names() -> None:
+    from subjects.errors import SubjectConflictError, SubjectInvalidError, SubjectRefusal
+
+    names = {"FIN": "财政局（已停用）", "FRB": "市金融监管局", "EEB": "市生态环境局",
+             "EMB": "市应急局"}  # fmt: skip
+
+    def named(codes: Iterable[str]) -> str:
+        return "、".join(names.get(c, c) for c in codes)
+
+    describe = labels.formatter(ZH)
+    retired = SubjectInvalidError(
+        "department", "FIN is retired", SubjectRefusal.DEPARTMENT_RETIRED,
+        {"department": "FIN", "successor": "FRB"},
+    )  # fmt: skip
+    field, error = forms.refusal(retired, "form", {"department"}, named)
+    assert field == "department"  # the form's own field, as the library names it
+    assert describe(error.table, error.code, dict(error.params)) == (
+        "财政局（已停用） 已撤销，不再接受新的监管关联（承继部门：市金融监管局）。"
+    )
+    assert error.params["detail"] == "department: FIN is retired"  # English, for logs only
+    shared = SubjectConflictError(
+        SubjectRefusal.SUBJECT_SHARED, "shared", {"departments": "EEB,EMB"}
+    )
+    field, error = forms.refusal(shared, "form", (), named)
+    assert field == "form"
+    assert describe(error.table, error.code, dict(error.params)).startswith(
+        "市生态环境局、市应急局也在监管该对象"
+    )
+    # A placeholder is no department code: shown as it is.
+    none = SubjectInvalidError(
+        "department",
+        "x",
+        SubjectRefusal.DEPARTMENT_RETIRED,
+        {"department": "FIN", "successor": "—"},
+    )
+    assert forms.refusal(none, "form", (), named)[1].params["successor"] == "—"

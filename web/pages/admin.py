@@ -1,4 +1,4 @@
-"""Rules, silences, the notification outbox and the audit chain's verify result."""
+"""Rules and their dry runs, and silences (the outbox and the audit chain: records.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from alerts import audit, queries
+from alerts import queries
 from alerts.silences import Matcher
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer, Viewer
@@ -112,33 +112,6 @@ def create_silence(
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     return Response(status_code=204, headers={"HX-Redirect": "/silences"})
-
-
-@router.get("/notifications", response_class=HTMLResponse)
-def notifications_page(
-    request: Request, ctx: Ctx, caller: Viewer, status: str | None = None
-) -> HTMLResponse:
-    with ctx.pool.connection() as conn:
-        rows = queries.notifications(conn, caller.department, status or None)
-    return pages(ctx).render(
-        request, "notifications.html", caller, active="notifications", rows=rows,
-        status=status or "",
-    )  # fmt: skip
-
-
-@router.post("/notifications/{notification_id}/retry")
-def retry(notification_id: int, ctx: Ctx, caller: Officer) -> Response:
-    """Send a dead delivery again now; the retry is in the audit chain with who asked."""
-    if not alert_service(ctx).retry_notification(alert_actor(caller), notification_id):
-        raise HTTPException(404, f"notification {notification_id} not found or not dead")
-    return Response(status_code=204, headers={"HX-Refresh": "true"})
-
-
-@router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
-    with ctx.pool.connection() as conn:
-        result = audit.verify(conn)
-    return pages(ctx).render(request, "audit.html", caller, active="audit", result=result)
 
 
 DRY_RUN_HOURS = (6, 24, 72, 168)

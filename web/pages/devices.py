@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from alerts import queries as alert_queries
 from api.auth import Caller, Viewer
@@ -16,23 +15,32 @@ from subjects import credit_code
 from subjects import queries as subject_queries
 from subjects.models import DeviceRole
 from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
-from subjects.schema import BindingIn, BindingOut
+from subjects.schema import BindingOut
+from web.pages import subject_forms as forms
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.subject_forms import Errors, FieldError
+from web.pages.subject_refusals import library_refusal
 
 router = APIRouter(include_in_schema=False)
 
 
+DEVICES_PER_PAGE = 200
+
+
 @router.get("/devices", response_class=HTMLResponse)
-def devices_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
+def devices_page(
+    request: Request, ctx: Ctx, caller: Viewer, page: Annotated[int, Query(ge=1, le=10_000)] = 1
+) -> HTMLResponse:
     svc = subjects_service(ctx)
-    actor = subject_actor(caller)
-    subjects = svc.repository.search(SubjectQuery(limit=500), actor).items
-    bindings = [b for s in subjects for b in svc.repository.bindings_of(s.credit_code, actor)]
+    total, bindings = svc.repository.department_bindings(
+        subject_actor(caller), DEVICES_PER_PAGE, (page - 1) * DEVICES_PER_PAGE
+    )
     with ctx.pool.connection() as conn:
         states = {d.device_id: d for d in readings.devices(conn, [b.device_id for b in bindings])}
     return pages(ctx).render(
-        request, "devices.html", caller, active="devices", bindings=bindings, states=states
-    )
+        request, "devices.html", caller, active="devices", bindings=bindings, states=states,
+        page=page, pages=max(1, -(-total // DEVICES_PER_PAGE)), total=total,
+    )  # fmt: skip
 
 
 def _platform_only(caller: Caller) -> None:
@@ -48,6 +56,7 @@ def _inbox(
     status_code: int = 200,
     done: BindingOut | None = None,
     form: dict[str, str] | None = None,
+    errors: Errors | None = None,
 ) -> HTMLResponse:
     svc = subjects_service(ctx)
     with ctx.pool.connection() as conn:
@@ -63,6 +72,7 @@ def _inbox(
         subjects=subjects,
         roles=[r.value for r in DeviceRole],
         form=form or {},
+        errors=errors or {},
         done=done,
     )
 
@@ -98,16 +108,20 @@ def bind_device(
     """Binds an inbox device through the subject library, then shows the subject's file."""
     _platform_only(caller)
     form = {"device": device_id, "credit_code": credit_code_, "role": role, "point": point}
+    errors: Errors = {}
     try:
-        data = BindingIn(
-            credit_code=credit_code.normalize(credit_code_), role=role.strip(), point=point.strip()
+        code = credit_code.validate(credit_code_)
+    except ValueError as err:
+        code = credit_code.normalize(credit_code_)
+        errors["credit_code"] = FieldError(
+            "import_reason", "invalid_credit_code", {"value": code, "detail": str(err)}
         )
-    except ValidationError as err:
-        # The library's own messages name the field and what is wrong with it.
-        fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in err.errors())
-        return _inbox(
-            request, ctx, caller, 422, form={**form, "error": "invalid", "detail": fields}
-        )
+    _, data, invalid = forms.binding_in(
+        {"device_id": device_id, "role": role, "point": point}, code
+    )
+    errors.update(invalid)
+    if errors or data is None:
+        return _inbox(request, ctx, caller, 422, form=form, errors=errors)
     repo, actor = subjects_service(ctx).repository, subject_actor(caller)
     try:
         # The inbox binds new devices only; moving a bound one is done from its subject's file.
@@ -124,14 +138,9 @@ def bind_device(
             raise HTTPException(404, f"device {device_id!r} has never sent anything")
     try:
         repo.bind(device_id, data, actor)
-    except SubjectNotFoundError as err:
-        return _inbox(
-            request, ctx, caller, 404, form={**form, "error": "not_found", "detail": str(err)}
-        )
     except SubjectError as err:
-        return _inbox(
-            request, ctx, caller, 409, form={**form, "error": "refused", "detail": str(err)}
-        )
+        status_code, errors = library_refusal(request, ctx, err, "credit_code")
+        return _inbox(request, ctx, caller, status_code, form=form, errors=errors)
     # Back to the inbox, which names the new binding: the subject's file itself is read
     # through the library's department scope, which the platform admin is not in.
     return RedirectResponse(f"/devices/unbound?bound={quote(device_id)}", status_code=303)

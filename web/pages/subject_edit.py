@@ -13,24 +13,17 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
 from subjects.actor import Actor
-from subjects.errors import (
-    SubjectConflictError,
-    SubjectError,
-    SubjectForbiddenError,
-    SubjectInvalidError,
-    SubjectNotFoundError,
-)
+from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
-from subjects.schema import LinkRequestOut, SubjectPatch
+from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
-from web.pages.subject_forms import Errors, FieldError
-from web.pages.subjects import render_file
+from web.pages.subject_forms import Errors
+from web.pages.subject_refusals import library_refusal
+from web.pages.subjects import render_file, render_library
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2000)]
-# Which field a refusal of the library concerns, as the form names it.
-_LINK_FIELDS = {"since": "since_in_past", "until": "until_not_after", "department": "link_refused"}
 
 
 def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
@@ -60,20 +53,6 @@ def _refused(
     return render_file(request, ctx, caller, code, status_code, errors, form, section)
 
 
-def _library_refusal(err: SubjectError, field: str) -> tuple[int, Errors]:
-    """A refusal of the library as a status and a field error (its English text as detail)."""
-    if isinstance(err, SubjectNotFoundError):
-        return 404, {field: FieldError("form_error", "not_visible", {"detail": str(err)})}
-    if isinstance(err, SubjectForbiddenError):
-        return 403, {field: FieldError("form_error", "platform_only", {"detail": str(err)})}
-    if isinstance(err, SubjectConflictError):
-        return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
-    if isinstance(err, SubjectInvalidError):
-        code = _LINK_FIELDS.get(err.field, "link_refused")
-        return 422, {err.field: FieldError("form_error", code, {"detail": err.reason})}
-    return 409, {field: FieldError("form_error", "conflict", {"detail": str(err)})}
-
-
 def _patch(
     request: Request,
     ctx: Ctx,
@@ -90,9 +69,54 @@ def _patch(
     try:
         repo.update(code, patch, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "form")
+        status_code, errors = library_refusal(request, ctx, err, "form", form)
         return _refused(request, ctx, caller, code, errors, form, section, status_code)
     return _done(code, section, section)
+
+
+@router.post("/subjects")
+def create_subject(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    credit_code: Text = "",
+    name: Text = "",
+    address: Text = "",
+    grid: Text = "",
+    industry: Text = "",
+    credit_grade: Text = "",
+    risk_level: Text = "",
+) -> Response:
+    """A new subject in the library, supervised by the caller's department from now."""
+    form = {"credit_code": credit_code, "name": name, "address": address, "grid": grid,
+            "industry": industry, "credit_grade": credit_grade,
+            "risk_level": risk_level}  # fmt: skip
+    data, errors = forms.new_subject(form)
+    if data is None:
+        return render_library(request, ctx, caller, "", 422, errors, form)
+    try:
+        subjects_service(ctx).repository.create(data, subject_actor(caller))
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, "credit_code", form)
+        return render_library(request, ctx, caller, "", status_code, errors, form)
+    return _done(data.credit_code, "created", "basic")
+
+
+@router.post("/subjects/{code}/join")
+def join_subject(code: str, request: Request, ctx: Ctx, caller: Officer) -> Response:
+    """The caller's department asks to supervise a subject others have in the library (the
+    one write that works on a subject the department cannot see: it reveals only that the
+    code exists). Nobody supervising it: linked at once; else a request waits for consent."""
+    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    form = {"credit_code": code}
+    try:
+        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), actor)
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, "credit_code")
+        return render_library(request, ctx, caller, "", status_code, errors, form)
+    if isinstance(made, LinkRequestOut):
+        return RedirectResponse("/subjects?done=requested", status_code=303)
+    return _done(made.credit_code, "linked", "departments")
 
 
 @router.post("/subjects/{code}/basic")
@@ -111,6 +135,20 @@ def edit_basic(
     form = {"name": name, "address": address, "grid": grid, "industry": industry,
             "latitude": latitude, "longitude": longitude}  # fmt: skip
     return _patch(request, ctx, caller, code, "basic", form, lambda: forms.basic_patch(form))
+
+
+@router.post("/subjects/{code}/risk")
+def edit_risk(
+    code: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    risk_level: Text = "",
+    tags: Text = "",
+) -> Response:
+    """The risk level and the tags (the whole list: tags left out of the field are removed)."""
+    form = {"risk_level": risk_level, "tags": tags}
+    return _patch(request, ctx, caller, code, "risk", form, lambda: forms.risk_patch(form))
 
 
 @router.post("/subjects/{code}/limits")
@@ -156,7 +194,7 @@ def add_link(
     try:
         made = repo.link(code, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "department")
+        status_code, errors = library_refusal(request, ctx, err, "department", form)
         return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
     what = "requested" if isinstance(made, LinkRequestOut) else "linked"
     return _done(code, what, "departments")
@@ -168,7 +206,7 @@ def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Off
     try:
         repo.end_link(code, department, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "department")
+        status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     try:
         repo.get(code, actor)
@@ -200,7 +238,7 @@ def decide_request(
         else:
             repo.refuse_link(request_id, reason.strip(), actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "request")
+        status_code, errors = library_refusal(request, ctx, err, "request")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     return _done(code, "approved" if decision == "approve" else "refused", "departments")
 
@@ -225,7 +263,7 @@ def bind_device(
     try:
         repo.bind(device, data, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "device_id")
+        status_code, errors = library_refusal(request, ctx, err, "device_id", form)
         return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
     return _done(code, "bound", "devices")
 
@@ -240,6 +278,6 @@ def unbind_device(
     try:
         repo.unbind(device_id, actor)
     except SubjectError as err:
-        status_code, errors = _library_refusal(err, "device_id")
+        status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
     return _done(code, "unbound", "devices")

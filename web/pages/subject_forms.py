@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from subjects.errors import SubjectError, SubjectInvalidError
 from subjects.import_report import reason_of
-from subjects.schema import DEVICE_ID, BindingIn, LinkIn, SubjectPatch
+from subjects.models import RiskLevel
+from subjects.schema import DEVICE_ID, BindingIn, LinkIn, SubjectIn, SubjectPatch
 
 _DEVICE = re.compile(DEVICE_ID)
+# Between tags in the form: ASCII and full-width commas and semicolons, 、 and new lines.
+TAG_SEPARATORS = re.compile(r"[,，;；、\n]")
+MAX_TAGS = 64  # subjects.schema.Tags
+RISK_LEVELS = tuple(r.value for r in RiskLevel)
 BASIC_FIELDS = ("name", "address", "grid", "industry", "latitude", "longitude")
 COORDINATE_RANGE = {"latitude": 90, "longitude": 180}
 
@@ -66,13 +72,16 @@ def _number(text: str, name: str, errors: Errors) -> float | None:
 
 
 def basic_patch(form: Mapping[str, str]) -> tuple[SubjectPatch | None, Errors]:
-    """Name, address, grid, industry and the coordinates (both, or both left empty)."""
+    """Name, address, grid, industry and the coordinates: both given, or both emptied,
+    which removes the position (the form shows the stored one, so empty means none)."""
     errors: Errors = {}
     values: dict[str, object] = {
         k: form.get(k, "") for k in ("name", "address", "grid", "industry")
     }
     texts = {k: form.get(k, "").strip() for k in COORDINATE_RANGE}
-    if any(texts.values()):
+    if not any(texts.values()):
+        values.update(latitude=None, longitude=None)
+    else:
         for name, text in texts.items():
             if not text:
                 errors[name] = _form("give_both_coordinates")
@@ -87,6 +96,33 @@ def basic_patch(form: Mapping[str, str]) -> tuple[SubjectPatch | None, Errors]:
     if errors:
         return None, errors
     return _validated(SubjectPatch, values, errors), errors
+
+
+def new_subject(form: Mapping[str, str]) -> tuple[SubjectIn | None, Errors]:
+    """A subject as the library creates it: code and name required, the rest optional."""
+    errors: Errors = {}
+    values: dict[str, object] = {
+        k: form.get(k, "").strip() for k in ("credit_code", "name", "address", "grid", "industry")
+    }
+    for k in ("credit_grade", "risk_level"):
+        if form.get(k, "").strip():
+            values[k] = form[k].strip()
+    return _validated(SubjectIn, values, errors), errors
+
+
+def risk_patch(form: Mapping[str, str]) -> tuple[SubjectPatch | None, Errors]:
+    """The risk level (one of the four-colour scale) and the tags, the whole list: separated
+    by commas, semicolons, 、 or new lines, as officers type them."""
+    errors: Errors = {}
+    tags = [t.strip() for t in TAG_SEPARATORS.split(form.get("tags", "")) if t.strip()]
+    if len(set(tags)) > MAX_TAGS:
+        errors["tags"] = _form("too_many_tags", max=MAX_TAGS)
+    level = form.get("risk_level", "").strip()
+    if level not in RISK_LEVELS:
+        errors["risk_level"] = FieldError("import_reason", "invalid_risk_level", {"value": level})
+    if errors:
+        return None, errors
+    return _validated(SubjectPatch, {"risk_level": level, "tags": tags}, errors), errors
 
 
 def limits_patch(text: str) -> tuple[SubjectPatch | None, Errors]:
@@ -170,3 +206,32 @@ def binding_in(form: Mapping[str, str], code: str) -> tuple[str, BindingIn | Non
         )
     errors.pop("credit_code", None)
     return device, (None if errors else data), errors
+
+
+# Params of the library's refusals that are department codes: shown by their names.
+DEPARTMENT_PARAMS = ("department", "own", "successor", "departments")
+
+
+def _codes(value: str | int) -> bool:
+    """Department codes, one or several separated by commas (not a placeholder like —)."""
+    return isinstance(value, str) and value.replace(",", "").isalnum()
+
+
+def refusal(
+    err: SubjectError,
+    field_name: str,
+    fields: Collection[str],
+    names: Callable[[Iterable[str]], str],
+) -> tuple[str, FieldError]:
+    """A refusal of the library as the field it concerns and its catalog sentence: the
+    field the library names when the form has it, else `field_name`. Department codes in
+    its params are shown by name (`names` joins them in the page's language); the English
+    message rides along as `detail` (shown only in English)."""
+    params: dict[str, str | int] = {
+        k: names(str(v).split(",")) if k in DEPARTMENT_PARAMS and _codes(v) else v
+        for k, v in err.params.items()
+    }
+    params["detail"] = str(err)
+    named = err.field if isinstance(err, SubjectInvalidError) else ""
+    target = named if named in fields else field_name
+    return target, FieldError("subject_refusal", err.code.value, params)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -17,7 +17,7 @@ from rules.limit_lines import limit_lines
 from rules.service import RuleService
 from subjects.credit import GRADES
 from subjects.importer import ImportFormat
-from subjects.models import ChangeKind, DeviceRole
+from subjects.models import ChangeKind, DeviceRole, RiskLevel
 from subjects.repository import SubjectNotFoundError, SubjectQuery
 from subjects.schema import LinkRequestState
 from web.pages.common import Ctx, pages, subject_actor, subjects_service
@@ -33,15 +33,31 @@ RECORD_FIELDS = (
 )  # fmt: skip
 
 
-@router.get("/subjects", response_class=HTMLResponse)
-def library(request: Request, ctx: Ctx, caller: Viewer, q: str = "") -> HTMLResponse:
+def render_library(
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    q: str = "",
+    status_code: int = 200,
+    errors: Errors | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The library; after a refused new-subject form, with its errors beside its fields."""
     svc = subjects_service(ctx)
     found = svc.repository.search(
         SubjectQuery(q=q.strip() or None, limit=100), subject_actor(caller)
     )
     return pages(ctx).render(
-        request, "subjects.html", caller, active="subjects", found=found, q=q, report=None
-    )
+        request, "subjects.html", caller, status_code, active="subjects", found=found, q=q,
+        report=None, errors=errors or {}, form=form or {},
+        grades={scheme.value: [g.value for g in grades] for scheme, grades in GRADES.items()},
+        risk_levels=[r.value for r in RiskLevel],
+    )  # fmt: skip
+
+
+@router.get("/subjects", response_class=HTMLResponse)
+def library(request: Request, ctx: Ctx, caller: Viewer, q: str = "") -> HTMLResponse:
+    return render_library(request, ctx, caller, q)
 
 
 @router.post("/subjects/import", response_class=HTMLResponse)
@@ -50,7 +66,7 @@ async def import_csv(
     ctx: Ctx,
     caller: Officer,
     file: Annotated[UploadFile, File()],
-    dry_run: bool = False,
+    dry_run: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
     """Runs the library's importer (all rows or none) and shows its row-and-column report."""
     svc = subjects_service(ctx)
@@ -114,6 +130,7 @@ def render_file(
         charts=sorted({(r.device_id, r.metric) for r in last}),
         grades={scheme.value: [g.value for g in grades] for scheme, grades in GRADES.items()},
         roles=[r.value for r in DeviceRole],
+        risk_levels=[r.value for r in RiskLevel],
         pending=LinkRequestState.PENDING,
         # What the page offers is what the library allows (it checks again on every POST).
         may_edit=officer and supervises,
