@@ -46,7 +46,11 @@ class OutboxDelivery:
         metrics: AlertsMetrics,
         clock: Callable[[], datetime],
         batch: int = 50,
+        fence: Callable[[psycopg.Connection[Any]], None] | None = None,
     ) -> None:
+        # One engine of several (failover): raises unless this engine still holds the
+        # lease, inside the claiming transaction, so a stale engine sends nothing more.
+        self.fence = fence
         self.settings = settings
         self.pool = pool
         self.notifiers = notifiers
@@ -57,6 +61,8 @@ class OutboxDelivery:
     def deliver_due(self) -> Delivered:
         sent = failed = dead = 0
         with self.pool.connection() as conn, conn.transaction():
+            if self.fence is not None:
+                self.fence(conn)
             rows = conn.execute(
                 "SELECT id, route, event, payload, attempts, created_at FROM outbox"
                 " WHERE status = 'pending' AND next_attempt_at <= %s ORDER BY id LIMIT %s"

@@ -67,6 +67,7 @@ class AlertService:
         clock: Callable[[], datetime] = utc_now,
         ledger: ClueLedger | None = None,
         supervisor: Supervisor | None = None,
+        fence: Callable[[psycopg.Connection[Any]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.supervisor = supervisor or Supervisor()
@@ -82,7 +83,9 @@ class AlertService:
         self.notifiers = (
             dict(notifiers) if notifiers is not None else build_notifiers(settings.routes)
         )
-        self.delivery = OutboxDelivery(settings, pool, self.notifiers, self.metrics, clock)
+        self.delivery = OutboxDelivery(
+            settings, pool, self.notifiers, self.metrics, clock, fence=fence
+        )
         self._queue: queue.Queue[ClueEvent] = queue.Queue(settings.queue_max)
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._stop = threading.Event()

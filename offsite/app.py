@@ -20,9 +20,14 @@ from api.app import create_app, create_health_app
 from api.context import ApiContext
 from api.people import create_first_admin
 from api.settings import AuthSettings
+from failover.feed import EngineFeed
+from failover.metrics import EngineMetrics
+from failover.role import EngineRole
 from hj212.service import Hj212Service
+from ingest.metrics import IngestMetrics
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
+from ingest.storage import StorageMaintainer
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
@@ -128,6 +133,7 @@ class OffsiteApp:
                 "video runs in this process without the ingest intake (role or ingest.workers > 1):"
                 " set video.partition: leases so the video worker subscribes to its cameras"
             )
+        self.engine_role: EngineRole | None = None
 
     # -- infrastructure -------------------------------------------------------------------
 
@@ -216,6 +222,8 @@ class OffsiteApp:
         # One check per supervised worker, named, so a dead or stuck one shows which it is.
         for worker in self.supervisor.health():
             checks[f"worker:{worker.name}"] = worker.healthy
+        if self.engine_role is not None:
+            checks.update(self.engine_role.readiness())
         if self.hj212 is not None:
             # The gateway's event loop is its own thread (asyncio, not a step loop).
             checks["hj212"] = self.hj212.serving
@@ -234,6 +242,9 @@ class OffsiteApp:
         db_url = self._database_url()
         broker_url = self._broker_url()
         s = self.settings  # after _broker_url, which may switch the MQTT protocol
+        # [roles] Every service object is built in every process (the API reads through
+        # them); only the workers of the roles this process runs are started.
+        ingest_here, engine_here = self.parts.ingest, self.parts.engine
         self.endpoints.database = _redact(db_url)
         self.endpoints.broker = _redact_broker(broker_url)
         self.capabilities = self._migrate(db_url)
@@ -261,6 +272,14 @@ class OffsiteApp:
         # [rules] ---------------------------------------------------------------------
         # Alerts append their ClueSink here; the service keeps this list by reference.
         clue_sinks: list[ClueSink] = []
+        # [failover] An engine that does not get committed readings from a writer in its own
+        # process (no ingest role here, or ingest in child processes) is one of several:
+        # elected by the lease, fenced, reading the broker itself (failover/). Otherwise,
+        # today's single-process path: the writer hands it committed readings.
+        role = None
+        if engine_here and not self.parts.readings_in_process:
+            role = EngineRole(s.engine, db_url, self.pool, EngineMetrics(self.registry))
+            self.engine_role = role
         rule_service = RuleService(
             s.rules,
             self.pool,
@@ -268,16 +287,17 @@ class OffsiteApp:
             subjects_service.directory,
             clue_sinks,
             supervisor=self.supervisor,
+            guard=role,
+            replay=role.replay if role is not None else None,
         )
         ctx.provide(RuleService, rule_service)
         # A new binding reaches the rules within a tick, not at the periodic refresh.
         subjects_service.directory.add_listener(rule_service.directory_changed)
-        if self.parts.engine:
+        if engine_here and role is None:
             rule_service.start()
             self._stoppers.append(rule_service.stop)
         elif s.rules.directory.is_dir():
-            # [roles] no engine here: the API and video still read the rule set.
-            rule_service.ruleset = rule_service.load()
+            rule_service.ruleset = rule_service.load()  # the API shows the rule set
 
         def reload_rules() -> None:
             rule_service.reload()  # an invalid set is logged and the old one kept
@@ -295,24 +315,28 @@ class OffsiteApp:
             subjects_service.directory,
             ledger=rule_service,
             supervisor=self.supervisor,
+            fence=role.fence if role is not None else None,
         )
         # Subject edits are audited inside the editing transaction.
         subjects_service.repository.on_change = alert_service.subject_change_hook
         clue_sinks.append(alert_service)
         ctx.provide(AlertService, alert_service)
-        if self.parts.engine:
+        if engine_here and role is None:
             alert_service.start()
             # Stopped after the rules (stoppers run in reverse) so their last clues land.
             self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         # [video scale-out] With camera leases any video worker, in any process, may
         # analyse a camera: detections reach the rules through video_detections (written
-        # fenced by the lease), relayed in order past a durable watermark.
+        # fenced by the lease), relayed in order past a durable watermark. The relay feeds
+        # the rules, so it runs where the engine does (the active one, when elected).
         leased = s.video.partition == "leases"
-        if leased and self.parts.engine:
+        relay = None
+        if leased and engine_here:
             relay = DetectionRelay(self.pool, rule_service, supervisor=self.supervisor)
-            relay.start()
-            self._stoppers.append(relay.stop)
+            if role is None:
+                relay.start()
+                self._stoppers.append(relay.stop)
         if s.video.enabled and self.parts.video:
             # Status sinks are passed by reference: camera offline reaches the rules too.
             # Retention asks alerts whether an open or recent alert still needs evidence.
@@ -336,9 +360,46 @@ class OffsiteApp:
             if self.parts.frames_in_process:
                 frame_sink = video_service
 
-        if self.parts.ingest:
+        if ingest_here:
             self._start_ingest(broker_url, db_url, reading_sinks, status_sinks, frame_sink)
+        if role is not None:
+            self._start_elected(role, rule_service, alert_service, relay, broker_url, db_url)
         self._start_http(ctx)
+
+    def _start_elected(
+        self,
+        role: EngineRole,
+        rules: RuleService,
+        alerts: AlertService,
+        relay: DetectionRelay | None,
+        broker_url: str,
+        db_url: str,
+    ) -> None:
+        """A standby now; on winning the lease the rules, alerts and storage upkeep start."""
+        s = self.settings
+        maintainer = StorageMaintainer(
+            s.storage, db_url, IngestMetrics(self.registry), self.supervisor
+        )
+
+        def activate() -> None:
+            rules.start()  # rebuilds the state from the database
+            alerts.start()
+            if relay is not None:
+                relay.start()
+            maintainer.run_once()
+            maintainer.start()
+
+        def make_feed() -> EngineFeed:
+            return EngineFeed(
+                s.engine, s.mqtt, s.ingest, s.storage, broker_url, rules, role.metrics
+            )
+
+        # Stoppers run in reverse: no new messages first, then the rules commit what they
+        # hold, the alerts apply it, upkeep ends, and only then is the lock let go.
+        self._stoppers += [role.release, maintainer.stop, alerts.stop, rules.stop, role.stop_feed]
+        if relay is not None:
+            self._stoppers.append(relay.stop)  # before the rules: nothing new reaches them
+        role.start(make_feed, activate)
 
     def _start_ingest(
         self,
@@ -372,6 +433,9 @@ class OffsiteApp:
             workers=self.parts.ingest_workers,
             frames_elsewhere=frame_sink is None and s.video.enabled,
             log_level=s.log_level,
+            # Storage upkeep runs once: here in the single-process engine, else in the
+            # elected engine (an ingest-only process leaves it to the engine).
+            maintain=self.parts.engine and self.engine_role is None,
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()

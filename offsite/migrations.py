@@ -17,7 +17,7 @@ from subjects.departments import seed_departments
 log = logging.getLogger(__name__)
 
 # Order matters: later packages reference tables of earlier ones.
-PACKAGES = ("api", "ingest", "hj212", "subjects", "rules", "alerts", "video")
+PACKAGES = ("api", "ingest", "hj212", "subjects", "rules", "alerts", "video", "failover")
 # Two instances starting at once serialise on this lock instead of racing on DDL.
 LOCK_KEY = 0x0FF517E
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from alerts.settings import AlertsSettings
 from api.settings import AuthSettings, HttpSettings
+from failover.settings import EngineSettings
 from hj212.settings import Hj212Settings
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from roles.plan import ALL_ROLES, Role, parse_roles
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @field_validator("roles", mode="before")
     @classmethod

@@ -13,10 +13,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import assert_never
+from typing import Any, Protocol, assert_never
 
 import psycopg
 from prometheus_client import CollectorRegistry
@@ -63,6 +63,9 @@ class _ReloadJob:
 @dataclass(frozen=True, slots=True)
 class _Readings:
     readings: list[Reading]
+    # Called once the transitions these readings caused are committed (an engine that reads
+    # the broker itself acknowledges the message then); never when that commit is given up.
+    done: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,17 @@ class _Reload:
 
 # What the engine thread's queue carries.
 _Work = _Readings | _Detections | _Status | _Tick | _Barrier | _Reload
+
+
+class CommitGuard(Protocol):
+    """Runs inside every clue commit of an engine that is one of several (failover): checks
+    its fencing epoch (raises when another engine took over) and records how far it read."""
+
+    def in_commit(self, conn: psycopg.Connection[Any], evaluated: Sequence[Reading]) -> None: ...
+
+
+# Stored readings that rebuild the rule state: (conn, metrics, since) -> readings in order.
+ReplaySource = Callable[[psycopg.Connection[Any], Sequence[str], datetime], Iterator[Reading]]
 
 
 # A rule that raised is shown as failing for this long after its last error.
@@ -144,8 +158,12 @@ class RuleService:
         sinks: Sequence[ClueSink] = (),
         clock: Callable[[], float] = time.time,
         supervisor: Supervisor | None = None,
+        guard: CommitGuard | None = None,
+        replay: ReplaySource | None = None,
     ) -> None:
         self.settings = settings
+        self.guard = guard
+        self.replay: ReplaySource = replay or stream_readings
         self.supervisor = supervisor or Supervisor()
         self.pool = pool
         self.directory = directory
@@ -165,6 +183,9 @@ class RuleService:
         self._next_refresh = 0.0
         self._unsaved: list[ClueOp] = []
         self._barriers: list[threading.Event] = []
+        # With a guard: readings evaluated and not yet committed, and their callbacks.
+        self._evaluated: list[Reading] = []
+        self._done: list[Callable[[], None]] = []
         self._reload_lock = threading.Lock()
         self._health_lock = threading.Lock()
         self._rule_health: dict[str, RuleHealth] = {}
@@ -177,6 +198,11 @@ class RuleService:
 
     def readings_committed(self, readings: Sequence[Reading]) -> None:
         self._put(_Readings(list(readings)))
+
+    def evaluate(self, readings: Sequence[Reading], done: Callable[[], None]) -> None:
+        """Readings straight from the broker (an engine process of its own): `done` runs
+        after the commit of the transitions they caused, in the order they were given."""
+        self._put(_Readings(list(readings), done))
 
     def detections_observed(self, detections: Sequence[Detection]) -> None:
         self._put(_Detections(list(detections)))
@@ -336,7 +362,7 @@ class RuleService:
                     if isinstance(r, AbsenceRule) and r.selector.metric
                 ]
                 engine.watch_absence(last_seen(conn, absence_metrics, since))
-            readings = stream_readings(conn, metrics, since) if metrics else iter(())
+            readings = self.replay(conn, metrics, since) if metrics else iter(())
             ops = engine.restore(readings, open_clues)
         log.info(
             "rule state rebuilt from %.0f s of readings in %.2f s (%d open clues)",
@@ -387,12 +413,18 @@ class RuleService:
             self._directory_changed.clear()
             self._engine.invalidate_directory()
             self._next_refresh = time.monotonic() + self.settings.directory_refresh_s
-        if ops:
-            self._commit(ops)
+        done = self._done
+        with_guard = self.guard is not None and (self._evaluated or done)
+        if (ops or with_guard) and not self._commit(ops, self._evaluated):
+            return not self._stop.is_set()  # given up on stop: nothing acknowledged
         self._unsaved = []
         self._barriers = []
+        self._evaluated = []
+        self._done = []
         for b in barriers:
             b.set()
+        for callback in done:
+            callback()
         return True
 
     def _handle(self, work: _Work, ops: list[ClueOp], barriers: list[threading.Event]) -> None:
@@ -400,7 +432,11 @@ class RuleService:
         assert engine is not None
         try:
             match work:
-                case _Readings(readings):
+                case _Readings(readings, done):
+                    if done is not None:
+                        self._done.append(done)
+                    if self.guard is not None:
+                        self._evaluated += readings
                     ops += engine.on_readings(readings)
                     if readings:
                         newest = max(r.time for r in readings).timestamp()
@@ -436,12 +472,16 @@ class RuleService:
         finally:
             job.done.set()
 
-    def _commit(self, ops: list[ClueOp]) -> None:
+    def _commit(self, ops: list[ClueOp], evaluated: Sequence[Reading] = ()) -> bool:
+        """Commit the transitions (and, with a guard, its check and record); False when
+        stopping made us give up."""
         delay = 0.2
         while True:
             try:
-                with self.pool.connection() as conn:
-                    events = apply_ops(conn, ops)
+                with self.pool.connection() as conn, conn.transaction():
+                    if self.guard is not None:
+                        self.guard.in_commit(conn, evaluated)
+                    events = apply_ops(conn, ops) if ops else []
                 break
             except psycopg.Error as err:
                 self.metrics.store_errors.inc()
@@ -449,7 +489,7 @@ class RuleService:
                 if self._stop.wait(delay):
                     # Lost only from memory: at start the rebuild re-opens what is firing.
                     log.error("stopping with %d uncommitted clue transitions", len(ops))
-                    return
+                    return False
                 delay = min(delay * 2, 10.0)
         now = self.clock()
         for op, event in events:
@@ -465,6 +505,7 @@ class RuleService:
             self._held += fresh
         else:
             self._hand_off(fresh)
+        return True
 
     def _hand_off(self, events: list[ClueEvent]) -> None:
         for event in events:

@@ -1,0 +1,210 @@
+"""The active engine's own subscription: every device's full stream, in order, whatever the
+ingest layout.
+
+A non-shared QoS 1 subscription under one fixed client id with a persistent session, so the
+broker is the log: a message is acknowledged only once the clue transitions its readings
+caused are committed (RuleService.evaluate's callback), and whatever is unacknowledged when
+the engine dies is delivered again to the engine that takes the session over. Ingest stores
+the same messages through its shared group; the engine never writes readings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from failover.metrics import EngineMetrics
+from failover.settings import EngineSettings
+from ingest.codec import Limits, decode_status, decode_telemetry
+from ingest.intake import SESSION_TAKEN_OVER, BrokerAddress
+from ingest.models import DeviceStatus, Reading
+from ingest.settings import IngestSettings, MqttSettings, StorageSettings
+from ingest.topics import Channel, TopicError, parse_topic, subscription
+
+log = logging.getLogger(__name__)
+
+
+class Evaluator(Protocol):
+    """The rule service as the feed sees it."""
+
+    def evaluate(self, readings: Sequence[Reading], done: Callable[[], None]) -> None: ...
+
+    def status_changed(self, status: DeviceStatus) -> None: ...
+
+
+class EngineFeed:
+    """paho client of the active engine; hands readings to the rules, acks after commit."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        mqtt_settings: MqttSettings,
+        ingest_settings: IngestSettings,
+        storage_settings: StorageSettings,
+        broker_url: str,
+        evaluator: Evaluator,
+        metrics: EngineMetrics,
+    ) -> None:
+        self.settings = settings
+        self.mqtt = mqtt_settings
+        self.address = BrokerAddress(settings.broker_url or broker_url)
+        self.evaluator = evaluator
+        self.metrics = metrics
+        self.limits = Limits(
+            max_payload_bytes=ingest_settings.max_payload_bytes,
+            max_future=timedelta(seconds=ingest_settings.max_future_s),
+            retention=storage_settings.retention,
+        )
+        # Newest reading time handed to the rules, per device (epoch seconds): a message the
+        # broker sends again (DUP) carries readings at or before it that were evaluated
+        # already, after a takeover (marks from engine_progress) or a broker restart.
+        self.marks: dict[str, float] = {}
+        self.connected = False
+        self.session_present: bool | None = None
+        self._connack = threading.Event()
+        self._stopping = threading.Event()
+        self._client = self._build_client()
+
+    def _build_client(self) -> mqtt.Client:
+        v5 = self.mqtt.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if self.address.username:
+            client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            client.tls_set()
+        client.reconnect_delay_set(
+            min_delay=max(1, int(self.mqtt.reconnect_min_s)),
+            max_delay=max(1, int(self.mqtt.reconnect_max_s)),
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        if self.mqtt.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.mqtt.session_expiry_s
+            props.ReceiveMaximum = self.mqtt.receive_maximum
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                keepalive=self.mqtt.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self.address.host, self.address.port, keepalive=self.mqtt.keepalive_s
+            )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connack.wait(timeout)
+
+    def stop(self) -> None:
+        """Disconnect without acknowledging more: the session keeps the rest."""
+        self._stopping.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected = False
+        self.metrics.connected.set(0)
+
+    def _ack(self, mid: int, qos: int) -> Callable[[], None]:
+        def ack() -> None:
+            if qos > 0:
+                self._client.ack(mid, qos)
+
+        return ack
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the engine's connection: %s", reason_code)
+            return
+        self.connected = True
+        self.metrics.connected.set(1)
+        present = bool(getattr(flags, "session_present", False))
+        if self.session_present is None:
+            self.session_present = present
+        elif not present:
+            log.error(
+                "the broker has no session for the engine's client id %r after a reconnect:"
+                " what it held for the engine is lost (session expiry, queue limits or broker"
+                " state; docs/operators.md 'Engine failover')",
+                self.settings.client_id,
+            )
+        topic = subscription(None)  # never shared: the engine needs every message
+        client.subscribe(topic, qos=1)
+        log.info("engine subscribed to %s as %r (session present: %s)",
+                 topic, self.settings.client_id, present)  # fmt: skip
+        self._connack.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self.connected = False
+        self.metrics.connected.set(0)
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            log.error("another client took the engine's client id %r", self.settings.client_id)
+        elif not self._stopping.is_set():
+            log.warning("engine disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # left unacknowledged: the next engine gets it
+        ack = self._ack(msg.mid, msg.qos)
+        try:
+            parsed = parse_topic(msg.topic)
+        except TopicError:
+            self._skip(ack, "ignored")
+            return
+        if msg.retain or parsed.channel not in (Channel.TELEMETRY, Channel.STATUS):
+            # Retained copies are replays of what was evaluated live; frames and HJ 212
+            # packets over MQTT are not the engine's input here (docs/operators.md).
+            self._skip(ack, "ignored")
+            return
+        now = datetime.now(UTC)
+        device = parsed.device_id
+        if parsed.channel is Channel.STATUS:
+            online = decode_status(bytes(msg.payload))
+            if online is not None:
+                self.evaluator.status_changed(DeviceStatus(device, online, now))
+            self.evaluator.evaluate((), ack)
+            self.metrics.messages.labels("status").inc()
+            return
+        decoded = decode_telemetry(device, bytes(msg.payload), self.limits, now)
+        readings = decoded.readings
+        mark = self.marks.get(device)
+        if msg.dup and mark is not None and readings:
+            fresh = tuple(r for r in readings if r.time.timestamp() > mark)
+            if len(fresh) < len(readings):
+                self.metrics.redelivered_skipped.inc(len(readings) - len(fresh))
+            readings = fresh
+        if readings:
+            newest = max(r.time.timestamp() for r in readings)
+            if mark is None or newest > mark:
+                self.marks[device] = newest
+        # Acknowledged through the rules queue even when nothing is left to evaluate: the
+        # callback runs after the commit of everything handed over before it.
+        self.evaluator.evaluate(readings, ack)
+        self.metrics.messages.labels("evaluated" if readings else "skipped").inc()
+
+    def _skip(self, ack: Callable[[], None], result: str) -> None:
+        self.evaluator.evaluate((), ack)
+        self.metrics.messages.labels(result).inc()

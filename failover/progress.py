@@ -1,0 +1,58 @@
+"""How far the active engine has evaluated each device's stream (`engine_progress`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ingest.models import Reading
+
+
+def newest_by_device(readings: Sequence[Reading]) -> dict[str, datetime]:
+    newest: dict[str, datetime] = {}
+    for r in readings:
+        t = newest.get(r.device_id)
+        if t is None or r.time > t:
+            newest[r.device_id] = r.time
+    return newest
+
+
+def record(conn: psycopg.Connection[Any], newest: Mapping[str, datetime]) -> None:
+    """Inside the clue commit: move each device's mark forward (never back)."""
+    if not newest:
+        return
+    ids = sorted(newest)  # a fixed order: two writers cannot deadlock on these rows
+    conn.execute(
+        "INSERT INTO engine_progress (device_id, evaluated_to)"
+        " SELECT d, t FROM unnest(%s::text[], %s::timestamptz[]) AS u(d, t)"
+        " ON CONFLICT (device_id) DO UPDATE"
+        " SET evaluated_to = greatest(engine_progress.evaluated_to, excluded.evaluated_to)",
+        (ids, [newest[d] for d in ids]),
+    )
+
+
+def load(conn: psycopg.Connection[Any]) -> dict[str, float]:
+    """Every device's mark, in epoch seconds."""
+    rows = conn.execute("SELECT device_id, evaluated_to FROM engine_progress").fetchall()
+    return {device: t.timestamp() for device, t in rows}
+
+
+def evaluated_readings(
+    conn: psycopg.Connection[Any], metrics: Sequence[str], since: datetime
+) -> Iterator[Reading]:
+    """Stored readings the engine had evaluated (up to each device's mark), in event order:
+    the rebuild of a takeover. What is past a mark is still at the broker for us."""
+    with conn.transaction(), conn.cursor(name="engine_replay") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "SELECT r.time, r.device_id, r.metric, r.value, r.flag FROM readings r"
+            " JOIN engine_progress p ON p.device_id = r.device_id AND r.time <= p.evaluated_to"
+            " WHERE r.time > %s AND r.metric = ANY(%s)"
+            " ORDER BY r.time, r.device_id, r.metric",
+            (since, list(metrics)),
+        )
+        for time_, device_id, metric, value, flag in cur:
+            yield Reading(time_, device_id, metric, value, flag)
