@@ -1,0 +1,12 @@
+"""/api/v1 routes of the alerts package, one module a job; `router` includes them all."""
+
+from fastapi import APIRouter
+
+from api.routers.alerts import draws, items, notifications, silences, stream, tasks
+from api.routers.alerts.common import actor_of
+
+__all__ = ["actor_of", "router"]
+
+router = APIRouter()
+for _module in (items, tasks, silences, notifications, draws, stream):
+    router.include_router(_module.router)
