@@ -10,12 +10,13 @@ import psycopg
 from alerts import transitions
 from alerts.commit import finish
 from alerts.dispatch import DispatchPlan, create_single_task, open_joint_task, plan_dispatch
-from alerts.lifecycle import Action, Actor, decide
+from alerts.lifecycle import Action, decide
 from alerts.outcome import Outcome
 from alerts.records import AlertRow, Changes, TaskKind
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectLookup
+from core.principal import Principal
 from rules.models import Severity
 
 
@@ -47,7 +48,7 @@ def preview(
     subjects: SubjectLookup,
     now: datetime,
     alert_id: int,
-    actor: Actor,
+    actor: Principal,
 ) -> DispatchPlan:
     """The plan a dispatch would follow now, writing nothing (the page's preview)."""
     with conn.transaction():
@@ -63,7 +64,7 @@ def dispatch(
     router: Router,
     now: datetime,
     alert_id: int,
-    actor: Actor,
+    actor: Principal,
 ) -> Outcome:
     """Create (or join) the alert's task as the dispatch policy says."""
     changes = Changes()

@@ -11,7 +11,7 @@ import psycopg
 
 from alerts import handoff, payloads, timeline, transitions
 from alerts.commit import finish
-from alerts.lifecycle import SYSTEM, Action, decide
+from alerts.lifecycle import Action, decide
 from alerts.outcome import Outcome
 from alerts.records import (
     AlertRow,
@@ -25,6 +25,7 @@ from alerts.records import (
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectLookup
+from core.principal import SYSTEM
 from rules.models import ClueEvent, ClueStatus, Severity
 
 _OPEN = transitions.OPEN_SQL

@@ -8,7 +8,7 @@ clock once per transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +28,15 @@ from alerts import (
 )
 from alerts.dispatch import DispatchPlan
 from alerts.findings import PhotoUpload
-from alerts.lifecycle import Action, Actor, DismissReason
+from alerts.lifecycle import Action, DismissReason
 from alerts.outcome import Outcome
 from alerts.records import TaskRow, TaskStatus
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
 from alerts.silences import Matcher, SilenceRow
 from alerts.subjects_port import SubjectChange, SubjectLookup
+from core.clock import Clock
+from core.principal import Principal
 from rules.models import ClueEvent
 
 __all__ = ["AlertStore", "Outcome"]
@@ -45,7 +47,7 @@ class AlertStore:
         self,
         settings: AlertsSettings,
         subjects: SubjectLookup,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self.settings = settings
         self.subjects = subjects
@@ -66,7 +68,7 @@ class AlertStore:
         conn: psycopg.Connection[Any],
         alert_id: int,
         action: Action,
-        actor: Actor,
+        actor: Principal,
         reason: DismissReason | None = None,
         note: str = "",
     ) -> Outcome:
@@ -78,13 +80,13 @@ class AlertStore:
         )
 
     def preview_dispatch(
-        self, conn: psycopg.Connection[Any], alert_id: int, actor: Actor
+        self, conn: psycopg.Connection[Any], alert_id: int, actor: Principal
     ) -> DispatchPlan:
         return dispatching.preview(
             conn, self.settings, self.subjects, self.clock(), alert_id, actor
         )
 
-    def dispatch(self, conn: psycopg.Connection[Any], alert_id: int, actor: Actor) -> Outcome:
+    def dispatch(self, conn: psycopg.Connection[Any], alert_id: int, actor: Principal) -> Outcome:
         return dispatching.dispatch(
             conn, self.settings, self.subjects, self.router, self.clock(), alert_id, actor
         )
@@ -96,7 +98,7 @@ class AlertStore:
         conn: psycopg.Connection[Any],
         task_id: int,
         status: TaskStatus,
-        actor: Actor,
+        actor: Principal,
         findings: str | None = None,
     ) -> Outcome:
         return tasks.update(conn, self.router, self.clock(), task_id, status, actor, findings)
@@ -105,7 +107,7 @@ class AlertStore:
         self,
         conn: psycopg.Connection[Any],
         task_id: int,
-        actor: Actor,
+        actor: Principal,
         text: str,
         photos: Sequence[PhotoUpload],
     ) -> tuple[Outcome, int]:
@@ -129,7 +131,7 @@ class AlertStore:
     def submit_draw(
         self,
         conn: psycopg.Connection[Any],
-        actor: Actor,
+        actor: Principal,
         period: str,
         codes: Sequence[str] | None = None,
         seed: int | None = None,
@@ -138,7 +140,7 @@ class AlertStore:
                             self.clock())  # fmt: skip
 
     def merge_draws(
-        self, conn: psycopg.Connection[Any], actor: Actor, period: str
+        self, conn: psycopg.Connection[Any], actor: Principal, period: str
     ) -> tuple[list[TaskRow], int]:
         return draws.merge(conn, self.subjects, self.settings, self.router, actor, period,
                            self.clock())  # fmt: skip
@@ -146,7 +148,7 @@ class AlertStore:
     def create_silence(
         self,
         conn: psycopg.Connection[Any],
-        actor: Actor,
+        actor: Principal,
         matcher: Matcher,
         value: str,
         starts_at: datetime,
@@ -159,7 +161,7 @@ class AlertStore:
     def change_silence(
         self,
         conn: psycopg.Connection[Any],
-        actor: Actor,
+        actor: Principal,
         silence_id: int,
         ends_at: datetime | None = None,
         reason: str | None = None,

@@ -9,11 +9,12 @@ import psycopg
 
 from alerts import transitions
 from alerts.commit import finish
-from alerts.lifecycle import SYSTEM, Action, AlertState, decide
+from alerts.lifecycle import Action, AlertState, decide
 from alerts.outcome import Outcome
 from alerts.records import Changes, NotifyEvent, NotifyRequest, fetch_alert, fetch_alerts
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
+from core.principal import SYSTEM
 
 
 def auto_resolve_due(

@@ -13,10 +13,11 @@ from alerts.commit import finish
 from alerts.dispatch import check_task_transition
 from alerts.errors import NotFoundError
 from alerts.findings import PhotoUpload, record_finding
-from alerts.lifecycle import SYSTEM, Action, Actor, decide
+from alerts.lifecycle import Action, decide
 from alerts.outcome import Outcome
 from alerts.records import Changes, TaskStatus, fetch_alerts, fetch_tasks
 from alerts.routing import Router
+from core.principal import SYSTEM, Principal
 
 
 def update(
@@ -25,7 +26,7 @@ def update(
     now: datetime,
     task_id: int,
     status: TaskStatus,
-    actor: Actor,
+    actor: Principal,
     findings: str | None = None,
 ) -> Outcome:
     """Move a task on; done closes its dispatched alerts as resolved."""
@@ -72,7 +73,7 @@ def add_finding(
     router: Router,
     now: datetime,
     task_id: int,
-    actor: Actor,
+    actor: Principal,
     text: str,
     photos: Sequence[PhotoUpload],
 ) -> tuple[Outcome, int]:

@@ -12,7 +12,6 @@ from alerts.commit import finish
 from alerts.errors import NotFoundError, Refusal
 from alerts.lifecycle import (
     Action,
-    Actor,
     AlertState,
     DismissReason,
     Transition,
@@ -22,6 +21,7 @@ from alerts.lifecycle import (
 from alerts.outcome import Outcome
 from alerts.records import AlertRow, Changes, NotifyEvent, NotifyRequest, fetch_alert, fetch_tasks
 from alerts.routing import Router
+from core.principal import Principal
 
 # The predicate of the partial unique index "one open alert per subject" (alerts migration);
 # ON CONFLICT names it word for word. tests/alerts/test_store_split.py ties it to OPEN_STATES.
@@ -96,7 +96,7 @@ def apply(
     return new
 
 
-def visible(conn: psycopg.Connection[Any], alert_id: int, actor: Actor) -> AlertRow:
+def visible(conn: psycopg.Connection[Any], alert_id: int, actor: Principal) -> AlertRow:
     """The alert, locked, when the actor's department takes part in it; else not found."""
     alert = fetch_alert(conn, alert_id, lock=True)
     if alert is None or (not actor.is_system and actor.department not in alert.departments):
@@ -110,7 +110,7 @@ def transition(
     now: datetime,
     alert_id: int,
     action: Action,
-    actor: Actor,
+    actor: Principal,
     reason: DismissReason | None = None,
     note: str = "",
 ) -> Outcome:
@@ -129,7 +129,7 @@ def transition(
 def _close_tasks_of(
     conn: psycopg.Connection[Any],
     alert: AlertRow,
-    actor: Actor,
+    actor: Principal,
     note: str,
     now: datetime,
     changes: Changes,

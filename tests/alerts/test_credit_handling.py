@@ -16,19 +16,20 @@ from pydantic import ValidationError
 
 from alerts.dispatch import plan_dispatch
 from alerts.draws import sample
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
 from alerts.records import NotifyEvent, TaskKind
 from alerts.routing import hold_s
 from alerts.settings import AlertsSettings, CreditHandling, NotificationRoute
 from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject, StaticSubjects
+from core.principal import Principal
 from rules.models import Severity
 from subjects.credit import HANDLING, load_handling
 from subjects.models import CreditGrade, EnvColour, Grade, SupervisionMethod
 from tests.alerts.support import SHOP, T0, Clock, clue, subjects
 
 SETTINGS = AlertsSettings()
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 
 
 def subject(grade: Grade, *departments: str) -> StaticSubject:

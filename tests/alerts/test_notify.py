@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts.lifecycle import Action, Actor, DismissReason
+from alerts.lifecycle import Action, DismissReason
 from alerts.notify.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -25,11 +25,12 @@ from alerts.service import AlertService
 from alerts.settings import AlertsSettings, NotificationRoute
 from alerts.silences import Matcher
 from alerts.store import AlertStore
+from core.principal import Principal
 from rules.models import Severity
 from tests.alerts.support import CHEM, PLANT, SHOP, Clock, Receiver, clue, free_port, subjects
 from tests.helpers import wait_until
 
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 SECRET = "s3cret-for-tests"
 
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from subjects.actor import Actor
+from core.principal import Principal, Role
 from subjects.credit_code import make
 from subjects.errors import SubjectNotFoundError
 from subjects.history import CreditSource
@@ -26,8 +26,8 @@ from subjects.settings import SubjectsSettings
 
 Key = Callable[..., dict[str, str]]
 PLANT = make("9", "1", "330100", "71610585")
-EEB = Actor("EEB", "张伟 (zhangwei)")
-PLATFORM = Actor("BDB", "陈静 (chenjing)", platform=True)
+EEB = Principal("张伟 (zhangwei)", "EEB")
+PLATFORM = Principal("陈静 (chenjing)", "BDB", Role.PLATFORM_ADMIN)
 
 
 def test_platform_admin_opens_the_file_of_a_subject_it_bound_a_device_to(
@@ -101,7 +101,7 @@ def test_credit_history_from_create_edit_and_import(service: SubjectsService) ->
     # The current grade stays on the subject; another department sees no history.
     assert repo.get(PLANT, EEB).credit_grade is CreditGrade.A
     with pytest.raises(SubjectNotFoundError):
-        repo.credit_history(PLANT, Actor("AMR", "x"))
+        repo.credit_history(PLANT, Principal("x", "AMR"))
 
 
 def test_coordinates_both_or_neither_and_in_range(service: SubjectsService) -> None:

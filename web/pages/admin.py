@@ -17,7 +17,6 @@ from rules.service import RuleService
 from web.pages.common import (
     Ctx,
     Refused,
-    alert_actor,
     alert_service,
     attempt,
     pages,
@@ -106,7 +105,7 @@ def create_silence(
         _rule_known(ctx, matcher, value)
         attempt(
             lambda: service.create_silence(
-                alert_actor(caller), matcher, value, now, now + timedelta(hours=hours), reason
+                caller, matcher, value, now, now + timedelta(hours=hours), reason
             )
         )
     except Refused as err:
@@ -129,7 +128,7 @@ def notifications_page(
 @router.post("/notifications/{notification_id}/retry")
 def retry(notification_id: int, ctx: Ctx, caller: Officer) -> Response:
     """Send a dead delivery again now; the retry is in the audit chain with who asked."""
-    if not alert_service(ctx).retry_notification(alert_actor(caller), notification_id):
+    if not alert_service(ctx).retry_notification(caller, notification_id):
         raise HTTPException(404, f"notification {notification_id} not found or not dead")
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 
@@ -183,7 +182,7 @@ def expire_silence(silence_id: int, request: Request, ctx: Ctx, caller: Officer)
     """End a silence now; it stays on record with who ended it."""
     service = alert_service(ctx)
     try:
-        attempt(lambda: service.change_silence(alert_actor(caller), silence_id, expire=True))
+        attempt(lambda: service.change_silence(caller, silence_id, expire=True))
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     return Response(status_code=204, headers={"HX-Refresh": "true"})

@@ -17,7 +17,7 @@ from subjects import queries as subject_queries
 from subjects.models import DeviceRole
 from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
 from subjects.schema import BindingIn, BindingOut
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/devices", response_class=HTMLResponse)
 def devices_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
     svc = subjects_service(ctx)
-    actor = subject_actor(caller)
+    actor = caller
     subjects = svc.repository.search(SubjectQuery(limit=500), actor).items
     bindings = [b for s in subjects for b in svc.repository.bindings_of(s.credit_code, actor)]
     with ctx.pool.connection() as conn:
@@ -52,7 +52,7 @@ def _inbox(
     svc = subjects_service(ctx)
     with ctx.pool.connection() as conn:
         devices = readings.unbound_devices(conn)
-    subjects = svc.repository.search(SubjectQuery(limit=500), subject_actor(caller)).items
+    subjects = svc.repository.search(SubjectQuery(limit=500), caller).items
     return pages(ctx).render(
         request,
         "unbound.html",
@@ -79,7 +79,7 @@ def unbound_page(
     done = None
     if bound:
         try:
-            done = subjects_service(ctx).repository.binding(bound, subject_actor(caller))
+            done = subjects_service(ctx).repository.binding(bound, caller)
         except SubjectNotFoundError:
             done = None
     return _inbox(request, ctx, caller, done=done)
@@ -108,7 +108,7 @@ def bind_device(
         return _inbox(
             request, ctx, caller, 422, form={**form, "error": "invalid", "detail": fields}
         )
-    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    repo, actor = subjects_service(ctx).repository, caller
     try:
         # The inbox binds new devices only; moving a bound one is done from its subject's file.
         bound = repo.binding(device_id, actor)

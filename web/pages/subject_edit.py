@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
-from subjects.actor import Actor
+from core.principal import Principal as Actor
 from subjects.errors import (
     SubjectConflictError,
     SubjectError,
@@ -23,7 +23,7 @@ from subjects.errors import (
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 from web.pages.subject_forms import Errors, FieldError
 from web.pages.subjects import render_file
 
@@ -36,7 +36,7 @@ _LINK_FIELDS = {"since": "since_in_past", "until": "until_not_after", "departmen
 def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
     """The repository, the caller as the library sees them, and the subject's code; another
     department's subject answers 404 here, before any form is read."""
-    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    repo, actor = subjects_service(ctx).repository, caller
     try:
         return repo, actor, repo.get(code.upper(), actor).credit_code
     except SubjectNotFoundError as err:

@@ -3,9 +3,8 @@
 from fastapi import APIRouter
 
 from api.routers.alerts import draws, items, notifications, silences, stream, tasks
-from api.routers.alerts.common import actor_of
 
-__all__ = ["actor_of", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 for _module in (items, tasks, silences, notifications, draws, stream):

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException
 
 from alerts.errors import CodedError, NotFoundError
-from alerts.lifecycle import Actor, TransitionRefused
+from alerts.lifecycle import TransitionRefused
 from alerts.service import AlertService
-from api.auth import Caller
 from api.context import ApiContext, get_context
 from api.errors import CodedHTTPException
 
 Ctx = Annotated[ApiContext, Depends(get_context)]
 T = TypeVar("T")
-
-
-def actor_of(caller: Caller) -> Actor:
-    return Actor(caller.actor, caller.department)
 
 
 def service_of(ctx: ApiContext) -> AlertService:
@@ -40,9 +34,3 @@ def call(fn: Callable[[], T]) -> T:
         raise HTTPException(409, {"code": err.code, "message": str(err)}) from err
     except CodedError as err:
         raise CodedHTTPException(422, err.code, str(err)) from err
-
-
-def aware(t: datetime | None, name: str) -> datetime | None:
-    if t is not None and t.tzinfo is None:
-        raise HTTPException(422, f"{name} must carry a UTC offset, e.g. 2026-11-26T08:00:00Z")
-    return t

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from alerts import queries
 from api.auth import Officer, Viewer
-from api.routers.alerts.common import Ctx, actor_of, call, service_of
+from api.routers.alerts.common import Ctx, call, service_of
 from api.routers.alerts.models import (
     DrawIn,
     DrawOut,
@@ -26,7 +26,7 @@ def submit_draw(body: DrawIn, ctx: Ctx, caller: Officer) -> DrawOut:
     """Submit the department's draw for a period, or sample one by credit grade."""
     service = service_of(ctx)
     draw_id, codes = call(
-        lambda: service.submit_draw(actor_of(caller), body.period, body.credit_codes, body.seed)
+        lambda: service.submit_draw(caller, body.period, body.credit_codes, body.seed)
     )
     return DrawOut(id=draw_id, department=caller.department, period=body.period, credit_codes=codes)
 
@@ -35,7 +35,7 @@ def submit_draw(body: DrawIn, ctx: Ctx, caller: Officer) -> DrawOut:
 def preview_draw(body: DrawPreviewIn, ctx: Ctx, caller: Officer) -> DrawPreviewOut:
     """What a sampled draw with `seed` would pick now, by credit grade; nothing is stored."""
     service = service_of(ctx)
-    p = call(lambda: service.preview_draw(actor_of(caller), body.seed))
+    p = call(lambda: service.preview_draw(caller, body.seed))
     grades = [
         GradeShareOut(grade=g.grade.value, population=g.population, ratio=g.ratio,
                       credit_codes=list(g.drawn))
@@ -57,6 +57,6 @@ def merge_draws(body: MergeIn, ctx: Ctx, caller: Officer) -> MergeOut:
     """Subjects drawn by two or more departments in the period become joint inspections
     (one per subject; running the merge again joins the same tasks)."""
     service = service_of(ctx)
-    tasks = call(lambda: service.merge_draws(actor_of(caller), body.period))
+    tasks = call(lambda: service.merge_draws(caller, body.period))
     mine = [task_out(t) for t in tasks if caller.department in t.departments]
     return MergeOut(period=body.period, joint_tasks=len(tasks), tasks=mine)

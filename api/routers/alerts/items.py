@@ -12,8 +12,8 @@ from alerts.lifecycle import Action, AlertState
 from alerts.outcome import Outcome
 from alerts.queries import AlertFilter
 from api.auth import Officer, Viewer
-from api.params import Id, Offset
-from api.routers.alerts.common import Ctx, actor_of, aware, call, service_of
+from api.params import Id, Offset, aware
+from api.routers.alerts.common import Ctx, call, service_of
 from api.routers.alerts.models import (
     ActionOut,
     AlertDetail,
@@ -86,32 +86,28 @@ def _action_out(outcome: Outcome) -> ActionOut:
 def acknowledge(alert_id: Id, ctx: Ctx, caller: Officer) -> ActionOut:
     """open -> acknowledged."""
     service = service_of(ctx)
-    return _action_out(call(lambda: service.act(alert_id, Action.ACKNOWLEDGE, actor_of(caller))))
+    return _action_out(call(lambda: service.act(alert_id, Action.ACKNOWLEDGE, caller)))
 
 
 @router.post("/alerts/{alert_id}/dispatch", response_model=ActionOut)
 def dispatch(alert_id: Id, ctx: Ctx, caller: Officer) -> ActionOut:
     """Create a remote supervision task, or create or join the subject's joint inspection."""
     service = service_of(ctx)
-    return _action_out(call(lambda: service.act(alert_id, Action.DISPATCH, actor_of(caller))))
+    return _action_out(call(lambda: service.act(alert_id, Action.DISPATCH, caller)))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=ActionOut)
 def resolve(alert_id: Id, ctx: Ctx, caller: Officer, body: NoteIn | None = None) -> ActionOut:
     service = service_of(ctx)
     note = body.note if body else ""
-    return _action_out(
-        call(lambda: service.act(alert_id, Action.RESOLVE, actor_of(caller), note=note))
-    )
+    return _action_out(call(lambda: service.act(alert_id, Action.RESOLVE, caller, note=note)))
 
 
 @router.post("/alerts/{alert_id}/dismiss", response_model=ActionOut)
 def dismiss(alert_id: Id, body: DismissIn, ctx: Ctx, caller: Officer) -> ActionOut:
     service = service_of(ctx)
     return _action_out(
-        call(
-            lambda: service.act(alert_id, Action.DISMISS, actor_of(caller), body.reason, body.note)
-        )
+        call(lambda: service.act(alert_id, Action.DISMISS, caller, body.reason, body.note))
     )
 
 
@@ -120,6 +116,4 @@ def reopen(alert_id: Id, ctx: Ctx, caller: Officer, body: NoteIn | None = None) 
     """resolved or dismissed -> open, unless the subject already has an open alert."""
     service = service_of(ctx)
     note = body.note if body else ""
-    return _action_out(
-        call(lambda: service.act(alert_id, Action.REOPEN, actor_of(caller), note=note))
-    )
+    return _action_out(call(lambda: service.act(alert_id, Action.REOPEN, caller, note=note)))

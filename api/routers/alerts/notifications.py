@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from alerts import queries
 from api.auth import Officer, Viewer
 from api.params import Id
-from api.routers.alerts.common import Ctx, actor_of, service_of
+from api.routers.alerts.common import Ctx, service_of
 from api.routers.alerts.models import (
     NotificationOut,
 )
@@ -33,5 +33,5 @@ def list_notifications(
 @router.post("/notifications/{notification_id}/retry", status_code=204)
 def retry_notification(notification_id: Id, ctx: Ctx, caller: Officer) -> None:
     """Queue a dead delivery of the caller's alert again now; audited with the caller."""
-    if not service_of(ctx).retry_notification(actor_of(caller), notification_id):
+    if not service_of(ctx).retry_notification(caller, notification_id):
         raise HTTPException(404, f"notification {notification_id} not found or not dead")

@@ -7,8 +7,8 @@ from fastapi import APIRouter, HTTPException
 from alerts.silences import fetch as fetch_silences
 from alerts.silences import fetch_in_force
 from api.auth import Officer, Viewer
-from api.params import Id
-from api.routers.alerts.common import Ctx, actor_of, aware, call, service_of
+from api.params import Id, aware
+from api.routers.alerts.common import Ctx, call, service_of
 from api.routers.alerts.models import (
     SilenceExtendIn,
     SilenceIn,
@@ -38,7 +38,7 @@ def create_silence(body: SilenceIn, ctx: Ctx, caller: Officer) -> SilenceOut:
     service = service_of(ctx)
     row = call(
         lambda: service.create_silence(
-            actor_of(caller), body.matcher, body.value, body.starts_at, body.ends_at, body.reason
+            caller, body.matcher, body.value, body.starts_at, body.ends_at, body.reason
         )
     )
     return silence_out(row)
@@ -57,9 +57,7 @@ def get_silence(silence_id: Id, ctx: Ctx, caller: Viewer) -> SilenceOut:
 def change_silence(silence_id: Id, body: SilencePatch, ctx: Ctx, caller: Officer) -> SilenceOut:
     service = service_of(ctx)
     aware(body.ends_at, "ends_at")
-    row = call(
-        lambda: service.change_silence(actor_of(caller), silence_id, body.ends_at, body.reason)
-    )
+    row = call(lambda: service.change_silence(caller, silence_id, body.ends_at, body.reason))
     return silence_out(row)
 
 
@@ -68,7 +66,7 @@ def extend_silence(silence_id: Id, body: SilenceExtendIn, ctx: Ctx, caller: Offi
     """Move a running silence's end later (at most 90 days after its start), audited."""
     service = service_of(ctx)
     aware(body.ends_at, "ends_at")
-    row = call(lambda: service.extend_silence(actor_of(caller), silence_id, body.ends_at))
+    row = call(lambda: service.extend_silence(caller, silence_id, body.ends_at))
     return silence_out(row)
 
 
@@ -76,5 +74,5 @@ def extend_silence(silence_id: Id, body: SilenceExtendIn, ctx: Ctx, caller: Offi
 def expire_silence(silence_id: Id, ctx: Ctx, caller: Officer) -> SilenceOut:
     """Expire now; the silence stays on record (and in the audit log)."""
     service = service_of(ctx)
-    row = call(lambda: service.change_silence(actor_of(caller), silence_id, expire=True))
+    row = call(lambda: service.change_silence(caller, silence_id, expire=True))
     return silence_out(row)

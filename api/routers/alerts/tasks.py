@@ -10,7 +10,7 @@ from alerts import queries
 from alerts.records import TaskKind, TaskStatus
 from api.auth import Officer, Viewer
 from api.params import Id, Offset
-from api.routers.alerts.common import Ctx, actor_of, call, service_of
+from api.routers.alerts.common import Ctx, call, service_of
 from api.routers.alerts.models import (
     TaskOut,
     TaskUpdateIn,
@@ -57,8 +57,6 @@ def get_task(task_id: Id, ctx: Ctx, caller: Viewer) -> TaskOut:
 def update_task(task_id: Id, body: TaskUpdateIn, ctx: Ctx, caller: Officer) -> TaskOut:
     """planned -> in_progress -> done (done needs findings; the lead closes a joint task)."""
     service = service_of(ctx)
-    outcome = call(
-        lambda: service.update_task(task_id, body.status, actor_of(caller), body.findings)
-    )
+    outcome = call(lambda: service.update_task(task_id, body.status, caller, body.findings))
     assert outcome.task is not None
     return task_out(outcome.task)
