@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from api.roles import Role, parse_role
+from subjects.departments import department_codes
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
@@ -58,9 +59,8 @@ def hash_password(password: str) -> str:
 
 
 def check_department(conn: psycopg.Connection[Any], department: str) -> None:
-    known = conn.execute("SELECT 1 FROM departments WHERE code = %s", (department,)).fetchone()
-    if known is None:
-        codes = [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
+    codes = department_codes(conn)
+    if department not in codes:
         raise PersonError(f"department {department!r} is unknown; known: {', '.join(codes)}")
 
 
