@@ -419,11 +419,13 @@ class AlertService:
         self, actor: Principal, period: str, codes: Sequence[str] | None, seed: int | None
     ) -> tuple[int, list[str]]:
         with self.pool.connection() as conn:
-            return self.store.submit_draw(conn, actor, period, codes, seed)
+            return draws.submit(conn, self.subjects, self.settings, actor, period, codes, seed,
+                                self.clock())  # fmt: skip
 
     def merge_draws(self, actor: Principal, period: str) -> list[TaskRow]:
         with self.pool.connection() as conn:
-            tasks, _pending = self.store.merge_draws(conn, actor, period)
+            tasks, _pending = draws.merge(conn, self.subjects, self.settings, self.store.router,
+                                          actor, period, self.clock())  # fmt: skip
         if tasks:
             with self._version_lock:
                 self.events_version += 1
@@ -439,9 +441,8 @@ class AlertService:
         reason: str,
     ) -> SilenceRow:
         with self.pool.connection() as conn:
-            return self.store.create_silence(
-                conn, actor, matcher, value, starts_at, ends_at, reason
-            )
+            return silences.create(conn, actor, matcher, value, starts_at, ends_at, reason,
+                                   self.clock())  # fmt: skip
 
     def change_silence(
         self,
@@ -452,7 +453,7 @@ class AlertService:
         expire: bool = False,
     ) -> SilenceRow:
         with self.pool.connection() as conn:
-            return self.store.change_silence(conn, actor, silence_id, ends_at, reason, expire)
+            return silences.change(conn, actor, silence_id, self.clock(), ends_at, reason, expire)
 
     def preview_silence_extension(
         self, actor: Principal, silence_id: int, ends_at: datetime

@@ -170,13 +170,8 @@ def change(
     expire: bool = False,
 ) -> SilenceRow:
     """Change the end or the reason, or expire now; a silence is never deleted."""
-    if actor.is_system:
-        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
-        found = fetch(conn, actor.department, silence_id, lock=True)
-        if not found:
-            raise NotFoundError(f"silence {silence_id} not found")
-        row = found[0]
+        row = _department_silence(conn, actor, silence_id, lock=True)
         if row.expired_at is not None:
             raise SilenceError(Refusal.SILENCE_EXPIRED, f"silence {silence_id} has already expired")
         if expire:
@@ -216,18 +211,26 @@ def check_extension(row: SilenceRow, ends_at: datetime, now: datetime) -> None:
     validate(row.starts_at, ends_at, row.reason, row.value)
 
 
+def _department_silence(
+    conn: psycopg.Connection[Any], actor: Principal, silence_id: int, lock: bool = False
+) -> SilenceRow:
+    """The actor's department's silence `silence_id`; not found for another department's."""
+    if actor.is_system:
+        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
+    found = fetch(conn, actor.department, silence_id, lock=lock)
+    if not found:
+        raise NotFoundError(f"silence {silence_id} not found")
+    return found[0]
+
+
 def preview_extension(
     conn: psycopg.Connection[Any], actor: Principal, silence_id: int, ends_at: datetime,
     now: datetime,
 ) -> SilenceRow:  # fmt: skip
     """The silence as it is, after checking that `ends_at` would extend it (nothing written)."""
-    if actor.is_system:
-        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
-    found = fetch(conn, actor.department, silence_id)
-    if not found:
-        raise NotFoundError(f"silence {silence_id} not found")
-    check_extension(found[0], ends_at, now)
-    return found[0]
+    row = _department_silence(conn, actor, silence_id)
+    check_extension(row, ends_at, now)
+    return row
 
 
 def extend(
@@ -235,13 +238,8 @@ def extend(
     now: datetime,
 ) -> SilenceRow:  # fmt: skip
     """Move a running silence's end later, audited (old and new end) in the same transaction."""
-    if actor.is_system:
-        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
-        found = fetch(conn, actor.department, silence_id, lock=True)
-        if not found:
-            raise NotFoundError(f"silence {silence_id} not found")
-        before = found[0]
+        before = _department_silence(conn, actor, silence_id, lock=True)
         check_extension(before, ends_at, now)
         conn.execute("UPDATE silences SET ends_at = %s WHERE id = %s", (ends_at, silence_id))
         (row,) = fetch(conn, actor.department, silence_id)

@@ -1,7 +1,8 @@
 """Every write of the alerts package behind one object; each public method is one transaction.
 
 The work lives in modules with one job each: grouping (clues join alerts), transitions,
-dispatching, tasks, sweeps, escalation, draws, silences and subject_audit. The store holds
+dispatching, tasks, sweeps, escalation and subject_audit (the service calls draws and
+silences itself). The store holds
 what they share (settings, the subjects port, the notice router, the clock) and reads the
 clock once per transaction.
 """
@@ -9,17 +10,14 @@ clock once per transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from alerts import (
     dispatching,
-    draws,
     escalation,
     grouping,
-    silences,
     subject_audit,
     sweeps,
     tasks,
@@ -30,10 +28,9 @@ from alerts.dispatch import DispatchPlan
 from alerts.findings import PhotoUpload
 from alerts.lifecycle import Action, DismissReason
 from alerts.outcome import Outcome
-from alerts.records import TaskRow, TaskStatus
+from alerts.records import TaskStatus
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
-from alerts.silences import Matcher, SilenceRow
 from alerts.subjects_port import SubjectChange, SubjectLookup
 from core.clock import Clock
 from core.principal import Principal
@@ -125,49 +122,6 @@ class AlertStore:
         """Escalate unacknowledged alerts past their credit grade's time (alerts/escalation)."""
         return escalation.escalate_due(conn, self.settings, self.subjects, self.router,
                                        timeline.write, self.clock())  # fmt: skip
-
-    # -- double-random draws and silences -------------------------------------------------
-
-    def submit_draw(
-        self,
-        conn: psycopg.Connection[Any],
-        actor: Principal,
-        period: str,
-        codes: Sequence[str] | None = None,
-        seed: int | None = None,
-    ) -> tuple[int, list[str]]:
-        return draws.submit(conn, self.subjects, self.settings, actor, period, codes, seed,
-                            self.clock())  # fmt: skip
-
-    def merge_draws(
-        self, conn: psycopg.Connection[Any], actor: Principal, period: str
-    ) -> tuple[list[TaskRow], int]:
-        return draws.merge(conn, self.subjects, self.settings, self.router, actor, period,
-                           self.clock())  # fmt: skip
-
-    def create_silence(
-        self,
-        conn: psycopg.Connection[Any],
-        actor: Principal,
-        matcher: Matcher,
-        value: str,
-        starts_at: datetime,
-        ends_at: datetime,
-        reason: str,
-    ) -> SilenceRow:
-        return silences.create(conn, actor, matcher, value, starts_at, ends_at, reason,
-                               self.clock())  # fmt: skip
-
-    def change_silence(
-        self,
-        conn: psycopg.Connection[Any],
-        actor: Principal,
-        silence_id: int,
-        ends_at: datetime | None = None,
-        reason: str | None = None,
-        expire: bool = False,
-    ) -> SilenceRow:
-        return silences.change(conn, actor, silence_id, self.clock(), ends_at, reason, expire)
 
     # -- subject edits --------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator
 
 Clock = Callable[[], datetime]
 
@@ -25,3 +28,20 @@ def aware(t: MaybeTime, name: str, refuse: Callable[[str, str], Exception]) -> M
     if t is not None and t.tzinfo is None:
         raise refuse(name, NAIVE)
     return t
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone `name`; ValueError naming it when there is none such."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown time zone {name!r}: not an IANA time zone name") from err
+
+
+def _known_zone(name: str) -> str:
+    zone_named(name)
+    return name
+
+
+# A settings or rule field naming a time zone, checked when it is read.
+ZoneName = Annotated[str, AfterValidator(_known_zone)]

@@ -13,6 +13,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 T = TypeVar("T")
 
+# Debian's chromium as the browser tests drive it: headless, quiet, nothing fetched.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def wait_until(
     check: Callable[[], T | Literal[False] | None],

@@ -68,3 +68,16 @@ def test_aware_refuses_a_time_without_offset() -> None:
     assert aware(None, "since", refuse) is None
     with pytest.raises(ValueError, match=f"since: {NAIVE}"):
         aware(at.replace(tzinfo=None), "since", refuse)
+
+
+def test_a_zone_name_is_checked_once_for_every_settings_file() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from core.clock import ZoneName
+
+    class Shown(BaseModel):
+        timezone: ZoneName = "Asia/Shanghai"
+
+    assert Shown(timezone="Europe/Berlin").timezone == "Europe/Berlin"
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        Shown(timezone="Mars/Olympus")

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerts import audit
+from alerts import audit, silences
 from alerts.cli import verify_command
 from alerts.lifecycle import Action
 from alerts.records import TaskStatus
@@ -32,8 +32,8 @@ def history(store: AlertStore, db: psycopg.Connection[Any], clock: Clock) -> Non
     task = store.dispatch(db, out.alert.id, EEB).task
     assert task is not None
     store.update_task(db, task.id, TaskStatus.DONE, EMB, "no leak found")
-    store.create_silence(db, EEB, Matcher.RULE, "r-cod", clock.now,
-                         clock.now.replace(hour=23), "sensor swap")  # fmt: skip
+    silences.create(db, EEB, Matcher.RULE, "r-cod", clock.now,
+                    clock.now.replace(hour=23), "sensor swap", clock())  # fmt: skip
     change = SubjectChanged(
         kind=ChangeKind.UPDATED,
         credit_code=CHEM,
