@@ -10,10 +10,11 @@ from typing import Any
 import psycopg
 
 from alerts.errors import Refusal
-from alerts.lifecycle import Actor, TransitionRefused
+from alerts.lifecycle import TransitionRefused
 from alerts.records import Changes, TaskKind, TaskRow, TaskStatus, fetch_tasks
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectView, is_cross_department
+from core.principal import Principal
 from rules.models import Severity
 from subjects.models import SupervisionMethod
 
@@ -116,7 +117,7 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 
 
 def check_task_transition(
-    task: TaskRow, target: TaskStatus, actor: Actor, findings: str | None
+    task: TaskRow, target: TaskStatus, actor: Principal, findings: str | None
 ) -> None:
     """Raise TransitionRefused when `actor` may not move `task` to `target`."""
     if actor.department not in task.departments:
@@ -149,7 +150,7 @@ def open_joint_task(
     plan: DispatchPlan,
     severity: Severity,
     source: str,
-    actor: Actor,
+    actor: Principal,
     now: datetime,
     changes: Changes,
     draw_period: str | None = None,
@@ -212,7 +213,7 @@ def create_single_task(
     credit_code: str | None,
     plan: DispatchPlan,
     severity: Severity,
-    actor: Actor,
+    actor: Principal,
     now: datetime,
     changes: Changes,
 ) -> TaskRow:

@@ -18,11 +18,11 @@ from alerts.audit import canonical_json
 from alerts.commit import finish
 from alerts.dispatch import DispatchPlan, choose_lead, open_joint_task
 from alerts.errors import DrawError, Refusal
-from alerts.lifecycle import Actor
 from alerts.records import Changes, TaskKind, TaskRow
 from alerts.routing import Router
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import SubjectLookup, SubjectView
+from core.principal import Principal
 from rules.models import Severity
 from subjects.models import Grade
 
@@ -93,13 +93,13 @@ def preview(
     conn: psycopg.Connection[Any],
     subjects: SubjectLookup,
     settings: AlertsSettings,
-    actor: Actor,
+    actor: Principal,
     seed: int,
     now: datetime,
 ) -> DrawPreview:
     """The sample `submit` would store for `seed`, by grade (with the subjects due by their
     grade's inspection frequency); nothing is written."""
-    if actor.department is None:
+    if actor.is_system:
         raise DrawError(Refusal.DRAW_NO_DEPARTMENT, "a draw belongs to a department")
     supervised = list(subjects.subjects_of(actor.department))
     if not supervised:
@@ -182,7 +182,7 @@ def submit(
     conn: psycopg.Connection[Any],
     subjects: SubjectLookup,
     settings: AlertsSettings,
-    actor: Actor,
+    actor: Principal,
     period: str,
     codes: Sequence[str] | None,
     seed: int | None,
@@ -224,7 +224,7 @@ def merge(
     subjects: SubjectLookup,
     settings: AlertsSettings,
     router: Router,
-    actor: Actor,
+    actor: Principal,
     period: str,
     now: datetime,
 ) -> tuple[list[TaskRow], int]:

@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 
 from alerts.errors import NotFoundError, Refusal
-from alerts.lifecycle import Actor, TransitionRefused
+from alerts.lifecycle import TransitionRefused
 from alerts.records import Changes, TaskRow, TaskStatus, fetch_tasks
+from core.principal import Principal
 
 MAX_PHOTO_BYTES = 15 * 1024 * 1024
 MAX_PHOTOS = 10
@@ -38,7 +39,7 @@ def photo_type(photo: PhotoUpload) -> str:
 def record_finding(
     conn: psycopg.Connection[Any],
     task_id: int,
-    actor: Actor,
+    actor: Principal,
     text: str,
     photos: Sequence[PhotoUpload],
     now: datetime,

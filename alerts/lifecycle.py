@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from alerts.errors import Refusal
+from core.principal import Principal
 
 
 class AlertState(StrEnum):
@@ -66,21 +67,6 @@ TRANSITIONS: dict[tuple[AlertState, Action], AlertState] = {
 SYSTEM_ONLY = frozenset({Action.AUTO_RESOLVE})
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: an API key of a department, or the system itself (department None)."""
-
-    name: str
-    department: str | None = None
-
-    @property
-    def is_system(self) -> bool:
-        return self.department is None
-
-
-SYSTEM = Actor("system")
-
-
 class TransitionRefused(Exception):  # noqa: N818 - reads as the outcome, like PermissionError
     """A transition is not allowed; `code` is machine-readable, the message says why."""
 
@@ -96,7 +82,7 @@ class Transition:
     action: Action
     from_state: AlertState
     to_state: AlertState
-    actor: Actor
+    actor: Principal
     at: datetime
     reason: DismissReason | None = None
     note: str = ""
@@ -106,7 +92,7 @@ def decide(
     state: AlertState,
     departments: Collection[str],
     action: Action,
-    actor: Actor,
+    actor: Principal,
     at: datetime,
     reason: DismissReason | None = None,
     note: str = "",

@@ -15,6 +15,7 @@ from alerts import audit
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notification, Notifier, NotifyError
 from alerts.settings import AlertsSettings
+from core.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class OutboxDelivery:
         pool: ConnectionPool,
         notifiers: Mapping[str, Notifier],
         metrics: AlertsMetrics,
-        clock: Callable[[], datetime],
+        clock: Clock,
         batch: int = 50,
         fence: Callable[[psycopg.Connection[Any]], None] | None = None,
     ) -> None:

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts.audit import canonical_json
+from alerts.notify.payload import NoticeAlert, NoticeClue, NoticePayload
 from alerts.records import AlertRow, NotifyEvent, NotifyRequest
 from alerts.settings import AlertsSettings, NotificationRoute
 from alerts.subjects_port import SubjectLookup
@@ -148,17 +149,17 @@ class Router:
                 (now, now),
             )
         ]
-        payload = {
-            "event": event.value,
-            "at": now,
-            "alert": alert.summary(),
-            "clues": [
-                {"rule_id": c.rule_id, "title": c.title, "status": c.status,
-                 "department": c.department, "device_ids": list(c.device_ids),
-                 "started_at": c.started_at}
+        payload = NoticePayload(
+            event=event.value,
+            at=now,
+            alert=NoticeAlert(**alert.summary()),
+            clues=[
+                NoticeClue(rule_id=c.rule_id, title=c.title, status=c.status,
+                           department=c.department, device_ids=list(c.device_ids),
+                           started_at=c.started_at)
                 for c in clues
             ],
-        }  # fmt: skip
+        ).model_dump()  # fmt: skip
         window_start = now - timedelta(seconds=self.settings.rate_cap_window_s)
         grade = self._grade(alert)
         hold = hold_s(self.settings, grade, alert, event)

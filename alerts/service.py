@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -29,7 +29,7 @@ from alerts import draws, handoff, outbox, silences
 from alerts.dispatch import DispatchPlan
 from alerts.errors import DrawError, Refusal
 from alerts.findings import PhotoUpload
-from alerts.lifecycle import Action, Actor, AlertState, DismissReason
+from alerts.lifecycle import Action, AlertState, DismissReason
 from alerts.metrics import AlertsMetrics
 from alerts.notify.base import Notifier
 from alerts.notify.channels import build_notifiers
@@ -39,6 +39,8 @@ from alerts.settings import AlertsSettings
 from alerts.silences import Matcher, SilenceRow
 from alerts.store import AlertStore, Outcome
 from alerts.subjects_port import SubjectChange, SubjectLookup
+from core.clock import Clock, utc_now
+from core.principal import Principal
 from rules.models import ClueEvent, ClueLedger, Severity
 from supervise.worker import Supervised, Supervisor
 
@@ -48,10 +50,6 @@ PRUNE_INTERVAL_S = 3600.0
 # The ledger is read at least this often even with no wake-up (a lost one, another engine).
 SWEEP_INTERVAL_S = 2.0
 SWEEP_BATCH = 200
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AlertService:
@@ -64,7 +62,7 @@ class AlertService:
         registry: CollectorRegistry,
         subjects: SubjectLookup,
         notifiers: Mapping[str, Notifier] | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
         ledger: ClueLedger | None = None,
         supervisor: Supervisor | None = None,
         fence: Callable[[psycopg.Connection[Any]], None] | None = None,
@@ -391,7 +389,7 @@ class AlertService:
         self,
         alert_id: int,
         action: Action,
-        actor: Actor,
+        actor: Principal,
         reason: DismissReason | None = None,
         note: str = "",
     ) -> Outcome:
@@ -401,18 +399,18 @@ class AlertService:
         )
 
     def update_task(
-        self, task_id: int, status: TaskStatus, actor: Actor, findings: str | None = None
+        self, task_id: int, status: TaskStatus, actor: Principal, findings: str | None = None
     ) -> Outcome:
         return self._run(
             lambda conn: self.store.update_task(conn, task_id, status, actor, findings)
         )
 
-    def preview_dispatch(self, alert_id: int, actor: Actor) -> DispatchPlan:
+    def preview_dispatch(self, alert_id: int, actor: Principal) -> DispatchPlan:
         with self.pool.connection() as conn:
             return self.store.preview_dispatch(conn, alert_id, actor)
 
     def add_finding(
-        self, task_id: int, actor: Actor, text: str, photos: Sequence[PhotoUpload]
+        self, task_id: int, actor: Principal, text: str, photos: Sequence[PhotoUpload]
     ) -> int:
         """Record a department's finding on a task; returns the finding's id."""
         with self.pool.connection() as conn:
@@ -421,14 +419,16 @@ class AlertService:
         return finding_id
 
     def submit_draw(
-        self, actor: Actor, period: str, codes: Sequence[str] | None, seed: int | None
+        self, actor: Principal, period: str, codes: Sequence[str] | None, seed: int | None
     ) -> tuple[int, list[str]]:
         with self.pool.connection() as conn:
-            return self.store.submit_draw(conn, actor, period, codes, seed)
+            return draws.submit(conn, self.subjects, self.settings, actor, period, codes, seed,
+                                self.clock())  # fmt: skip
 
-    def merge_draws(self, actor: Actor, period: str) -> list[TaskRow]:
+    def merge_draws(self, actor: Principal, period: str) -> list[TaskRow]:
         with self.pool.connection() as conn:
-            tasks, _pending = self.store.merge_draws(conn, actor, period)
+            tasks, _pending = draws.merge(conn, self.subjects, self.settings, self.store.router,
+                                          actor, period, self.clock())  # fmt: skip
         if tasks:
             with self._version_lock:
                 self.events_version += 1
@@ -436,7 +436,7 @@ class AlertService:
 
     def create_silence(
         self,
-        actor: Actor,
+        actor: Principal,
         matcher: Matcher,
         value: str,
         starts_at: datetime,
@@ -444,39 +444,38 @@ class AlertService:
         reason: str,
     ) -> SilenceRow:
         with self.pool.connection() as conn:
-            return self.store.create_silence(
-                conn, actor, matcher, value, starts_at, ends_at, reason
-            )
+            return silences.create(conn, actor, matcher, value, starts_at, ends_at, reason,
+                                   self.clock())  # fmt: skip
 
     def change_silence(
         self,
-        actor: Actor,
+        actor: Principal,
         silence_id: int,
         ends_at: datetime | None = None,
         reason: str | None = None,
         expire: bool = False,
     ) -> SilenceRow:
         with self.pool.connection() as conn:
-            return self.store.change_silence(conn, actor, silence_id, ends_at, reason, expire)
+            return silences.change(conn, actor, silence_id, self.clock(), ends_at, reason, expire)
 
     def preview_silence_extension(
-        self, actor: Actor, silence_id: int, ends_at: datetime
+        self, actor: Principal, silence_id: int, ends_at: datetime
     ) -> SilenceRow:
         """The silence an extension to `ends_at` would change, after the same checks."""
         with self.pool.connection() as conn:
             return silences.preview_extension(conn, actor, silence_id, ends_at, self.clock())
 
-    def extend_silence(self, actor: Actor, silence_id: int, ends_at: datetime) -> SilenceRow:
+    def extend_silence(self, actor: Principal, silence_id: int, ends_at: datetime) -> SilenceRow:
         with self.pool.connection() as conn:
             return silences.extend(conn, actor, silence_id, ends_at, self.clock())
 
-    def preview_draw(self, actor: Actor, seed: int) -> draws.DrawPreview:
+    def preview_draw(self, actor: Principal, seed: int) -> draws.DrawPreview:
         """What a sampled draw with `seed` would pick now, per credit grade (nothing stored)."""
         with self.pool.connection() as conn:
             return draws.preview(conn, self.subjects, self.settings, actor, seed, self.clock())
 
     def confirm_draw(
-        self, actor: Actor, period: str, seed: int, expected: Sequence[str]
+        self, actor: Principal, period: str, seed: int, expected: Sequence[str]
     ) -> tuple[int, list[str]]:
         """Store the sampled draw an officer previewed, or refuse when the department's
         subjects changed since the preview (the same seed would pick others)."""
@@ -488,9 +487,9 @@ class AlertService:
             )
         return self.submit_draw(actor, period, None, seed)
 
-    def retry_notification(self, actor: Actor, notification_id: int) -> bool:
+    def retry_notification(self, actor: Principal, notification_id: int) -> bool:
         """Queue a dead delivery again now (audited) and wake the outbox to send it."""
-        if actor.department is None:
+        if actor.is_system:
             return False
         with self.pool.connection() as conn:
             queued = outbox.retry(conn, actor.name, actor.department, notification_id,

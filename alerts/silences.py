@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 
 from alerts import audit
 from alerts.errors import CodedError, NotFoundError, Refusal
-from alerts.lifecycle import Actor
+from core.principal import Principal
 
 
 class Matcher(StrEnum):
@@ -132,7 +132,7 @@ def fetch_in_force(conn: psycopg.Connection[Any], department: str) -> list[Silen
 
 
 def _record(
-    conn: psycopg.Connection[Any], actor: Actor, row: SilenceRow, action: str, now: datetime
+    conn: psycopg.Connection[Any], actor: Principal, row: SilenceRow, action: str, now: datetime
 ) -> None:
     audit.append(
         conn, [audit.AuditRecord(actor.name, "silence", str(row.id), action, row.summary())], now
@@ -141,7 +141,7 @@ def _record(
 
 def create(
     conn: psycopg.Connection[Any],
-    actor: Actor,
+    actor: Principal,
     matcher: Matcher,
     value: str,
     starts_at: datetime,
@@ -150,7 +150,7 @@ def create(
     now: datetime,
 ) -> SilenceRow:
     """A silence of the actor's department, audited in the same transaction."""
-    if actor.department is None:
+    if actor.is_system:
         raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
         row = insert(
@@ -162,7 +162,7 @@ def create(
 
 def change(
     conn: psycopg.Connection[Any],
-    actor: Actor,
+    actor: Principal,
     silence_id: int,
     now: datetime,
     ends_at: datetime | None = None,
@@ -170,13 +170,8 @@ def change(
     expire: bool = False,
 ) -> SilenceRow:
     """Change the end or the reason, or expire now; a silence is never deleted."""
-    if actor.department is None:
-        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
-        found = fetch(conn, actor.department, silence_id, lock=True)
-        if not found:
-            raise NotFoundError(f"silence {silence_id} not found")
-        row = found[0]
+        row = _department_silence(conn, actor, silence_id, lock=True)
         if row.expired_at is not None:
             raise SilenceError(Refusal.SILENCE_EXPIRED, f"silence {silence_id} has already expired")
         if expire:
@@ -216,32 +211,35 @@ def check_extension(row: SilenceRow, ends_at: datetime, now: datetime) -> None:
     validate(row.starts_at, ends_at, row.reason, row.value)
 
 
-def preview_extension(
-    conn: psycopg.Connection[Any], actor: Actor, silence_id: int, ends_at: datetime,
-    now: datetime,
-) -> SilenceRow:  # fmt: skip
-    """The silence as it is, after checking that `ends_at` would extend it (nothing written)."""
-    if actor.department is None:
+def _department_silence(
+    conn: psycopg.Connection[Any], actor: Principal, silence_id: int, lock: bool = False
+) -> SilenceRow:
+    """The actor's department's silence `silence_id`; not found for another department's."""
+    if actor.is_system:
         raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
-    found = fetch(conn, actor.department, silence_id)
+    found = fetch(conn, actor.department, silence_id, lock=lock)
     if not found:
         raise NotFoundError(f"silence {silence_id} not found")
-    check_extension(found[0], ends_at, now)
     return found[0]
 
 
+def preview_extension(
+    conn: psycopg.Connection[Any], actor: Principal, silence_id: int, ends_at: datetime,
+    now: datetime,
+) -> SilenceRow:  # fmt: skip
+    """The silence as it is, after checking that `ends_at` would extend it (nothing written)."""
+    row = _department_silence(conn, actor, silence_id)
+    check_extension(row, ends_at, now)
+    return row
+
+
 def extend(
-    conn: psycopg.Connection[Any], actor: Actor, silence_id: int, ends_at: datetime,
+    conn: psycopg.Connection[Any], actor: Principal, silence_id: int, ends_at: datetime,
     now: datetime,
 ) -> SilenceRow:  # fmt: skip
     """Move a running silence's end later, audited (old and new end) in the same transaction."""
-    if actor.department is None:
-        raise SilenceError(Refusal.SILENCE_NO_DEPARTMENT, "a silence belongs to a department")
     with conn.transaction():
-        found = fetch(conn, actor.department, silence_id, lock=True)
-        if not found:
-            raise NotFoundError(f"silence {silence_id} not found")
-        before = found[0]
+        before = _department_silence(conn, actor, silence_id, lock=True)
         check_extension(before, ends_at, now)
         conn.execute("UPDATE silences SET ends_at = %s WHERE id = %s", (ends_at, silence_id))
         (row,) = fetch(conn, actor.department, silence_id)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -13,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from api import keys, sessions
 from api.context import ApiContext, get_context
 from api.keys import KEY_PREFIX, KeyRequestError, create_key, hash_key
-from api.roles import Role
 from api.settings import AuthSettings
+from core.principal import Principal, PrincipalKind, Role
 
 __all__ = [
     "KEY_PREFIX",
@@ -38,44 +36,6 @@ SESSION_COOKIE = "offsite_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class PrincipalKind(StrEnum):
-    PERSON = "person"
-    KEY = "key"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who acts. Every read and write is scoped to `department`; `actor` goes into records."""
-
-    kind: PrincipalKind
-    id: int  # the user id of a person, the key id of a key
-    name: str  # a person's display name, a key's label
-    department: str
-    role: Role
-    login: str | None = None  # people only
-    session_id: int | None = None  # people signed in by cookie
-    csrf_token: str | None = None  # the session's; key requests need none
-
-    @property
-    def actor(self) -> str:
-        """How timelines and the audit chain name this caller: "张伟 (zhangwei)" or "key:7 name"."""
-        if self.kind is PrincipalKind.PERSON:
-            return f"{self.name} ({self.login})"
-        return f"key:{self.id} {self.name}".rstrip()
-
-    @property
-    def key_id(self) -> int | None:
-        return self.id if self.kind is PrincipalKind.KEY else None
-
-    @property
-    def user_id(self) -> int | None:
-        return self.id if self.kind is PrincipalKind.PERSON else None
-
-    @property
-    def is_platform_admin(self) -> bool:
-        return self.role is Role.PLATFORM_ADMIN
 
 
 # The name the routers have always used.
@@ -107,7 +67,7 @@ def _by_key(ctx: ApiContext, key: str) -> Principal:
         record = keys.find_active(conn, key)
     if record is None:
         raise _unauthorized("the API key is unknown or revoked")
-    return Principal(PrincipalKind.KEY, record.id, record.name, record.department, record.role)
+    return Principal.key(record.id, record.name, record.department, record.role)
 
 
 def _by_session(ctx: ApiContext, token: str) -> Principal | None:
@@ -116,15 +76,8 @@ def _by_session(ctx: ApiContext, token: str) -> Principal | None:
     if session is None:
         return None
     p = session.person
-    return Principal(
-        PrincipalKind.PERSON,
-        p.id,
-        p.name,
-        p.department,
-        p.role,
-        login=p.login,
-        session_id=session.id,
-        csrf_token=session.csrf_token,
+    return Principal.person(
+        p.id, p.name, p.login, p.department, p.role, session.id, session.csrf_token
     )
 
 
@@ -213,7 +166,7 @@ def require(role: Role) -> Any:
         if caller.role.rank < role.rank:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs the {role.value} role; {caller.actor} has {caller.role.value}",
+                f"this needs the {role.value} role; {caller.name} has {caller.role.value}",
             )
         return caller
 

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from api.roles import Role, parse_role
+from subjects.departments import department_codes
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
@@ -58,9 +59,8 @@ def hash_password(password: str) -> str:
 
 
 def check_department(conn: psycopg.Connection[Any], department: str) -> None:
-    known = conn.execute("SELECT 1 FROM departments WHERE code = %s", (department,)).fetchone()
-    if known is None:
-        codes = [r[0] for r in conn.execute("SELECT code FROM departments ORDER BY code")]
+    codes = department_codes(conn)
+    if department not in codes:
         raise PersonError(f"department {department!r} is unknown; known: {', '.join(codes)}")
 
 
@@ -192,12 +192,7 @@ def disable(conn: psycopg.Connection[Any], login: str) -> Person:
         f" RETURNING {USER_COLUMNS}",
         (login,),
     ).fetchone()
-    if row is None:
-        raise PersonError(f"no account has the login {login!r}")
-    conn.execute(
-        "UPDATE sessions SET ended_at = now() WHERE user_id = %s AND ended_at IS NULL", (row[0],)
-    )
-    return person_from_row(row)
+    return _end_sessions(conn, _found(row, login))
 
 
 def enable(conn: psycopg.Connection[Any], login: str) -> Person:
@@ -205,9 +200,7 @@ def enable(conn: psycopg.Connection[Any], login: str) -> Person:
         f"UPDATE users SET disabled_at = NULL WHERE login = %s RETURNING {USER_COLUMNS}",
         (login,),
     ).fetchone()
-    if row is None:
-        raise PersonError(f"no account has the login {login!r}")
-    return person_from_row(row)
+    return person_from_row(_found(row, login))
 
 
 def reset_password(conn: psycopg.Connection[Any], login: str, password: str) -> Person:
@@ -218,8 +211,17 @@ def reset_password(conn: psycopg.Connection[Any], login: str, password: str) -> 
         f" RETURNING {USER_COLUMNS}",
         (hash_password(password), login),
     ).fetchone()
+    return _end_sessions(conn, _found(row, login))
+
+
+def _found(row: tuple[Any, ...] | None, login: str) -> tuple[Any, ...]:
     if row is None:
         raise PersonError(f"no account has the login {login!r}")
+    return row
+
+
+def _end_sessions(conn: psycopg.Connection[Any], row: tuple[Any, ...]) -> Person:
+    """The person of a users row, with every open session of theirs ended."""
     conn.execute(
         "UPDATE sessions SET ended_at = now() WHERE user_id = %s AND ended_at IS NULL", (row[0],)
     )

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from core.principal import Role
 
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OFFICER = "officer"
-    ADMIN = "admin"  # a department's admin: their own department only, like everyone
-    PLATFORM_ADMIN = "platform_admin"  # the city platform's operator: binds unbound devices
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Role.VIEWER: 0, Role.OFFICER: 1, Role.ADMIN: 2, Role.PLATFORM_ADMIN: 3}
+__all__ = ["Role", "parse_role"]
 
 
 def parse_role(text: str, error: type[ValueError]) -> Role:

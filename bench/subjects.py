@@ -25,18 +25,18 @@ from psycopg_pool import ConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.principal import Principal, Role
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import prepare_database
 from offsite.settings import load_settings
 from subjects.credit_code import make
 from subjects.importer import ImportFormat
-from subjects.repository import Actor
 from subjects.schema import BindingIn
 from subjects.service import SubjectsService
 from subjects.settings import SubjectsSettings
 
 DEPTS = ["EEB", "HLT", "AMR", "EMB"]
-ADMIN = Actor("EEB", "bench", admin=True, platform=True)
+ADMIN = Principal("bench", "EEB", Role.PLATFORM_ADMIN)
 
 
 def code(i: int) -> str:

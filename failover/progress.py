@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from ingest.models import Reading
+from ingest.replay import stream_readings
 
 
 def newest_by_device(readings: Sequence[Reading]) -> dict[str, datetime]:
@@ -45,14 +46,10 @@ def evaluated_readings(
 ) -> Iterator[Reading]:
     """Stored readings the engine had evaluated (up to each device's mark), in event order:
     the rebuild of a takeover. What is past a mark is still at the broker for us."""
-    with conn.transaction(), conn.cursor(name="engine_replay") as cur:
-        cur.itersize = 5000
-        cur.execute(
-            "SELECT r.time, r.device_id, r.metric, r.value, r.flag FROM readings r"
-            " JOIN engine_progress p ON p.device_id = r.device_id AND r.time <= p.evaluated_to"
-            " WHERE r.time > %s AND r.metric = ANY(%s)"
-            " ORDER BY r.time, r.device_id, r.metric",
-            (since, list(metrics)),
-        )
-        for time_, device_id, metric, value, flag in cur:
-            yield Reading(time_, device_id, metric, value, flag)
+    # Readings are ingest's: read through its replay and keep those up to each mark (what
+    # lies past a mark is the few seconds the dead engine had not acknowledged).
+    marks = load(conn)
+    for reading in stream_readings(conn, metrics, since):
+        mark = marks.get(reading.device_id)
+        if mark is not None and reading.time.timestamp() <= mark:
+            yield reading

@@ -30,7 +30,7 @@ from failover.lease import FencedError, Lease
 from failover.metrics import EngineMetrics
 from failover.settings import EngineSettings
 from ingest.models import Reading
-from rules.store import stream_readings
+from ingest.replay import stream_readings
 
 log = logging.getLogger(__name__)
 

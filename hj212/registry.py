@@ -11,6 +11,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from hj212.decoder import Auth
+from ingest import devices
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,7 @@ def register(conn: psycopg.Connection[Any], mn: str, password: str, by: str) -> 
             " registered_by = excluded.registered_by, registered_at = now()",
             (mn, password_hash(mn, password), by),
         )
-        _device(conn, mn)
-
-
-def _device(conn: psycopg.Connection[Any], mn: str) -> None:
-    conn.execute(
-        "INSERT INTO devices (device_id, kind, first_seen, last_seen)"
-        " VALUES (%s, 'hj212', now(), now())"
-        " ON CONFLICT (device_id) DO UPDATE SET kind = 'hj212' WHERE devices.kind = 'sensor'",
-        (mn,),
-    )
+        devices.register(conn, mn, "hj212")
 
 
 class LoggerRegistry:
@@ -89,7 +81,7 @@ class LoggerRegistry:
                     " VALUES (%s, %s, 'first packet') ON CONFLICT (mn) DO NOTHING",
                     (mn, password_hash(mn, pw)),
                 )
-                _device(conn, mn)
+                devices.register(conn, mn, "hj212")
                 conn.commit()
                 row = conn.execute(
                     "SELECT password_sha256 FROM hj212_loggers WHERE mn = %s", (mn,)

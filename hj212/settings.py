@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from core.clock import ZoneName
 
 
 class Hj212Settings(BaseModel):
@@ -17,7 +17,7 @@ class Hj212Settings(BaseModel):
     port: int = Field(
         default=0, ge=0, le=65535, description="TCP port loggers connect to (0 picks a free one)"
     )
-    timezone: str = Field(
+    timezone: ZoneName = Field(
         default="Asia/Shanghai", description="zone of DataTime, which carries no offset"
     )
     require_registration: bool = Field(
@@ -42,12 +42,3 @@ class Hj212Settings(BaseModel):
     max_pending_splits: int = Field(
         default=16, ge=1, description="split packets waiting per connection or device"
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {v!r}") from err
-        return v

@@ -1,4 +1,4 @@
-"""Writes and reads of the devices table for other intakes (video's cameras)."""
+"""Writes and reads of the devices table for other intakes (video's cameras, HJ 212 loggers)."""
 
 from __future__ import annotations
 
@@ -53,4 +53,16 @@ def seen(
         " status_changed_at = COALESCE(EXCLUDED.status_changed_at,"
         " devices.status_changed_at)",
         (device_id, kind, last_seen, last_seen, online, changed),
+    )
+
+
+def register(conn: psycopg.Connection[Any], device_id: str, kind: str) -> None:
+    """A device known before it sends anything (a registered logger): a row of `kind`,
+    or the kind set on a row the MQTT intake created as a plain sensor."""
+    conn.execute(
+        "INSERT INTO devices (device_id, kind, first_seen, last_seen)"
+        " VALUES (%s, %s, now(), now())"
+        " ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind"
+        " WHERE devices.kind = 'sensor'",
+        (device_id, kind),
     )

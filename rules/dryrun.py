@@ -11,11 +11,12 @@ from typing import Any
 import psycopg
 
 from ingest.models import Reading
+from ingest.replay import stream_readings
 from rules.engine import Engine
 from rules.episodes import EpisodeBook
 from rules.settings import CreditModifier
 from rules.spec import Rule
-from rules.store import replay_metrics_of, stream_readings, summarize, trigger_json
+from rules.store import replay_metrics_of, summarize, trigger_json
 from subjects.models import DeviceContext, DeviceDirectory, Grade
 
 

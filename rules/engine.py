@@ -53,7 +53,7 @@ class ClueOp(NamedTuple):
 # A history entry is either the Reading itself, for a reading that changed nothing (no
 # allocation on the hot path: most readings), or a plain tuple (event time, the reading,
 # the device's role for composites, state after it, transitions it produced).
-_Full = tuple[float, Reading, str, State, tuple[Transition, ...]]
+_Full = tuple[float, Reading, str, State[Any], tuple[Transition, ...]]
 _Entry = Reading | _Full
 
 
@@ -69,8 +69,8 @@ class Stream:
 
     def __init__(self, bound: Bound) -> None:
         self.bound = bound
-        self.state: State = INITIAL
-        self.base: State = INITIAL  # state before history[0]
+        self.state: State[Any] = INITIAL
+        self.base: State[Any] = INITIAL  # state before history[0]
         self.history: deque[_Entry] = deque()
         self.last_t = float("-inf")
 
@@ -319,7 +319,7 @@ class Engine:
             return
         self._insert_late(stream, r, s, ops)
 
-    def _state_before(self, stream: Stream, i: int) -> State:
+    def _state_before(self, stream: Stream, i: int) -> State[Any]:
         """State before history[i]: a Reading entry changed nothing, so look further back."""
         hist = stream.history
         for j in range(i - 1, -1, -1):
@@ -390,16 +390,8 @@ class Engine:
                 if not _matches(rule.selector, ctx):
                     continue
                 stream = self._stream(rule, d.camera_id, ctx)
-                if stream is None:
-                    continue
-                try:
-                    st, out = evaluate(stream.bound, stream.state, seen, seen.t)
-                except Exception as err:
-                    self._failed(stream, err)
-                    continue
-                stream.state = st
-                for tr in out:
-                    ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
+                if stream is not None:
+                    self._run(stream, stream.state, seen, seen.t, ops)
         return ops
 
     def on_status(self, status: DeviceStatus) -> None:
@@ -435,15 +427,21 @@ class Engine:
                 st = State(
                     st.pending_since, st.firing_since, st.last_breach, st.trigger, stream.last_t
                 )
-            try:
-                st, out = evaluate(stream.bound, st, tick, now)
-            except Exception as err:
-                self._failed(stream, err)
-                continue
-            stream.state = st
-            for tr in out:
-                ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
+            self._run(stream, st, tick, now, ops)
         return ops
+
+    def _run(
+        self, stream: Stream, st: State[Any], inp: Seen | Tick, now: float, ops: list[ClueOp]
+    ) -> None:
+        """One detection or tick on one stream; a rule that raises is marked, not fatal."""
+        try:
+            st, out = evaluate(stream.bound, st, inp, now)
+        except Exception as err:
+            self._failed(stream, err)
+            return
+        stream.state = st
+        for tr in out:
+            ops.append(ClueOp(tr.kind, stream.bound, tr.started_at, tr.at, tr.trigger))
 
     # -- restart ----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from rules.bound import Bound
@@ -77,14 +77,18 @@ class Transition(NamedTuple):
     trigger: tuple[TriggerItem, ...]
 
 
-class State(NamedTuple):
-    """Phase of the stream (inactive / pending / firing) and the kind's own data in `k`."""
+K = TypeVar("K")
+
+
+class State(NamedTuple, Generic[K]):
+    """Phase of the stream (inactive / pending / firing) and the kind's own data in `k`
+    (None until the kind has some; its type is the kind's, below)."""
 
     pending_since: float | None = None
     firing_since: float | None = None
     last_breach: float | None = None
     trigger: tuple[TriggerItem, ...] = ()
-    k: Any = None
+    k: K | None = None
 
     @property
     def phase(self) -> str:
@@ -93,19 +97,33 @@ class State(NamedTuple):
         return "pending" if self.pending_since is not None else "inactive"
 
 
-INITIAL = State()
+# The kinds' own data: plain tuples, which the hot path builds fastest.
+Nothing: TypeAlias = None  # threshold and detection keep nothing of their own
+Points: TypeAlias = tuple[tuple[float, float], ...]  # sliding window: (t, value) in it
+Bucket: TypeAlias = tuple[int, float, int, float, float]  # aligned window: n, sum, count, min, max
+# A day of hourly means: day, hour, hour sum, hour count, valid hours, sum of means, min, max.
+Day: TypeAlias = tuple[int, int, float, int, int, float, float, float]
+Previous: TypeAlias = tuple[float, float]  # rate: the last (t, value)
+Run: TypeAlias = tuple[float, float, float, int]  # flatline: start, min, max, samples
+Pending: TypeAlias = tuple[float, float | None, float | None]  # (t, value, sample time)
+Sampled: TypeAlias = tuple[Run | None, float | None, Pending | None]  # run, counted, pending
+Latest: TypeAlias = tuple[tuple[float, float, str] | None, ...]  # composite: per condition
+LastSeen: TypeAlias = float  # absence: when data last arrived
+Shares: TypeAlias = tuple[int, int, int]  # flag share: period, readings, flagged
+
+INITIAL: State[Any] = State()
 NO_TRANSITIONS: tuple[Transition, ...] = ()
-Result = tuple[State, tuple[Transition, ...]]
+Result: TypeAlias = tuple[State[K], tuple[Transition, ...]]
 
 
-def _with_k(st: State, k: Any) -> State:
+def _with_k(st: State[K], k: K | None) -> State[K]:
     # Faster than NamedTuple._replace on the hot path.
     return State(st.pending_since, st.firing_since, st.last_breach, st.trigger, k)
 
 
 def step(
-    b: Bound, st: State, t: float, breach: bool | None, item: TriggerItem | None, k: Any
-) -> Result:
+    b: Bound, st: State[K], t: float, breach: bool | None, item: TriggerItem | None, k: K | None
+) -> Result[K]:
     """The common machine: inactive -> pending -> firing -> resolved, with hold and keep."""
     if breach is None:
         return (st if k is st.k else _with_k(st, k)), NO_TRANSITIONS
@@ -132,7 +150,7 @@ def _scheduled(b: Bound, t: float) -> bool:
     return b.schedule is None or b.schedule.active(t)
 
 
-def threshold(b: Bound, st: State, s: Sample) -> Result:
+def threshold(b: Bound, st: State[Nothing], s: Sample) -> Result[Nothing]:
     v = s.value
     if not _scheduled(b, s.t):
         breach = False
@@ -159,7 +177,9 @@ def _aggregate(agg: str, total: float, count: int, lo: float, hi: float) -> floa
     return float(count)
 
 
-def _window_decision(b: Bound, st: State, start: float, value: float, ratio: float) -> bool | None:
+def _window_decision(
+    b: Bound, st: State[Any], start: float, value: float, ratio: float
+) -> bool | None:
     if ratio < b.min_ratio:
         return None  # too little valid data: the window decides nothing
     if not _scheduled(b, start):
@@ -173,17 +193,19 @@ def _window_decision(b: Bound, st: State, start: float, value: float, ratio: flo
     return b.cmp(value, limit)
 
 
-def window(b: Bound, st: State, s: Sample) -> Result:
-    if b.valid_hours:
-        return _day_of_hours(b, st, s)
-    if b.sliding:
-        lo_t = s.t - b.window_s
-        kept = (*(p for p in st.k or () if p[0] > lo_t), (s.t, s.value))
-        values = [p[1] for p in kept]
-        value = _aggregate(b.agg, math.fsum(values), len(values), min(values), max(values))
-        breach = _window_decision(b, st, s.t, value, len(values) / b.expected)
-        item = TriggerItem(kept[0][0], s.device_id, f"{s.metric}:{b.agg}", value, s.t)
-        return step(b, st, s.t, breach, item, kept)
+def sliding_window(b: Bound, st: State[Points], s: Sample) -> Result[Points]:
+    lo_t = s.t - b.window_s
+    kept = (*(p for p in st.k or () if p[0] > lo_t), (s.t, s.value))
+    values = [p[1] for p in kept]
+    value = _aggregate(b.agg, math.fsum(values), len(values), min(values), max(values))
+    breach = _window_decision(b, st, s.t, value, len(values) / b.expected)
+    item = TriggerItem(kept[0][0], s.device_id, f"{s.metric}:{b.agg}", value, s.t)
+    return step(b, st, s.t, breach, item, kept)
+
+
+def window(b: Bound, st: State[Bucket], s: Sample) -> Result[Bucket]:
+    """An hour, a day or a fixed span aligned to the zone, decided when a later one starts
+    (sliding windows and days of hourly means have their own evaluators, bound instead)."""
     bucket = math.floor((s.t + b.offset_s) / b.window_s)
     acc = st.k
     if acc is None or acc[0] == bucket:
@@ -207,7 +229,7 @@ def window(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
-def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
+def day_of_hours(b: Bound, st: State[Day], s: Sample) -> Result[Day]:
     """A day judged on its valid hourly means (GB 3095 data validity), decided at its end.
 
     State: (day, hour, hour sum, hour count, valid hours, sum of their means, min, max).
@@ -235,7 +257,7 @@ def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
     if day == acc[0]:
         return _with_k(st, (day, hour, v, 1, n, total, lo, hi)), NO_TRANSITIONS
     start = acc[0] * 86400.0 - b.offset_s
-    fresh = (day, hour, v, 1, 0, 0.0, math.inf, -math.inf)
+    fresh: Day = (day, hour, v, 1, 0, 0.0, math.inf, -math.inf)
     if n == 0:
         return step(b, st, start, None, None, fresh)
     value = _aggregate(b.agg, total, n, lo, hi)
@@ -247,7 +269,7 @@ def _day_of_hours(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
-def rate(b: Bound, st: State, s: Sample) -> Result:
+def rate(b: Bound, st: State[Previous], s: Sample) -> Result[Previous]:
     prev = st.k
     k = (s.t, s.value)
     if prev is None or s.t <= prev[0] or s.t - prev[0] > b.max_gap:
@@ -259,9 +281,7 @@ def rate(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, TriggerItem(s.t, s.device_id, s.metric, s.value), k)
 
 
-def flatline(b: Bound, st: State, s: Sample) -> Result:
-    if b.sample_time_metric is not None:
-        return _flatline_sampled(b, st, s)
+def flatline(b: Bound, st: State[Run], s: Sample) -> Result[Run]:
     run = st.k
     v = s.value
     if run is None:
@@ -277,14 +297,14 @@ def flatline(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, flat, item, k)
 
 
-def _flatline_run(b: Bound, run: Any, t: float, v: float) -> Any:
+def _flatline_run(b: Bound, run: Run | None, t: float, v: float) -> Run:
     if run is None:
         return (t, v, v, 1)
     lo, hi = min(run[1], v), max(run[2], v)
     return (run[0], lo, hi, run[3] + 1) if hi - lo <= b.tolerance else (t, v, v, 1)
 
 
-def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
+def flatline_sampled(b: Bound, st: State[Sampled], s: Sample) -> Result[Sampled]:
     """Flatline over analyser samples: readings repeating one SampleTime are one sample.
 
     A COD analyser measures in cycles and the logger repeats the last result until the next
@@ -308,7 +328,7 @@ def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
         # The same sample repeated between analyser cycles: not a new reading of the water.
         return _with_k(st, (run, counted, None)), NO_TRANSITIONS
     run = _flatline_run(b, run, t, v)
-    k = (run, sample_time, None)
+    k: Sampled = (run, sample_time, None)
     flat = run[3] >= b.min_samples and t - run[0] >= b.duration and _scheduled(b, t)
     if flat and st.firing_since is None:
         st = State(run[0], None, st.last_breach, st.trigger, st.k)
@@ -316,8 +336,8 @@ def _flatline_sampled(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, t, flat, TriggerItem(t, s.device_id, metric, v), k)
 
 
-def composite(b: Bound, st: State, s: Sample) -> Result:
-    latest = list(st.k or (None,) * len(b.conditions))
+def composite(b: Bound, st: State[Latest], s: Sample) -> Result[Latest]:
+    latest: list[tuple[float, float, str] | None] = list(st.k or (None,) * len(b.conditions))
     for i, (role, metric, _cmp, _limit, _age) in enumerate(b.conditions):
         if role == s.role and metric == s.metric:
             latest[i] = (s.t, s.value, s.device_id)
@@ -330,7 +350,7 @@ def composite(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, breach, item, k)
 
 
-def absence_sample(b: Bound, st: State, s: Sample) -> Result:
+def absence_sample(b: Bound, st: State[LastSeen], s: Sample) -> Result[LastSeen]:
     last = st.k
     if last is not None and s.t <= last:
         return st, NO_TRANSITIONS  # older than what we have seen: data was not missing then
@@ -339,7 +359,7 @@ def absence_sample(b: Bound, st: State, s: Sample) -> Result:
     return step(b, st, s.t, False, None, s.t)
 
 
-def absence_tick(b: Bound, st: State, now: float) -> Result:
+def absence_tick(b: Bound, st: State[LastSeen], now: float) -> Result[LastSeen]:
     last = st.k
     if last is None or st.firing_since is not None:
         return st, NO_TRANSITIONS
@@ -350,7 +370,7 @@ def absence_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, now, True, TriggerItem(last, b.scope, "", None), last)
 
 
-def detection(b: Bound, st: State, d: Seen) -> Result:
+def detection(b: Bound, st: State[Nothing], d: Seen) -> Result[Nothing]:
     if d.label not in b.labels or d.score < b.min_score:
         return st, NO_TRANSITIONS
     if b.zones and d.zone not in b.zones:
@@ -361,7 +381,7 @@ def detection(b: Bound, st: State, d: Seen) -> Result:
     return step(b, st, d.t, True, item, st.k)
 
 
-def detection_tick(b: Bound, st: State, now: float) -> Result:
+def detection_tick(b: Bound, st: State[Nothing], now: float) -> Result[Nothing]:
     last = st.last_breach
     if last is None or now - last < b.clear_after:
         return st, NO_TRANSITIONS
@@ -369,7 +389,7 @@ def detection_tick(b: Bound, st: State, now: float) -> Result:
     return step(b, st, last + b.clear_after, False, None, st.k)
 
 
-def flag_share(b: Bound, st: State, s: Sample) -> Result:
+def flag_share(b: Bound, st: State[Shares], s: Sample) -> Result[Shares]:
     """Share of an aligned period's readings carrying a counted flag; decided at its end."""
     bucket = math.floor((s.t + b.offset_s) / b.window_s)
     hit = 1 if s.flag in b.share_flags else 0
@@ -390,15 +410,15 @@ def flag_share(b: Bound, st: State, s: Sample) -> Result:
     return st2, out
 
 
-def ignore(b: Bound, st: State, s: Sample) -> Result:
+def ignore(b: Bound, st: State[Any], s: Sample) -> Result[Any]:
     return st, NO_TRANSITIONS
 
 
-def evaluate(b: Bound, st: State, inp: Sample | Seen | Tick, now: float) -> Result:
+def evaluate(b: Bound, st: State[Any], inp: Sample | Seen | Tick, now: float) -> Result[Any]:
     """Apply one input to one bound rule's state. `now` is the wall clock, for ticks only."""
     entry = b.entry
     if type(inp) is Sample:
-        return entry.sample(b, st, inp)
+        return b.sample(b, st, inp)
     if type(inp) is Seen:
         return entry.seen(b, st, inp) if entry.seen is not None else (st, NO_TRANSITIONS)
     return entry.tick(b, st, now) if entry.tick is not None else (st, NO_TRANSITIONS)

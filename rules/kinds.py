@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     from rules.bound import Bound
 
 R = TypeVar("R", bound=RuleBase)
-SampleEvaluator = Callable[["Bound", State, Sample], Result]
-SeenEvaluator = Callable[["Bound", State, Seen], Result]
-TickEvaluator = Callable[["Bound", State, float], Result]
+# The engine holds streams of every kind, so at this boundary a state is of any kind; each
+# evaluator in rules.evaluate is typed with its own kind's data.
+SampleEvaluator = Callable[["Bound", State[Any], Sample], Result[Any]]
+SeenEvaluator = Callable[["Bound", State[Any], Seen], Result[Any]]
+TickEvaluator = Callable[["Bound", State[Any], float], Result[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ def _bind_window(
     b.agg = rule.agg
     b.window_s = rule.window_s
     b.sliding = rule.align == "sliding"
+    if b.sliding:
+        b.sample = evaluate.sliding_window
     b.offset_s = _offset_s(rule.timezone)
     b.expected = rule.window_s / rule.expected_interval
     b.min_ratio = rule.min_valid_ratio
@@ -124,6 +128,7 @@ def _bind_window(
         b.valid_hours = rule.validity.hours
         b.hour_min_readings = rule.validity.minutes_per_hour * 60 / rule.expected_interval
         b.min_ratio = 1.0
+        b.sample = evaluate.day_of_hours
 
 
 def _bind_rate(b: Bound, rule: RateRule, ctx: DeviceContext | None, mod: CreditModifier) -> None:
@@ -147,6 +152,8 @@ def _bind_flatline(
     b.duration = credit.hold(rule.duration, mod)
     b.tolerance = rule.tolerance
     b.sample_time_metric = rule.sample_time_metric
+    if rule.sample_time_metric is not None:
+        b.sample = evaluate.flatline_sampled
     b.min_samples = rule.min_samples
 
 

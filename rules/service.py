@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from ingest.models import DeviceStatus, Reading
+from ingest.replay import last_seen, stream_readings
 from rules.engine import ClueOp, Engine
 from rules.evaluate import ClueAction
 from rules.kinds import entry_of
@@ -38,10 +39,8 @@ from rules.store import (
     apply_ops,
     changes_after,
     clue_by_id,
-    last_seen,
     load_open,
     replay_metrics_of,
-    stream_readings,
 )
 from subjects.departments import department_codes
 from subjects.models import DeviceDirectory

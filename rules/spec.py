@@ -7,7 +7,6 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -15,10 +14,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
+from core.clock import ZoneName, zone_named
 from rules.models import Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -166,17 +165,8 @@ class TimeWindow(_Strict):
 class Schedule(_Strict):
     """When a rule applies; outside it the rule's condition counts as not met."""
 
-    timezone: str = Field(default="Asia/Shanghai", description="IANA zone of the windows")
+    timezone: ZoneName = Field(default="Asia/Shanghai", description="IANA zone of the windows")
     windows: list[TimeWindow] = Field(min_length=1, description="active time windows")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {v!r}") from err
-        return v
 
 
 class Selector(_Strict):
@@ -277,7 +267,7 @@ class WindowRule(_Held):
     min_valid_ratio: float = Field(
         default=0.75, ge=0, le=1, description="a window with less data decides nothing"
     )
-    timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
+    timezone: ZoneName = Field(default="Asia/Shanghai", description="zone that aligns days")
     validity: HourlyValidity | None = Field(
         default=None,
         description="day windows only: judge the mean of valid hourly means, a day with fewer "
@@ -296,10 +286,7 @@ class WindowRule(_Held):
             raise ValueError("`size` is fixed by `align` for hour and day windows")
         if self.validity is not None and self.align != "day":
             raise ValueError("`validity` (valid hourly means) applies to day windows only")
-        try:
-            zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {self.timezone!r}") from err
+        zone = zone_named(self.timezone)
         jan = datetime(2025, 1, 15, tzinfo=zone).utcoffset()
         jul = datetime(2025, 7, 15, tzinfo=zone).utcoffset()
         if jan != jul:
@@ -426,16 +413,7 @@ class FlagShareRule(RuleBase):
     min_samples: int = Field(
         default=1, ge=1, description="a period with fewer readings decides nothing"
     )
-    timezone: str = Field(default="Asia/Shanghai", description="zone that aligns days")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"unknown time zone {v!r}") from err
-        return v
+    timezone: ZoneName = Field(default="Asia/Shanghai", description="zone that aligns days")
 
     @property
     def window_s(self) -> float:

@@ -208,18 +208,12 @@ class _Simulator:
         step_ms = max(1, int(1000 * message_interval_s / config.batch))
         last_ts = [0] * n
         bucket = TokenBucket(config.rate, burst=config.rate * 0.05, now=time.monotonic())
-        sent = 0
-        while (planned is None or sent < planned) and not self.stop.is_set():
-            wait = bucket.take(time.monotonic())
-            if wait > 0:
-                time.sleep(wait)
-                continue
+        for sent in self._paced(bucket, planned):
             i = sent % n
             device = self.fleet[i]
             payload = self._telemetry(device, i, last_ts, step_ms)
             if not self.publish(topics[i], payload, Kind.TELEMETRY):
                 break
-            sent += 1
 
     def _telemetry(self, device: DeviceSim, i: int, last_ts: list[int], step_ms: int) -> bytes:
         k = self.config.batch
@@ -248,18 +242,23 @@ class _Simulator:
         planned = config.planned_frames
         total_fps = config.fps * len(self.cameras)
         bucket = TokenBucket(total_fps, burst=len(self.cameras), now=time.monotonic())
-        sent = 0
-        while (planned is None or sent < planned) and not self.stop.is_set():
-            wait = bucket.take(time.monotonic())
-            if wait > 0:
-                time.sleep(wait)
-                continue
+        for sent in self._paced(bucket, planned):
             i = sent % len(self.cameras)
             jpeg = next(frames[i])
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.UserProperty = ("ts", str(int(time.time() * 1000)))
             if not self.publish(topics[i], jpeg, Kind.FRAME, properties=props):
                 break
+
+    def _paced(self, bucket: TokenBucket, planned: int | None) -> Iterator[int]:
+        """0, 1, 2, ... as the bucket allows, until `planned` are sent or the stop is set."""
+        sent = 0
+        while (planned is None or sent < planned) and not self.stop.is_set():
+            wait = bucket.take(time.monotonic())
+            if wait > 0:
+                time.sleep(wait)
+                continue
+            yield sent
             sent += 1
 
     def report(self, done: threading.Event, started: float) -> None:

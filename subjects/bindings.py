@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from core.principal import Principal as Actor
 from subjects import rows
-from subjects.actor import Actor
 from subjects.errors import SubjectForbiddenError, SubjectNotFoundError
 from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged
@@ -34,7 +34,7 @@ def get(conn: psycopg.Connection[Any], device_id: str, lock: bool = False) -> Bi
 
 
 def _visible(conn: psycopg.Connection[Any], code: str, actor: Actor) -> bool:
-    return actor.platform or rows.get(conn, code, actor.department) is not None
+    return actor.is_platform_admin or rows.get(conn, code, actor.department) is not None
 
 
 def of_subject(
@@ -89,7 +89,7 @@ def bind(tx: Tx, device_id: str, data: BindingIn, actor: Actor, now: datetime) -
     if rows.get(tx.conn, data.credit_code, actor.scope, lock=True) is None:
         raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {data.credit_code!r} not found")
     before = get(tx.conn, device_id, lock=True)
-    if before is None and not actor.platform:
+    if before is None and not actor.is_platform_admin:
         raise SubjectForbiddenError(
             R.NEW_DEVICE_PLATFORM_ONLY,
             f"device {device_id!r} is bound to no subject yet: binding a new device is"

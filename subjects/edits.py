@@ -6,8 +6,8 @@ from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
+from core.principal import Principal as Actor
 from subjects import links, rows
-from subjects.actor import Actor
 from subjects.errors import SubjectConflictError, SubjectNotFoundError
 from subjects.errors import SubjectRefusal as R
 from subjects.models import ChangeKind, SubjectChanged

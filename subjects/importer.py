@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from subjects.actor import Actor
+from core.principal import Principal as Actor
 from subjects.errors import SubjectConflictError, retired_reason
 from subjects.import_report import (
     ATTRIBUTE_PREFIX,
@@ -455,7 +455,7 @@ class SubjectImporter:
                     department=dept,
                     successor=successor or "—",
                 )
-            elif dept != actor.department and not actor.admin:
+            elif dept != actor.department and not actor.is_admin:
                 fail(
                     "departments",
                     R.DEPARTMENT_NOT_ALLOWED,
@@ -490,7 +490,7 @@ class SubjectImporter:
             elif (
                 before.departments
                 and actor.department not in before.departments
-                and not actor.platform
+                and not actor.is_platform_admin
             ):
                 # Importing over a subject others supervise would be joining it without
                 # their consent (and editing it): the row is refused.

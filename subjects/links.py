@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from core.clock import aware
+from core.principal import Principal as Actor
 from subjects import rows
-from subjects.actor import Actor
 from subjects.errors import (
     SubjectConflictError,
     SubjectInvalidError,
@@ -38,11 +39,7 @@ def _request_out(row: Mapping[str, Any]) -> LinkRequestOut:
 
 
 def _aware(t: datetime | None, name: str) -> datetime | None:
-    if t is not None and t.tzinfo is None:
-        raise SubjectInvalidError(
-            name, "must carry a UTC offset, e.g. 2026-11-26T08:00:00Z", R.TIME_WITHOUT_OFFSET
-        )
-    return t
+    return aware(t, name, lambda n, why: SubjectInvalidError(n, why, R.TIME_WITHOUT_OFFSET))
 
 
 def periods(conn: psycopg.Connection[Any], code: str, now: datetime) -> list[LinkOut]:
@@ -76,9 +73,9 @@ def link(tx: Tx, code: str, data: LinkIn, actor: Actor, now: datetime) -> LinkOu
     ).fetchone()
     current = rows.get(tx.conn, code, None)
     ours = current is not None and actor.department in current.departments
-    if exists is None or (dept != actor.department and not ours and not actor.platform):
+    if exists is None or (dept != actor.department and not ours and not actor.is_platform_admin):
         raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
-    if dept != actor.department and not (actor.admin or actor.platform):
+    if dept != actor.department and not (actor.is_admin or actor.is_platform_admin):
         raise SubjectInvalidError(
             "department",
             f"an officer may link only their own department {actor.department};"
@@ -88,7 +85,7 @@ def link(tx: Tx, code: str, data: LinkIn, actor: Actor, now: datetime) -> LinkOu
         )
     _check_linkable(tx.conn, code, dept)
     others = rows.supervisors(tx.conn, code, now) - {dept}
-    if others and not ours and not actor.platform:
+    if others and not ours and not actor.is_platform_admin:
         return _request(tx, code, dept, since, until, actor, now)
     made = insert(tx, code, dept, since or now, until, now)
     tx.emit(change(ChangeKind.DEPARTMENT_LINKED, made, None, actor, now))
@@ -188,7 +185,11 @@ def requests(
         " OR r.department = %(dept)s OR EXISTS (SELECT 1 FROM subject_departments sd"
         f" WHERE sd.credit_code = r.credit_code AND sd.department = %(dept)s AND {current}))"
     )
-    params: dict[str, Any] = {"platform": actor.platform, "dept": actor.department, "now": now}
+    params: dict[str, Any] = {
+        "platform": actor.is_platform_admin,
+        "dept": actor.department,
+        "now": now,
+    }
     if state is not None:
         sql += " AND r.state = %(state)s"
         params["state"] = state.value
@@ -211,9 +212,9 @@ def _decidable(tx: Tx, request_id: int, actor: Actor) -> LinkRequestOut:
     request = _request_out(row)
     current = rows.get(tx.conn, request.credit_code, None, lock=True)
     supervises = current is not None and actor.department in current.departments
-    if not (supervises or actor.platform):
+    if not (supervises or actor.is_platform_admin):
         raise SubjectNotFoundError(R.REQUEST_NOT_FOUND, f"link request {request_id} not found")
-    if not (actor.admin or actor.platform):
+    if not (actor.is_admin or actor.is_platform_admin):
         raise SubjectInvalidError(
             "role",
             "deciding a link request needs the admin role of a supervising department",
@@ -279,7 +280,7 @@ def end(tx: Tx, code: str, department: str, actor: Actor, now: datetime) -> Link
     dept = department.strip().upper()
     if rows.get(tx.conn, code, actor.scope, lock=True) is None:
         raise SubjectNotFoundError(R.SUBJECT_NOT_FOUND, f"subject {code!r} not found")
-    if dept != actor.department and not actor.platform:
+    if dept != actor.department and not actor.is_platform_admin:
         raise SubjectInvalidError(
             "department",
             f"a department may end only its own supervision ({actor.department});"

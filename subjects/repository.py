@@ -6,16 +6,16 @@ transactions); this class holds the pool, the hooks and the clock, and checks vi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from core.clock import Clock, utc_now
+from core.principal import Principal as Actor
 from subjects import bindings, edits, history, links, rows, search
-from subjects.actor import Actor
 from subjects.errors import (
     SubjectConflictError,
     SubjectError,
@@ -61,12 +61,6 @@ __all__ = [
     "snapshot",
 ]
 
-Clock = Callable[[], datetime]
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
-
 
 class SubjectRepository:
     """CRUD and search of the library; every call is scoped to the actor's department."""
@@ -76,7 +70,7 @@ class SubjectRepository:
         pool: ConnectionPool,
         metrics: SubjectsMetrics,
         on_change: ChangeHook | None = None,
-        clock: Clock = wall_clock,
+        clock: Clock = utc_now,
     ) -> None:
         self.pool = pool
         self.metrics = metrics

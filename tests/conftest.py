@@ -41,7 +41,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _with_db(url: str, dbname: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)
 
 
 @pytest.fixture(scope="session")
@@ -69,26 +69,24 @@ def migrated_template(pg_admin_url: str) -> Iterator[str]:
 @pytest.fixture
 def db_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
     """A fresh, fully migrated database of this test's own."""
-    name = f"offsite_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-    try:
-        yield _with_db(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _scratch_database(pg_admin_url, "offsite_t", f' TEMPLATE "{migrated_template}"')
 
 
 @pytest.fixture
 def empty_db_url(pg_admin_url: str) -> Iterator[str]:
     """A database with no migrations applied (for migration tests)."""
-    name = f"offsite_e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    yield from _scratch_database(pg_admin_url, "offsite_e")
+
+
+def _scratch_database(admin_url: str, prefix: str, template: str = "") -> Iterator[str]:
+    """The URL of a new database (of `template`, if given), dropped after the test."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{template}')
     try:
-        yield _with_db(pg_admin_url, name)
+        yield _with_db(admin_url, name)
     finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

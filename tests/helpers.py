@@ -6,25 +6,42 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 T = TypeVar("T")
 
+# Debian's chromium as the browser tests drive it: headless, quiet, nothing fetched.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
 
 def wait_until(
-    check: Callable[[], T], timeout: float = 20.0, interval: float = 0.1, what: str = ""
+    check: Callable[[], T | Literal[False] | None],
+    timeout: float = 20.0,
+    interval: float = 0.1,
+    what: str = "",
 ) -> T:
-    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`."""
+    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`.
+
+    The value is returned, typed without the False or None of `cond and value` checks."""
     deadline = time.monotonic() + timeout
-    last: T = check()
+    last = check()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
         last = check()
+    assert last is not None
+    assert last is not False
     return last
 
 

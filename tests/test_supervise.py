@@ -23,7 +23,7 @@ from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from rules.service import RuleService
 from supervise import Supervisor
-from tests.alerts.support import CHEM, Receiver, free_port
+from tests.alerts.support import Receiver, emb_webhook, running_receiver, tank_farm
 from tests.alerts.test_e2e import RULE
 from tests.helpers import Publisher, wait_until
 from video.frames import FrameTask
@@ -117,12 +117,7 @@ def test_restarts_back_off_so_a_worker_failing_every_turn_does_not_spin() -> Non
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(free_port())
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
+    yield from running_receiver()
 
 
 @pytest.fixture
@@ -132,24 +127,8 @@ def settings(
     tmp_path: Path,
     receiver: Receiver,
 ) -> Any:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "gas.yaml").write_text(RULE, encoding="utf-8")
-    db.execute(
-        "INSERT INTO subjects (credit_code, name, industry, grid, credit_grade)"
-        " VALUES (%s, 'Tank farm', 'hazardous_chemicals', 'G-01', 'C')",
-        (CHEM,),
-    )
-    db.execute(
-        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EMB')", (CHEM,)
-    )
-    db.execute(
-        "INSERT INTO device_bindings (device_id, credit_code, role)"
-        " VALUES ('gas-1', %s, 'gas_detector')",
-        (CHEM,),
-    )
-    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
-             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    rules = tank_farm(db, tmp_path, RULE)
+    route = emb_webhook(receiver)
     return make_settings(
         rules={"directory": str(rules)},
         alerts={"routes": [route], "outbox_poll_s": 0.2, "tick_interval_s": 0.2},

@@ -92,7 +92,7 @@ def test_installed_but_not_preloaded_migrates_plain_tables_without_trying_the_ex
 def test_a_connection_the_extension_closed_is_replaced_and_migration_goes_on(
     empty_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = migrations.enable_timescaledb
+    real = offsite_db.enable_timescaledb
     attempts: list[bool] = []
 
     def closing(conn: psycopg.Connection[Any], attempt: bool = True) -> Any:

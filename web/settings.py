@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.clock import ZoneName
 
 
 class WebSettings(BaseModel):
@@ -16,7 +17,9 @@ class WebSettings(BaseModel):
     default_locale: Literal["zh_CN", "en"] = Field(
         default="zh_CN", description="language before a person picks one"
     )
-    timezone: str = Field(default="Asia/Shanghai", description="IANA zone every time is shown in")
+    timezone: ZoneName = Field(
+        default="Asia/Shanghai", description="IANA zone every time is shown in"
+    )
     tile_url: str = Field(
         default="",
         description="map tile URL template ({z}/{x}/{y}); empty draws the map without tiles, "
@@ -24,12 +27,3 @@ class WebSettings(BaseModel):
     )
     tile_attribution: str = Field(default="", description="credit line of the tile server")
     page_size: int = Field(default=50, ge=10, le=500, description="rows per page in lists")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as err:
-            raise ValueError(f"{v!r} is not an IANA time zone") from err
-        return v

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from alerts.notify.payload import NoticePayload
+
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """One outbox row to deliver: `payload` is the JSON document the channel sends."""
+    """One outbox row to deliver: `payload` is the JSON document the webhook sends as is;
+    `notice` reads it as a NoticePayload."""
 
     outbox_id: int
     route: str
@@ -18,22 +21,23 @@ class Notification:
     created_at: datetime
 
     @property
+    def notice(self) -> NoticePayload:
+        return NoticePayload.model_validate(self.payload)
+
+    @property
     def title(self) -> str:
-        alert = self.payload.get("alert", {})
-        return (
-            f"[{str(alert.get('severity', '')).upper()}] alert {alert.get('id')} "
-            f"{self.event}: {alert.get('subject_key', '')}"
-        )
+        alert = self.notice.alert
+        return f"[{alert.severity.upper()}] alert {alert.id} {self.event}: {alert.subject_key}"
 
     @property
     def body(self) -> str:
-        alert = self.payload.get("alert", {})
-        clues = self.payload.get("clues", [])
+        notice = self.notice
+        alert = notice.alert
         lines = [
-            f"subject {alert.get('subject_key')} (grid {alert.get('grid') or '-'})",
-            f"state {alert.get('state')}, departments {', '.join(alert.get('departments', []))}",
+            f"subject {alert.subject_key} (grid {alert.grid or '-'})",
+            f"state {alert.state}, departments {', '.join(alert.departments)}",
         ]
-        lines += [f"- {c.get('title')} [{c.get('status')}]" for c in clues[:10]]
+        lines += [f"- {c.title} [{c.status}]" for c in notice.clues[:10]]
         return "\n".join(lines)
 
 

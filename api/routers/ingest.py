@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller, Viewer
 from api.context import ApiContext, get_context
-from api.params import Offset
+from api.params import Offset, aware
 from ingest import queries
 from ingest.queries import Scope
 
@@ -109,8 +109,8 @@ def device_readings(
     bucket: str | None = None,
 ) -> Series:
     """Raw readings, or bucketed avg/min/max/count when `bucket` is given (e.g. 5m)."""
-    end = _aware(to, "to") if to else datetime.now(UTC)
-    start = _aware(from_, "from") if from_ else end - timedelta(hours=24)
+    end = aware(to, "to") if to else datetime.now(UTC)
+    start = aware(from_, "from") if from_ else end - timedelta(hours=24)
     if start >= end:
         raise HTTPException(422, "from must be earlier than to")
     width = parse_bucket(bucket) if bucket is not None else None
@@ -138,12 +138,6 @@ def device_readings(
     )
 
 
-def _aware(t: datetime, name: str) -> datetime:
-    if t.tzinfo is None:
-        raise HTTPException(422, f"{name} must carry a UTC offset, e.g. 2026-11-26T08:00:00Z")
-    return t
-
-
 @router.get("/dead-letters", response_model=list[DeadLetterOut])
 def dead_letters(
     ctx: Ctx,
@@ -160,7 +154,7 @@ def dead_letters(
             scope(caller),
             device_id,
             reason,
-            _aware(since, "since") if since else None,
+            aware(since, "since") if since else None,
             limit,
         )
     return [

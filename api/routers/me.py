@@ -28,8 +28,8 @@ def me(caller: Viewer) -> MeOut:
     return MeOut(
         kind=caller.kind,
         id=caller.id,
-        actor=caller.actor,
-        name=caller.name,
+        actor=caller.name,
+        name=caller.display_name,
         login=caller.login,
         department=caller.department,
         role=caller.role,

@@ -198,7 +198,7 @@ async def logout_form(request: Request, ctx: Ctx) -> Response:
     html = _env.get_template("signin.html").render(
         mode="logout",
         title="退出登录",
-        who=f"当前登录：{principal.actor}",
+        who=f"当前登录：{principal.name}",
         csrf_token=principal.csrf_token or "",
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -310,7 +310,7 @@ def _password_page(principal: Principal, status_code: int = 200, error: str = ""
     html = _env.get_template("signin.html").render(
         mode="password",
         title="修改密码",
-        who=f"当前登录：{principal.actor}",
+        who=f"当前登录：{principal.name}",
         error=error,
         csrf_token=principal.csrf_token or "",
         min_length=people.MIN_PASSWORD,

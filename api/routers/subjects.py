@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Caller, Officer, Role, Viewer
+from api.auth import Officer, Viewer
 from api.context import ApiContext, get_context
 from api.errors import CodedHTTPException
 from api.params import Id, Offset
@@ -23,7 +23,6 @@ from subjects import credit_code
 from subjects.importer import ImportTooLargeError, content_format
 from subjects.models import Grade, RiskLevel
 from subjects.repository import (
-    Actor,
     SubjectConflictError,
     SubjectError,
     SubjectForbiddenError,
@@ -62,15 +61,6 @@ def service(ctx: Ctx) -> SubjectsService:
 
 
 Service = Annotated[SubjectsService, Depends(service)]
-
-
-def actor(caller: Caller) -> Actor:
-    return Actor(
-        department=caller.department,
-        name=caller.actor,
-        admin=caller.role.rank >= Role.ADMIN.rank,
-        platform=caller.is_platform_admin,
-    )
 
 
 @contextmanager
@@ -134,7 +124,7 @@ def list_subjects(
         offset=offset,
     )
     with refusals():
-        return svc.repository.search(query, actor(caller))
+        return svc.repository.search(query, caller)
 
 
 @router.get("/subjects/cross-department", response_model=SubjectPage)
@@ -148,7 +138,7 @@ def cross_department_subjects(
     among those the caller's department supervises."""
     query = SubjectQuery(cross_department=True, limit=limit, offset=offset)
     with refusals():
-        return svc.repository.search(query, actor(caller))
+        return svc.repository.search(query, caller)
 
 
 @router.post(
@@ -197,7 +187,7 @@ async def import_subjects(
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
-        report = await run_in_threadpool(svc.importer.run, body, fmt, actor(caller), dry_run)
+        report = await run_in_threadpool(svc.importer.run, body, fmt, caller, dry_run)
     except ImportTooLargeError as err:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(err)) from err
     content = report.model_dump(mode="json")
@@ -215,27 +205,27 @@ async def import_subjects(
 def create_subject(data: SubjectIn, svc: Service, caller: Officer) -> SubjectOut:
     """Create a subject; the caller's department supervises it from now."""
     with refusals():
-        return svc.repository.create(data, actor(caller))
+        return svc.repository.create(data, caller)
 
 
 @router.get("/subjects/{code}", response_model=SubjectOut)
 def get_subject(code: str, svc: Service, caller: Viewer) -> SubjectOut:
     with refusals():
-        return svc.repository.get(_code(code), actor(caller))
+        return svc.repository.get(_code(code), caller)
 
 
 @router.patch("/subjects/{code}", response_model=SubjectOut)
 def update_subject(code: str, patch: SubjectPatch, svc: Service, caller: Officer) -> SubjectOut:
     """Change the fields given; the others keep their values."""
     with refusals():
-        return svc.repository.update(_code(code), patch, actor(caller))
+        return svc.repository.update(_code(code), patch, caller)
 
 
 @router.delete("/subjects/{code}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_subject(code: str, svc: Service, caller: Officer) -> Response:
     """Delete a subject only the caller's department supervises (409 when shared)."""
     with refusals():
-        svc.repository.delete(_code(code), actor(caller))
+        svc.repository.delete(_code(code), caller)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -243,7 +233,7 @@ def delete_subject(code: str, svc: Service, caller: Officer) -> Response:
 def subject_departments(code: str, svc: Service, caller: Viewer) -> list[LinkOut]:
     """Supervision periods of the subject, past and current."""
     with refusals():
-        return svc.repository.links(_code(code), actor(caller))
+        return svc.repository.links(_code(code), caller)
 
 
 @router.post(
@@ -266,7 +256,7 @@ def link_department(code: str, data: LinkIn, svc: Service, caller: Officer) -> R
     one of them (or the platform admin) approves. Periods cannot start in the past.
     """
     with refusals():
-        done = svc.repository.link(_code(code), data, actor(caller))
+        done = svc.repository.link(_code(code), data, caller)
     if isinstance(done, LinkRequestOut):
         return JSONResponse(done.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     return JSONResponse(done.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
@@ -277,7 +267,7 @@ def link_requests(
     svc: Service, caller: Viewer, state: LinkRequestState | None = None
 ) -> list[LinkRequestOut]:
     """Requests to join a subject: the caller's department's own, and those it may decide."""
-    return svc.repository.link_requests(actor(caller), state)
+    return svc.repository.link_requests(caller, state)
 
 
 @router.post("/link-requests/{request_id}/approve", response_model=LinkOut)
@@ -286,7 +276,7 @@ def approve_link_request(
 ) -> LinkOut:
     """Consent (admin of a supervising department): the requester supervises from now."""
     with refusals():
-        return svc.repository.approve_link(request_id, data.reason if data else "", actor(caller))
+        return svc.repository.approve_link(request_id, data.reason if data else "", caller)
 
 
 @router.post("/link-requests/{request_id}/refuse", response_model=LinkRequestOut)
@@ -295,26 +285,26 @@ def refuse_link_request(
 ) -> LinkRequestOut:
     """Refuse a pending request (admin of a supervising department)."""
     with refusals():
-        return svc.repository.refuse_link(request_id, data.reason if data else "", actor(caller))
+        return svc.repository.refuse_link(request_id, data.reason if data else "", caller)
 
 
 @router.delete("/subjects/{code}/departments/{department}", response_model=LinkOut)
 def end_department_link(code: str, department: str, svc: Service, caller: Officer) -> LinkOut:
     """End the caller's own department's supervision now (history is kept)."""
     with refusals():
-        return svc.repository.end_link(_code(code), department, actor(caller))
+        return svc.repository.end_link(_code(code), department, caller)
 
 
 @router.get("/subjects/{code}/devices", response_model=list[BindingOut])
 def subject_devices(code: str, svc: Service, caller: Viewer) -> list[BindingOut]:
     with refusals():
-        return svc.repository.bindings_of(_code(code), actor(caller))
+        return svc.repository.bindings_of(_code(code), caller)
 
 
 @router.get("/devices/{device_id}/binding", response_model=BindingOut)
 def get_binding(device_id: str, svc: Service, caller: Viewer) -> BindingOut:
     with refusals():
-        return svc.repository.binding(device_id, actor(caller))
+        return svc.repository.binding(device_id, caller)
 
 
 @router.put("/devices/{device_id}/binding", response_model=BindingOut)
@@ -330,10 +320,10 @@ def put_binding(device_id: str, data: BindingIn, svc: Service, caller: Officer) 
             f"device id {device_id!r} must match {_DEVICE.pattern}",
         )
     with refusals():
-        return svc.repository.bind(device_id, data, actor(caller))
+        return svc.repository.bind(device_id, data, caller)
 
 
 @router.delete("/devices/{device_id}/binding", response_model=BindingOut)
 def delete_binding(device_id: str, svc: Service, caller: Officer) -> BindingOut:
     with refusals():
-        return svc.repository.unbind(device_id, actor(caller))
+        return svc.repository.unbind(device_id, caller)

@@ -13,11 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from alerts.subjects_port import StaticSubject, StaticSubjects
 from rules.models import ClueEvent, ClueStatus, Severity
 from subjects.models import CreditGrade
+from tests.helpers import Publisher
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 # Unified social credit codes with their check character (GB 32100-2015).
@@ -242,3 +246,41 @@ class Reader:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(5)
+
+
+def tank_farm(
+    db: psycopg.Connection[Any], tmp_path: Path, rule: str, departments: tuple[str, ...] = ("EMB",)
+) -> Path:
+    """CHEM, supervised by `departments`, with gas detector gas-1; `rule` in a rules folder."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "gas.yaml").write_text(rule, encoding="utf-8")
+    db.execute(
+        "INSERT INTO subjects (credit_code, name, industry, grid, credit_grade)"
+        " VALUES (%s, 'Tank farm', 'hazardous_chemicals', 'G-01', 'C')",
+        (CHEM,),
+    )
+    for department in departments:
+        db.execute(
+            "INSERT INTO subject_departments (credit_code, department) VALUES (%s, %s)",
+            (CHEM, department),
+        )
+    db.execute(
+        "INSERT INTO device_bindings (device_id, credit_code, role)"
+        " VALUES ('gas-1', %s, 'gas_detector')",
+        (CHEM,),
+    )
+    return rules
+
+
+def emb_webhook(receiver: Receiver) -> dict[str, str]:
+    """A webhook route of EMB's major and critical alerts to `receiver`."""
+    return {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
+            "department": "EMB", "min_severity": "major"}  # fmt: skip
+
+
+def send_gas_alarm(pub: Publisher, ts: int) -> None:
+    """gas-1 reports LEL 62 at `ts` (epoch ms), and the broker acknowledges it."""
+    pub.publish("offsite/v1/devices/gas-1/telemetry",
+                json.dumps({"ts": ts, "values": {"lel": 62.0}}))  # fmt: skip
+    pub.wait_acked(1)

@@ -10,16 +10,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerts import audit
+from alerts import audit, silences
 from alerts.cli import verify_command
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
 from alerts.records import TaskStatus
 from alerts.silences import Matcher
 from alerts.store import AlertStore
+from core.principal import Principal
 from subjects.models import ChangeKind, SubjectChanged
 from tests.alerts.support import CHEM, Clock, clue
 
-EEB, EMB = Actor("key 1", "EEB"), Actor("key 2", "EMB")
+EEB, EMB = Principal("key 1", "EEB"), Principal("key 2", "EMB")
 
 
 def history(store: AlertStore, db: psycopg.Connection[Any], clock: Clock) -> None:
@@ -31,8 +32,8 @@ def history(store: AlertStore, db: psycopg.Connection[Any], clock: Clock) -> Non
     task = store.dispatch(db, out.alert.id, EEB).task
     assert task is not None
     store.update_task(db, task.id, TaskStatus.DONE, EMB, "no leak found")
-    store.create_silence(db, EEB, Matcher.RULE, "r-cod", clock.now,
-                         clock.now.replace(hour=23), "sensor swap")  # fmt: skip
+    silences.create(db, EEB, Matcher.RULE, "r-cod", clock.now,
+                    clock.now.replace(hour=23), "sensor swap", clock())  # fmt: skip
     change = SubjectChanged(
         kind=ChangeKind.UPDATED,
         credit_code=CHEM,
@@ -107,13 +108,12 @@ def test_rehashed_edit_is_found_at_the_next_link(
     db: psycopg.Connection[Any], store: AlertStore, clock: Clock
 ) -> None:
     history(store, db, clock)
-    seq, at, actor, entity, entity_id, action, _payload, prev = (
-        db.execute(
-            "SELECT seq, at, actor, entity, entity_id, action, payload, prev_hash FROM audit_log"
-            " WHERE seq = 3"
-        ).fetchone()
-        or ()
-    )
+    row = db.execute(
+        "SELECT seq, at, actor, entity, entity_id, action, payload, prev_hash FROM audit_log"
+        " WHERE seq = 3"
+    ).fetchone()
+    assert row is not None
+    seq, at, actor, entity, entity_id, action, _payload, prev = row
     forged = '{"forged":true}'
     new_hash = audit.row_hash(seq, at, actor, entity, entity_id, action, forged, prev)
     tamper(db, "UPDATE audit_log SET payload = %s, hash = %s WHERE seq = 3", forged, new_hash)

@@ -14,21 +14,23 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
+from alerts import draws
 from alerts.dispatch import plan_dispatch
 from alerts.draws import sample
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
 from alerts.records import NotifyEvent, TaskKind
 from alerts.routing import hold_s
 from alerts.settings import AlertsSettings, CreditHandling, NotificationRoute
 from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject, StaticSubjects
+from core.principal import Principal
 from rules.models import Severity
 from subjects.credit import HANDLING, load_handling
 from subjects.models import CreditGrade, EnvColour, Grade, SupervisionMethod
 from tests.alerts.support import SHOP, T0, Clock, clue, subjects
 
 SETTINGS = AlertsSettings()
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 
 
 def subject(grade: Grade, *departments: str) -> StaticSubject:
@@ -95,14 +97,15 @@ def test_a_sampled_draw_includes_subjects_past_their_inspection_frequency(
            for c in blues]
     )  # fmt: skip
     clock = Clock()
-    store = AlertStore(SETTINGS, lookup, clock)
     clock.now = T0 - timedelta(days=200)
-    store.submit_draw(db, EEB, "2026-Q2", ["RED0", *yellows])
+    draws.submit(db, lookup, SETTINGS, EEB, "2026-Q2", ["RED0", *yellows], None, clock())
     clock.now = T0 - timedelta(days=10)
-    store.submit_draw(db, EEB, "2026-Q4a", ["RED1", "RED2", "RED3"])
+    draws.submit(db, lookup, SETTINGS, EEB, "2026-Q4a", ["RED1", "RED2", "RED3"], None, clock())
     clock.now = T0
     for seed in range(5):
-        draw_id, drawn = store.submit_draw(db, EEB, f"2026-Q4-{seed}", None, seed)
+        draw_id, drawn = draws.submit(
+            db, lookup, SETTINGS, EEB, f"2026-Q4-{seed}", None, seed, clock()
+        )
         method = db.execute("SELECT method FROM draws WHERE id = %s", (draw_id,)).fetchone()
         assert method is not None
         # RED0 was drawn 200 days ago, RED4 never: both due; yellows drawn 200 days ago are

@@ -10,15 +10,16 @@ import pytest
 
 from alerts.dispatch import choose_lead, plan_dispatch
 from alerts.errors import NotFoundError
-from alerts.lifecycle import Action, Actor, TransitionRefused
+from alerts.lifecycle import Action, TransitionRefused
 from alerts.records import TaskKind, TaskStatus
 from alerts.settings import AlertsSettings
 from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject
+from core.principal import Principal
 from rules.models import Severity
 from tests.alerts.support import CHEM, PLANT, SHOP, T0, Clock, clue, subjects
 
-EEB, EMB, AMR = Actor("key 1", "EEB"), Actor("key 2", "EMB"), Actor("key 3", "AMR")
+EEB, EMB, AMR = Principal("key 1", "EEB"), Principal("key 2", "EMB"), Principal("key 3", "AMR")
 SETTINGS = AlertsSettings()
 CROSS = StaticSubject("X", industry="hazardous_chemicals", departments=frozenset({"EEB", "EMB"}))
 SINGLE = StaticSubject("Y", industry="wastewater", departments=frozenset({"EEB"}))
@@ -187,7 +188,7 @@ def test_concurrent_dispatch_of_two_alerts_still_one_open_joint_task(
     barrier = threading.Barrier(2)
     results: list[object] = []
 
-    def go(actor: Actor) -> None:
+    def go(actor: Principal) -> None:
         with psycopg.connect(db_url, autocommit=True) as conn:
             barrier.wait()
             try:

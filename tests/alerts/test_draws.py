@@ -8,7 +8,7 @@ from collections import Counter
 from alerts.draws import sample
 from alerts.settings import AlertsSettings
 from alerts.subjects_port import StaticSubject
-from subjects.models import CreditGrade, EnvColour
+from subjects.models import CreditGrade, EnvColour, Grade
 from tests.alerts.conftest import Api
 from tests.alerts.support import CHEM, PLANT, SHOP
 
@@ -45,7 +45,7 @@ def test_five_colour_grades_are_drawn_by_their_own_ratios() -> None:
 
 def test_sampling_rounds_up_and_is_reproducible_with_a_seed() -> None:
     subjects = population(3)
-    ratios = {G.A: 0.0, G.B: 0.1, G.C: 0.5, G.D: 1.0}
+    ratios: dict[Grade, float] = {G.A: 0.0, G.B: 0.1, G.C: 0.5, G.D: 1.0}
     first = sample(subjects, ratios, random.Random(1))
     assert Counter(c[0] for c in first) == {"B": 1, "C": 2, "D": 3}
     assert sample(subjects, ratios, random.Random(1)) == first

@@ -14,7 +14,7 @@ from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_sig
 from api.auth import create_key
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
-from tests.alerts.support import CHEM, SHOP, Reader, Receiver, free_port
+from tests.alerts.support import CHEM, SHOP, Reader, Receiver, free_port, send_gas_alarm, tank_farm
 from tests.helpers import Publisher, wait_until
 
 SECRET = "e2e-secret"
@@ -53,23 +53,7 @@ def test_publish_to_webhook_and_stream(
     db: psycopg.Connection[Any],
     tmp_path: Path,
 ) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "gas.yaml").write_text(RULE, encoding="utf-8")
-    db.execute(
-        "INSERT INTO subjects (credit_code, name, industry, grid, credit_grade)"
-        " VALUES (%s, 'Tank farm', 'hazardous_chemicals', 'G-01', 'C')",
-        (CHEM,),
-    )
-    db.execute(
-        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EEB'), (%s, 'EMB')",
-        (CHEM, CHEM),
-    )
-    db.execute(
-        "INSERT INTO device_bindings (device_id, credit_code, role) VALUES ('gas-1', %s,"
-        " 'gas_detector')",
-        (CHEM,),
-    )
+    rules = tank_farm(db, tmp_path, RULE, departments=("EEB", "EMB"))
     db.execute(
         "INSERT INTO subjects (credit_code, name, industry, grid)"
         " VALUES (%s, 'Laundry', 'x', 'G-02')",
@@ -104,9 +88,7 @@ def test_publish_to_webhook_and_stream(
             pub = Publisher(broker.port)
             try:
                 ts = int(time.time() * 1000)
-                pub.publish("offsite/v1/devices/gas-1/telemetry",
-                            json.dumps({"ts": ts, "values": {"lel": 62.0}}))  # fmt: skip
-                pub.wait_acked(1)
+                send_gas_alarm(pub, ts)
                 wait_until(receiver.bodies, 30, what="the webhook delivery")
                 frames = emb.wait(2, timeout=30)
                 # Events stream in commit order: once AMR's own alert arrives, AMR's stream

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
+from core.principal import Principal
 from tests.alerts.conftest import Api
 from tests.alerts.support import PLANT, clue
 
@@ -17,7 +18,7 @@ def test_evidence_is_kept_while_the_alert_needs_it(api: Api) -> None:
     assert out.alert is not None
     assert service.is_protected(EVIDENCE)
     assert not service.is_protected("sha256:" + "cd" * 32)
-    service.act(out.alert.id, Action.RESOLVE, Actor("key 1", "EEB"))
+    service.act(out.alert.id, Action.RESOLVE, Principal("key 1", "EEB"))
     api.clock.advance(364 * 86400)
     assert service.is_protected(EVIDENCE)
     api.clock.advance(2 * 86400)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from alerts.errors import DrawError, Refusal
-from alerts.lifecycle import Actor
+from core.principal import Principal
 from tests.alerts.conftest import Api
 from tests.alerts.support import CHEM
 
@@ -119,7 +119,7 @@ def test_draw_preview_is_what_the_seed_then_stores(api: Api) -> None:
 
 
 def test_confirm_refuses_when_the_scope_changed_since_the_preview(api: Api) -> None:
-    actor = Actor("zhangwei", "EEB")
+    actor = Principal("zhangwei", "EEB")
     preview = api.service.preview_draw(actor, 7)
     stale = [*preview.codes, "91320500MA1ZZZZZ00"]
     with pytest.raises(DrawError) as refused:

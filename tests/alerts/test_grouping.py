@@ -9,13 +9,14 @@ import psycopg
 import pytest
 
 from alerts.errors import NotFoundError
-from alerts.lifecycle import Action, Actor, AlertState, DismissReason, TransitionRefused
+from alerts.lifecycle import Action, AlertState, DismissReason, TransitionRefused
 from alerts.settings import AlertsSettings
 from alerts.store import AlertStore
+from core.principal import Principal
 from rules.models import ClueStatus, Severity
 from tests.alerts.support import CHEM, PLANT, Clock, clue, subjects
 
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 
 
 def alerts_of(conn: psycopg.Connection[Any], key: str) -> list[tuple[Any, ...]]:
@@ -156,7 +157,7 @@ def test_transitions_record_who_and_when_and_refuse_other_departments(
     ack = store.transition(db, out.alert.id, Action.ACKNOWLEDGE, EEB)
     assert ack.changes.acknowledged_after_s == [90.0]
     with pytest.raises(NotFoundError):
-        store.transition(db, out.alert.id, Action.RESOLVE, Actor("key 2", "EMB"))
+        store.transition(db, out.alert.id, Action.RESOLVE, Principal("key 2", "EMB"))
     with pytest.raises(TransitionRefused, match="cannot acknowledge an alert that is acknowledged"):
         store.transition(db, out.alert.id, Action.ACKNOWLEDGE, EEB)
     acked_at = clock.now

@@ -22,46 +22,31 @@ from alerts.store import AlertStore, Outcome
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from rules.models import ClueEvent
-from tests.alerts.support import CHEM, Receiver, free_port
+from tests.alerts.support import (
+    Receiver,
+    emb_webhook,
+    free_port,
+    running_receiver,
+    send_gas_alarm,
+    tank_farm,
+)
 from tests.alerts.test_e2e import RULE
 from tests.helpers import Publisher, wait_until
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(free_port())
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
+    yield from running_receiver()
 
 
 @pytest.fixture
 def site(db: psycopg.Connection[Any], tmp_path: Path) -> Path:
     """A gas detector bound to a subject and the rule that fires on it; the rules folder."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "gas.yaml").write_text(RULE, encoding="utf-8")
-    db.execute(
-        "INSERT INTO subjects (credit_code, name, industry, grid, credit_grade)"
-        " VALUES (%s, 'Tank farm', 'hazardous_chemicals', 'G-01', 'C')",
-        (CHEM,),
-    )
-    db.execute(
-        "INSERT INTO subject_departments (credit_code, department) VALUES (%s, 'EMB')", (CHEM,)
-    )
-    db.execute(
-        "INSERT INTO device_bindings (device_id, credit_code, role)"
-        " VALUES ('gas-1', %s, 'gas_detector')",
-        (CHEM,),
-    )
-    return rules
+    return tank_farm(db, tmp_path, RULE)
 
 
 def _settings(make_settings: Callable[..., Any], rules: Path, receiver: Receiver) -> Any:
-    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
-             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    route = emb_webhook(receiver)
     return make_settings(
         rules={"directory": str(rules)}, alerts={"routes": [route], "outbox_poll_s": 0.2}
     )
@@ -70,10 +55,7 @@ def _settings(make_settings: Callable[..., Any], rules: Path, receiver: Receiver
 def _fire(broker: EmbeddedBroker) -> None:
     pub = Publisher(broker.port)
     try:
-        ts = int(time.time() * 1000)
-        pub.publish("offsite/v1/devices/gas-1/telemetry",
-                    json.dumps({"ts": ts, "values": {"lel": 62.0}}))  # fmt: skip
-        pub.wait_acked(1)
+        send_gas_alarm(pub, int(time.time() * 1000))
     finally:
         pub.close()
 
@@ -161,8 +143,7 @@ def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_res
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "offsite.yaml"
-    route = {"name": "emb", "kind": "webhook", "url": receiver.url, "secret": "s",
-             "department": "EMB", "min_severity": "major"}  # fmt: skip
+    route = emb_webhook(receiver)
     config.write_text(
         json.dumps(
             {

@@ -5,19 +5,18 @@ from __future__ import annotations
 import pytest
 
 from alerts.lifecycle import (
-    SYSTEM,
     TRANSITIONS,
     Action,
-    Actor,
     AlertState,
     DismissReason,
     TransitionRefused,
     decide,
 )
+from core.principal import SYSTEM, Principal
 from tests.alerts.support import T0
 
 S, A = AlertState, Action
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 DEPTS = ("EEB", "EMB")
 
 ALLOWED = [
@@ -98,7 +97,7 @@ def test_dismiss_needs_a_reason_and_other_needs_a_note() -> None:
 
 @pytest.mark.parametrize("action", [A.ACKNOWLEDGE, A.DISPATCH, A.RESOLVE, A.DISMISS])
 def test_other_department_is_refused(action: Action) -> None:
-    amr = Actor("key 9", "AMR")
+    amr = Principal("key 9", "AMR")
     with pytest.raises(TransitionRefused, match="AMR cannot") as err:
         decide(S.OPEN, DEPTS, action, amr, T0, DismissReason.DUPLICATE)
     assert err.value.code == "other_department"

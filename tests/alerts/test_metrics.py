@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
+from core.principal import Principal
 from rules.models import Severity
 from tests.alerts.conftest import Api
 from tests.alerts.support import CHEM, PLANT, clue
@@ -26,8 +27,8 @@ def test_metrics_follow_the_alerts(api: Api) -> None:
     assert plant is not None
     assert chem is not None
     api.clock.advance(120)
-    service.act(plant[0], Action.ACKNOWLEDGE, Actor("key 1", "EEB"))
-    service.act(chem[0], Action.DISPATCH, Actor("key 2", "EMB"))
+    service.act(plant[0], Action.ACKNOWLEDGE, Principal("key 1", "EEB"))
+    service.act(chem[0], Action.DISPATCH, Principal("key 2", "EMB"))
     assert registry_value("offsite_alerts_time_to_acknowledge_seconds_count") == 1
     assert registry_value("offsite_alerts_time_to_acknowledge_seconds_sum") == 120
     with service.pool.connection() as conn:

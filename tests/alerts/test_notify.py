@@ -13,7 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts.lifecycle import Action, Actor, DismissReason
+from alerts import silences
+from alerts.lifecycle import Action, DismissReason
 from alerts.notify.webhook import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -25,11 +26,12 @@ from alerts.service import AlertService
 from alerts.settings import AlertsSettings, NotificationRoute
 from alerts.silences import Matcher
 from alerts.store import AlertStore
+from core.principal import Principal
 from rules.models import Severity
 from tests.alerts.support import CHEM, PLANT, SHOP, Clock, Receiver, clue, free_port, subjects
 from tests.helpers import wait_until
 
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 SECRET = "s3cret-for-tests"
 
 
@@ -70,8 +72,15 @@ def test_silence_suppresses_the_notification_but_the_alert_is_recorded(
     db: psycopg.Connection[Any], clock: Clock
 ) -> None:
     store = make_store(clock, routes=[hook("eeb", department="EEB"), hook("emb", department="EMB")])
-    silence = store.create_silence(
-        db, EEB, Matcher.SUBJECT, CHEM, clock.now, clock.now + timedelta(hours=1), "maintenance"
+    silence = silences.create(
+        db,
+        EEB,
+        Matcher.SUBJECT,
+        CHEM,
+        clock.now,
+        clock.now + timedelta(hours=1),
+        "maintenance",
+        clock(),
     )
     out = store.apply_clue(db, clue(CHEM, "EEB"))
     store.apply_clue(db, clue(CHEM, "EMB", rule_id="r-lel"))
@@ -94,10 +103,10 @@ def test_rule_silence_mutes_only_when_it_covers_every_clue(
     db: psycopg.Connection[Any], clock: Clock
 ) -> None:
     store = make_store(clock, routes=[hook("eeb", department="EEB")])
-    store.create_silence(db, EEB, Matcher.RULE, "r-noisy", clock.now,
-                         clock.now + timedelta(hours=1), "known sensor drift")  # fmt: skip
-    store.create_silence(db, EEB, Matcher.DEVICE, "cam-7", clock.now,
-                         clock.now + timedelta(hours=1), "camera being moved")  # fmt: skip
+    silences.create(db, EEB, Matcher.RULE, "r-noisy", clock.now,
+                    clock.now + timedelta(hours=1), "known sensor drift", clock())  # fmt: skip
+    silences.create(db, EEB, Matcher.DEVICE, "cam-7", clock.now,
+                    clock.now + timedelta(hours=1), "camera being moved", clock())  # fmt: skip
     store.apply_clue(db, clue(PLANT, "EEB", rule_id="r-noisy"))
     store.apply_clue(db, clue(SHOP, "EEB", rule_id="r-x", device="cam-7"))
     store.apply_clue(db, clue(CHEM, "EEB", rule_id="r-noisy"))

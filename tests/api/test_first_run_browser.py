@@ -16,20 +16,12 @@ import psycopg
 import pytest
 
 from offsite.embedded import EmbeddedBroker
-from tests.helpers import wait_until
+from tests.helpers import CHROMIUM_FLAGS, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)"
 )
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _free_port() -> int:
@@ -121,7 +113,7 @@ def test_first_run_prints_a_password_and_a_person_signs_in_and_out(
     assert password not in stored[1]
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 800}, locale="zh-CN")
             page.goto(f"{base}/login?next=/logout")

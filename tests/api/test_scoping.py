@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -167,8 +168,7 @@ def test_a_disabled_persons_open_stream_closes_within_seconds(
             ended[name] = threading.Event()
             threading.Thread(target=watch, args=(name, client, headers), daemon=True).start()
         for name in ended:
-            wait_until(lambda n=name: any(": stream of EEB" in x for x in streams.get(n, [])),
-                       what=f"{name}'s stream to open")  # fmt: skip
+            wait_until(partial(_opened, streams, name), what=f"{name}'s stream to open")
 
         people.disable(db, "zhangwei")
         assert ended["zhang"].wait(10), "the disabled person's stream stayed open"
@@ -187,3 +187,7 @@ def test_a_disabled_persons_open_stream_closes_within_seconds(
         metrics = httpx.get(f"{app.endpoints.http}/metrics").text
         assert "offsite_api_streams_revoked_total 3.0" in metrics
         machine.close()
+
+
+def _opened(streams: dict[str, list[str]], name: str) -> bool:
+    return any(": stream of EEB" in x for x in streams.get(name, []))

@@ -152,7 +152,7 @@ def test_the_buffered_reader_acks_and_keeps_alive_while_its_buffer_never_runs_dr
 
         def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
             got.append(bool(msg.dup))
-            client.ack(msg.mid, msg.qos)  # type: ignore[attr-defined]
+            client.ack(msg.mid, msg.qos)
 
         c.on_message = on_message
         c.on_disconnect = lambda *a: drops.append(a[3])

@@ -18,13 +18,14 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
-from alerts.lifecycle import Action, Actor
+from alerts.lifecycle import Action
 from alerts.metrics import AlertsMetrics
 from alerts.notify.channels import build_notifiers
 from alerts.outbox import OutboxDelivery
 from alerts.settings import AlertsSettings, NotificationRoute
 from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject, StaticSubjects
+from core.principal import Principal
 from ingest.models import Reading
 from rules.models import ClueEvent
 from subjects.models import CreditGrade, EnvColour, Grade
@@ -40,7 +41,7 @@ GRADES: dict[str, Grade] = {
     "91320500MA1GKKKK0K": EnvColour.BLACK,
 }
 DEVICE = {code: f"ww-{grade.value}" for code, grade in GRADES.items()}
-EEB = Actor("key 1", "EEB")
+EEB = Principal("key 1", "EEB")
 SECRET = "s3cret-for-tests"
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from rules.bound import Bound
 from rules.engine import Engine
-from rules.evaluate import INITIAL, Sample, Tick, evaluate
+from rules.evaluate import INITIAL, ClueAction, Sample, Tick, evaluate
 from rules.settings import RulesSettings
 from subjects.models import CreditGrade, DeviceContext, EnvColour, Grade
 from tests.rules.support import T0, MemoryDirectory, at, device, readings, rule
@@ -33,7 +33,7 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run(case: Case) -> list[tuple[str, float, float]]:
+def run(case: Case) -> list[tuple[ClueAction, float, float]]:
     r = rule(**case.fields)
     directory = MemoryDirectory([case.ctx] if case.ctx else [])
     engine = Engine([r], directory, CREDIT, case.lateness_s)

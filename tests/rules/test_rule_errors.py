@@ -32,7 +32,7 @@ def bad_rule_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = KINDS[RuleKind.THRESHOLD]
     real = entry.sample
 
-    def evaluator(b: Bound, st: State, s: Sample) -> tuple[State, tuple[Transition, ...]]:
+    def evaluator(b: Bound, st: State[Any], s: Sample) -> tuple[State[Any], tuple[Transition, ...]]:
         if b.rule_id.startswith("bad"):
             raise ZeroDivisionError("the rule's bug")
         return real(b, st, s)

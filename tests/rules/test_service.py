@@ -13,7 +13,7 @@ from ingest.models import Reading
 from rules.bound import Bound
 from rules.engine import ClueOp
 from rules.episodes import EpisodeBook
-from rules.evaluate import TriggerItem
+from rules.evaluate import ClueAction, TriggerItem
 from rules.models import ClueStatus
 from rules.settings import RulesSettings
 from rules.store import apply_ops
@@ -188,7 +188,7 @@ def test_clue_table_follows_the_episode_book(db: psycopg.Connection[Any]) -> Non
     item = (TriggerItem(t, "d1", "x", 5.0),)
 
     def op(action: str, start: float, when: float) -> ClueOp:
-        return ClueOp(action, b, t + start, t + when, item)
+        return ClueOp(ClueAction(action), b, t + start, t + when, item)
 
     script = [
         op("open", 0, 0),

@@ -71,7 +71,7 @@ class Subscriber:
         device = msg.topic[len(PREFIX) :].split("/")[0]
         if device.startswith(self.prefix):
             with self.lock:
-                self.messages.append(Received(msg.topic, msg.payload, msg.properties))
+                self.messages.append(Received(msg.topic, bytes(msg.payload), msg.properties))
 
     def channel(self, name: str) -> list[Received]:
         with self.lock:

@@ -147,7 +147,7 @@ def test_search_filters_and_paging(client: TestClient, key: Key) -> None:
     for row in rows:
         assert client.post("/api/v1/subjects", json=row, headers=eeb).status_code == 201
 
-    def codes(**params: object) -> list[str]:
+    def codes(**params: str | int | bool | list[str]) -> list[str]:
         r = client.get("/api/v1/subjects", params=params, headers=eeb)
         assert r.status_code == 200, r.text
         return [s["credit_code"] for s in r.json()["items"]]

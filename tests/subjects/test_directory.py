@@ -11,19 +11,20 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
+from core.principal import Principal, Role
 from subjects.credit_code import make
 from subjects.directory import SubjectDirectory
 from subjects.metrics import SubjectsMetrics
 from subjects.models import CreditGrade
-from subjects.repository import Actor, SubjectConflictError
+from subjects.repository import SubjectConflictError
 from subjects.schema import BindingIn, LinkIn, SubjectIn, SubjectPatch
 from subjects.service import SubjectsService
 from tests.helpers import wait_until
 
 A = make("9", "1", "330100", "71610585")
 B = make("9", "1", "330106", "MA2H3K4L")
-EEB = Actor("EEB", "test", admin=True, platform=True)
-HLT = Actor("HLT", "test")
+EEB = Principal("test", "EEB", Role.PLATFORM_ADMIN)
+HLT = Principal("test", "HLT")
 
 
 def cross_codes(db: psycopg.Connection[Any]) -> set[str]:

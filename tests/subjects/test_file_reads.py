@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from subjects.actor import Actor
+from core.principal import Principal, Role
 from subjects.credit_code import make
 from subjects.errors import SubjectNotFoundError
 from subjects.history import CreditSource
@@ -26,8 +26,8 @@ from subjects.settings import SubjectsSettings
 
 Key = Callable[..., dict[str, str]]
 PLANT = make("9", "1", "330100", "71610585")
-EEB = Actor("EEB", "张伟 (zhangwei)")
-PLATFORM = Actor("BDB", "陈静 (chenjing)", platform=True)
+EEB = Principal("张伟 (zhangwei)", "EEB")
+PLATFORM = Principal("陈静 (chenjing)", "BDB", Role.PLATFORM_ADMIN)
 
 
 def test_platform_admin_opens_the_file_of_a_subject_it_bound_a_device_to(
@@ -101,7 +101,7 @@ def test_credit_history_from_create_edit_and_import(service: SubjectsService) ->
     # The current grade stays on the subject; another department sees no history.
     assert repo.get(PLANT, EEB).credit_grade is CreditGrade.A
     with pytest.raises(SubjectNotFoundError):
-        repo.credit_history(PLANT, Actor("AMR", "x"))
+        repo.credit_history(PLANT, Principal("x", "AMR"))
 
 
 def test_coordinates_both_or_neither_and_in_range(service: SubjectsService) -> None:
@@ -136,7 +136,7 @@ def test_department_bindings_are_scoped_paged_and_whole_for_the_platform(
     repo = service.repository
     other = make("9", "1", "330100", "71610593")
     repo.create(SubjectIn(credit_code=PLANT, name="p"), EEB)
-    repo.create(SubjectIn(credit_code=other, name="o"), Actor("AMR", "赵强 (zhaoqiang)"))
+    repo.create(SubjectIn(credit_code=other, name="o"), Principal("赵强 (zhaoqiang)", "AMR"))
     for i in range(5):
         db.execute(
             "INSERT INTO device_bindings (device_id, credit_code, role) VALUES (%s, %s, 'tank')",
@@ -153,7 +153,7 @@ def test_department_bindings_are_scoped_paged_and_whole_for_the_platform(
     total, every = repo.department_bindings(PLATFORM, limit=100)
     assert total == 6
     assert "amr-1" in {b.device_id for b in every}
-    assert repo.department_bindings(Actor("HLT", "x"))[0] == 0
+    assert repo.department_bindings(Principal("x", "HLT"))[0] == 0
 
 
 def test_the_platform_admin_searches_the_whole_library(service: SubjectsService) -> None:
@@ -162,4 +162,4 @@ def test_the_platform_admin_searches_the_whole_library(service: SubjectsService)
     repo = service.repository
     repo.create(SubjectIn(credit_code=PLANT, name="某化工"), EEB)
     assert [s.credit_code for s in repo.search(SubjectQuery(q="化工"), PLATFORM).items] == [PLANT]
-    assert repo.search(SubjectQuery(), Actor("AMR", "x")).total == 0  # departments stay scoped
+    assert repo.search(SubjectQuery(), Principal("x", "AMR")).total == 0  # departments stay scoped

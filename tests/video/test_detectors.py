@@ -66,7 +66,7 @@ def test_steady_orange_object_is_not_fire() -> None:
     cv2.rectangle(base, (400, 300), (500, 380), (20, 140, 250), -1)
     ok, buf = cv2.imencode(".jpg", base)
     pipe = CameraPipeline(CameraSettings(id="c", detectors=CHEAP), VideoSettings())
-    found = []
+    found: list[object] = []
     for i in range(30):
         r = pipe.process(FrameTask("c", float(i) / 5, 0.0, bytes(buf)))
         found += r.updates

@@ -51,7 +51,7 @@ def pool(db_url: str) -> Any:
 
 
 def make_service(pool: ConnectionPool, tmp_path: Path, **kw: Any) -> VideoService:
-    settings = VideoSettings(cameras=[{"id": "cam-a"}, {"id": "cam-b"}])  # type: ignore[list-item]
+    settings = VideoSettings(cameras=[{"id": "cam-a"}, {"id": "cam-b"}])
     return VideoService(settings, pool, CollectorRegistry(), tmp_path, **kw)
 
 

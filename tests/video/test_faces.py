@@ -12,7 +12,8 @@ from video.snapshot import FaceBlurrer, make_snapshot
 
 
 def astronaut_bgr() -> np.ndarray:
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    image: np.ndarray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    return image
 
 
 def test_face_found_and_blurred_beyond_detection() -> None:
@@ -43,6 +44,8 @@ def test_snapshot_keeps_original_and_blurs_shared_copies() -> None:
     assert snap.clean != snap.clean_shared
     clean = cv2.imdecode(np.frombuffer(snap.clean, np.uint8), cv2.IMREAD_COLOR)
     shared = cv2.imdecode(np.frombuffer(snap.clean_shared, np.uint8), cv2.IMREAD_COLOR)
+    assert clean is not None
+    assert shared is not None
     (f,) = FaceBlurrer().faces(clean)
 
     def detail(img: np.ndarray) -> float:

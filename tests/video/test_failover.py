@@ -44,8 +44,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, name: str, db_url: str, broker: EmbeddedBroker) -> Path:
+def write_config(
+    tmp: Path, name: str, db_url: str, broker: EmbeddedBroker, http_port: int = 0
+) -> Path:
     config = {
+        # `offsite run --role video`: only the video part, plus /healthz, /readyz, /metrics.
+        "roles": ["video"],
+        "http": {"port": http_port},
         "state_dir": str(tmp / name),
         "database": {"url": db_url, "pool_min": 1, "pool_max": 3},
         "mqtt": {"url": broker.url},
@@ -127,12 +132,8 @@ def held_by(db: psycopg.Connection[Any], worker: str) -> set[str]:
     return {c for c, h in holders(db).items() if h == worker}
 
 
-def start_worker(
-    config: Path, log: Path, metrics_port: int | None = None
-) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "video.role", "--config", str(config)]
-    if metrics_port is not None:
-        cmd += ["--metrics-port", str(metrics_port)]
+def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "offsite.cli", "--config", str(config), "run"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("OFFSITE_CONFIG", None)
     with log.open("wb") as out:
@@ -157,8 +158,8 @@ def test_a_killed_workers_cameras_move_to_the_other_within_the_lease_time(
         wait_until(lambda: cameras_detected(db, "wa") == 4, timeout=30,
                    what="detections of all four cameras from wa")  # fmt: skip
         # ...then wb joins while frames flow: wa gives two cameras back, wb takes them.
-        procs["wb"] = start_worker(write_config(tmp_path, "wb", db_url, broker), logs["wb"],
-                                   port_b)  # fmt: skip
+        procs["wb"] = start_worker(write_config(tmp_path, "wb", db_url, broker, port_b),
+                                   logs["wb"])  # fmt: skip
         wait_until(lambda: len(held_by(db, "wa")) == 2 and len(held_by(db, "wb")) == 2,
                    timeout=30, what="the cameras split two and two")  # fmt: skip
         moved = sorted(held_by(db, "wa"))
@@ -251,12 +252,14 @@ def test_a_killed_workers_cameras_move_to_the_other_within_the_lease_time(
     ).fetchall()
     assert both == []
     for cam in CAMERAS:  # each camera's detections: wa's first, then wb's, never mixed
-        wa_last, wb_first = db.execute(
+        row = db.execute(
             "SELECT max(time) FILTER (WHERE worker_id = 'wa'),"
             " min(time) FILTER (WHERE worker_id = 'wb') FROM video_detections"
             " WHERE camera_id = %s",
             (cam,),
         ).fetchone()
+        assert row is not None
+        wa_last, wb_first = row
         assert wa_last < wb_first, f"{cam}: detections of wa after wb's"
         if cam in moved:
             assert wa_last < kill < wb_first

@@ -68,7 +68,7 @@ def test_every_update_of_an_episode_carries_its_evidence_id(
     assert registry.get_sample_value("offsite_video_detections_total", {"label": "fire"}) == len(
         sink.seen
     )
-    assert registry.get_sample_value("offsite_video_evidence_bytes_total") > 0
+    assert (registry.get_sample_value("offsite_video_evidence_bytes_total") or 0) > 0
 
 
 def test_detections_still_flow_when_evidence_cannot_be_stored(

@@ -146,7 +146,7 @@ def test_camera_settings_errors_name_the_rule(camera: dict[str, object], message
 
 def test_duplicate_camera_ids_are_refused() -> None:
     with pytest.raises(ValidationError, match="repeated: a"):
-        VideoSettings(cameras=[{"id": "a"}, {"id": "a"}])  # type: ignore[list-item]
+        VideoSettings(cameras=[{"id": "a"}, {"id": "a"}])
 
 
 @pytest.mark.parametrize(

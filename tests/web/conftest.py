@@ -13,17 +13,9 @@ import pytest
 
 from api.auth import create_key
 from offsite.app import OffsiteApp
-from tests.helpers import wait_until
+from tests.helpers import CHROMIUM_FLAGS, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SUBJECT = "91320500MA1MXXXX24"  # a valid unified social credit code (GB 32100-2015)
 OTHER = "91320500MA1NXXXX11"
 PASSWORD = "correct horse battery 7"
@@ -36,7 +28,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:
             yield b
         finally:

@@ -199,8 +199,9 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
 
     def delivered() -> bool:
         page.goto(f"{base}/notifications")
-        return page.locator(f"tr[data-notification-id='{notification}']").get_attribute(
-            "data-status") == "sent"  # fmt: skip
+        row = page.locator(f"tr[data-notification-id='{notification}']")
+        status: str | None = row.get_attribute("data-status")
+        return status == "sent"
 
     wait_until(delivered, timeout=20, what="the retried delivery sent")
     assert "已发送" in page.locator(f"tr[data-notification-id='{notification}']").inner_text()
@@ -239,7 +240,7 @@ def test_audit_page_shows_the_verify_result_and_a_broken_link(
     base = running.endpoints.http
     _breach(broker, site["device"])
     _alert_id(db)
-    wait_until(lambda: db.execute("SELECT count(*) FROM audit_log").fetchone()[0] >= 2,
+    wait_until(lambda: db.execute("SELECT count(*) FROM audit_log").fetchall()[0][0] >= 2,
                what="audit entries")  # fmt: skip
     page = page_for(browser, site["viewer"])
     page.goto(f"{base}/audit")

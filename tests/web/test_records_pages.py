@@ -133,7 +133,7 @@ def test_audit_page_explains_an_empty_chain_and_missing_checkpoints_then_signed_
     # Entries, still unsigned: the chain verifies and the page says what that does not prove.
     _breach(broker, site["device"])
     alert_id = _alert_id(db)
-    wait_until(lambda: db.execute("SELECT count(*) FROM audit_log").fetchone()[0] >= 2,
+    wait_until(lambda: (db.execute("SELECT count(*) FROM audit_log").fetchone() or (0,))[0] >= 2,
                what="audit entries")  # fmt: skip
     page.reload()
     assert "审计链校验通过" in page.inner_text("#audit-result")

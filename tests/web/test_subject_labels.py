@@ -98,7 +98,9 @@ def test_limits_credit_link_and_binding_forms() -> None:
     _, errors = forms.link_in({"department": "XYZ", "until": "明天"}, {"AMR"}, zone)
     assert _codes(errors) == {"department": "unknown_department", "until": "invalid_time"}
     code = make("9", "1", "320500", "MA1MXXXX")
-    device, data, errors = forms.binding_in({"device_id": "gas-1", "role": "gas_detector"}, code)
+    device, _binding, errors = forms.binding_in(
+        {"device_id": "gas-1", "role": "gas_detector"}, code
+    )
     assert (device, errors) == ("gas-1", {})
     _, _, errors = forms.binding_in({"device_id": "bad id", "role": "Gas!"}, code)
     assert _codes(errors) == {"device_id": "invalid_device_id", "role": "invalid_role"}

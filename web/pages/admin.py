@@ -17,7 +17,6 @@ from rules.service import RuleService
 from web.pages.common import (
     Ctx,
     Refused,
-    alert_actor,
     alert_service,
     attempt,
     pages,
@@ -106,7 +105,7 @@ def create_silence(
         _rule_known(ctx, matcher, value)
         attempt(
             lambda: service.create_silence(
-                alert_actor(caller), matcher, value, now, now + timedelta(hours=hours), reason
+                caller, matcher, value, now, now + timedelta(hours=hours), reason
             )
         )
     except Refused as err:
@@ -156,7 +155,7 @@ def expire_silence(silence_id: int, request: Request, ctx: Ctx, caller: Officer)
     """End a silence now; it stays on record with who ended it."""
     service = alert_service(ctx)
     try:
-        attempt(lambda: service.change_silence(alert_actor(caller), silence_id, expire=True))
+        attempt(lambda: service.change_silence(caller, silence_id, expire=True))
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     return Response(status_code=204, headers={"HX-Refresh": "true"})

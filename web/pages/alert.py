@@ -20,7 +20,7 @@ from rules.spec import Rule
 from subjects.repository import SubjectRepository
 from video.evidence import EvidenceCorruptError, EvidenceNotFoundError
 from video.service import VideoService
-from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
+from web.pages.common import Ctx, Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 CHART_BEFORE = timedelta(minutes=30)
@@ -181,7 +181,7 @@ def _act(
 ) -> Response:
     service = alert_service(ctx)
     try:
-        attempt(lambda: service.act(alert_id, action, alert_actor(caller), reason, note))
+        attempt(lambda: service.act(alert_id, action, caller, reason, note))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     if request.headers.get("hx-request") and "/alerts/" not in request.headers.get(
@@ -209,7 +209,7 @@ def dispatch_preview(alert_id: int, request: Request, ctx: Ctx, caller: Officer)
     """What dispatch would create: kind, lead, participants and due time, before confirming."""
     service = alert_service(ctx)
     try:
-        plan = attempt(lambda: service.preview_dispatch(alert_id, alert_actor(caller)))
+        plan = attempt(lambda: service.preview_dispatch(alert_id, caller))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     return pages(ctx).render(request, "dispatch_preview.html", caller, plan=plan, alert_id=alert_id)

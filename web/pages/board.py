@@ -14,7 +14,7 @@ from alerts.lifecycle import OPEN_STATES, AlertState
 from api.auth import Viewer
 from rules.models import Severity
 from subjects.repository import SubjectQuery, SubjectRepository
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 
 router = APIRouter(include_in_schema=False)
 _CODE_LIKE = re.compile(r"^[0-9A-HJ-NP-RTUW-Y]{2,18}$", re.IGNORECASE)
@@ -61,7 +61,7 @@ def _filter(ctx: Ctx, caller: Viewer, p: BoardParams, size: int) -> queries.Boar
     if text:
         # Search by name through the subject library; a code-like text also matches codes.
         found = subjects_service(ctx).repository.search(
-            SubjectQuery(q=text, limit=NAME_MATCHES_MAX), subject_actor(caller)
+            SubjectQuery(q=text, limit=NAME_MATCHES_MAX), caller
         )
         codes = tuple(s.credit_code for s in found.items)
         if _CODE_LIKE.match(text):

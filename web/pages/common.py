@@ -1,4 +1,4 @@
-"""What every page route needs: the renderer, services, the caller as each package sees it."""
+"""What every page route needs: the renderer, the services, refusals shown back."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, HTTPException
 
 from alerts.errors import CodedError, NotFoundError
-from alerts.lifecycle import Actor, TransitionRefused
+from alerts.lifecycle import TransitionRefused
 from alerts.service import AlertService
-from api.auth import Caller
 from api.context import ApiContext, get_context
-from api.routers import subjects as subjects_router
-from api.routers.alerts import actor_of
-from subjects.actor import Actor as SubjectActor
 from subjects.service import SubjectsService
 from web.templating import Pages
 
@@ -39,16 +35,6 @@ def alert_service(ctx: ApiContext) -> AlertService:
 
 def subjects_service(ctx: ApiContext) -> SubjectsService:
     return service(ctx, SubjectsService)
-
-
-def alert_actor(caller: Caller) -> Actor:
-    return actor_of(caller)
-
-
-def subject_actor(caller: Caller) -> SubjectActor:
-    """The caller as the subject library sees them: the API's own translation, so a page
-    and an API call by the same person are the same actor in the records."""
-    return subjects_router.actor(caller)
 
 
 class Refused(Exception):  # noqa: N818 - reads as the outcome, like TransitionRefused

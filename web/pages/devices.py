@@ -17,7 +17,7 @@ from subjects.models import DeviceRole
 from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
 from subjects.schema import BindingOut
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 from web.pages.subject_forms import Errors, FieldError
 from web.pages.subject_refusals import library_refusal
 
@@ -33,7 +33,7 @@ def devices_page(
 ) -> HTMLResponse:
     svc = subjects_service(ctx)
     total, bindings = svc.repository.department_bindings(
-        subject_actor(caller), DEVICES_PER_PAGE, (page - 1) * DEVICES_PER_PAGE
+        caller, DEVICES_PER_PAGE, (page - 1) * DEVICES_PER_PAGE
     )
     with ctx.pool.connection() as conn:
         states = {d.device_id: d for d in readings.devices(conn, [b.device_id for b in bindings])}
@@ -61,7 +61,7 @@ def _inbox(
     svc = subjects_service(ctx)
     with ctx.pool.connection() as conn:
         devices = readings.unbound_devices(conn)
-    subjects = svc.repository.search(SubjectQuery(limit=500), subject_actor(caller)).items
+    subjects = svc.repository.search(SubjectQuery(limit=500), caller).items
     return pages(ctx).render(
         request,
         "unbound.html",
@@ -89,7 +89,7 @@ def unbound_page(
     done = None
     if bound:
         try:
-            done = subjects_service(ctx).repository.binding(bound, subject_actor(caller))
+            done = subjects_service(ctx).repository.binding(bound, caller)
         except SubjectNotFoundError:
             done = None
     return _inbox(request, ctx, caller, done=done)
@@ -122,7 +122,7 @@ def bind_device(
     errors.update(invalid)
     if errors or data is None:
         return _inbox(request, ctx, caller, 422, form=form, errors=errors)
-    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    repo, actor = subjects_service(ctx).repository, caller
     try:
         # The inbox binds new devices only; moving a bound one is done from its subject's file.
         bound = repo.binding(device_id, actor)

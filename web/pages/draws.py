@@ -15,7 +15,7 @@ from alerts import draws
 from api.auth import Officer, Viewer
 from subjects.credit import GRADES
 from subjects.repository import SubjectRepository
-from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
+from web.pages.common import Ctx, Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 PERIOD = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # as the draws table checks it
@@ -60,7 +60,7 @@ def draw_preview(
     seed = secrets.randbelow(SEED_MAX)
     try:
         period = _period(period)
-        preview = attempt(lambda: service.preview_draw(alert_actor(caller), seed))
+        preview = attempt(lambda: service.preview_draw(caller, seed))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     with ctx.pool.connection() as conn:
@@ -83,7 +83,7 @@ def submit_draw(
     service = alert_service(ctx)
     try:
         period = _period(period)
-        attempt(lambda: service.confirm_draw(alert_actor(caller), period, seed, expected or []))
+        attempt(lambda: service.confirm_draw(caller, period, seed, expected or []))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     return Response(status_code=204, headers={"HX-Redirect": "/draws"})
@@ -112,7 +112,7 @@ def merge(
     service = alert_service(ctx)
     try:
         period = _period(period)
-        tasks = attempt(lambda: service.merge_draws(alert_actor(caller), period))
+        tasks = attempt(lambda: service.merge_draws(caller, period))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     mine = [t for t in tasks if caller.department in t.departments]

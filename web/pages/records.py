@@ -12,7 +12,7 @@ from alerts import checkpoints, queries
 from alerts.notify.failures import classify
 from alerts.settings import AlertsSettings
 from api.auth import Officer, Viewer
-from web.pages.common import Ctx, alert_actor, alert_service, pages
+from web.pages.common import Ctx, alert_service, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +43,7 @@ def notifications_page(
 @router.post("/notifications/{notification_id}/retry")
 def retry(notification_id: int, ctx: Ctx, caller: Officer) -> Response:
     """Send a dead delivery again now; the retry is in the audit chain with who asked."""
-    if not alert_service(ctx).retry_notification(alert_actor(caller), notification_id):
+    if not alert_service(ctx).retry_notification(caller, notification_id):
         raise HTTPException(404, f"notification {notification_id} not found or not dead")
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 

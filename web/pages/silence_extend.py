@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from alerts import queries
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer
-from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
+from web.pages.common import Ctx, Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +51,7 @@ def extend_preview(
 ) -> HTMLResponse:
     """The silence, its current and new end and what it mutes now, before the extension."""
     service = alert_service(ctx)
-    actor = alert_actor(caller)
+    actor = caller
     with ctx.pool.connection() as conn:
         found = fetch_silences(conn, caller.department, silence_id)
     if not found:
@@ -81,7 +81,7 @@ def extend(
     try:
         if ends_at.tzinfo is None:
             raise Refused("bad_time", "ends_at: the time needs its UTC offset")
-        attempt(lambda: service.extend_silence(alert_actor(caller), silence_id, ends_at))
+        attempt(lambda: service.extend_silence(caller, silence_id, ends_at))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     return Response(status_code=204, headers={"HX-Refresh": "true"})

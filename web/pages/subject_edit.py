@@ -12,12 +12,12 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
-from subjects.actor import Actor
+from core.principal import Principal as Actor
 from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 from web.pages.subject_forms import Errors
 from web.pages.subject_refusals import library_refusal
 from web.pages.subjects import render_file, render_library
@@ -29,7 +29,7 @@ Text = Annotated[str, Form(max_length=2000)]
 def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
     """The repository, the caller as the library sees them, and the subject's code; another
     department's subject answers 404 here, before any form is read."""
-    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    repo, actor = subjects_service(ctx).repository, caller
     try:
         return repo, actor, repo.get(code.upper(), actor).credit_code
     except SubjectNotFoundError as err:
@@ -95,7 +95,7 @@ def create_subject(
     if data is None:
         return render_library(request, ctx, caller, "", 422, errors, form)
     try:
-        subjects_service(ctx).repository.create(data, subject_actor(caller))
+        subjects_service(ctx).repository.create(data, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "credit_code", form)
         return render_library(request, ctx, caller, "", status_code, errors, form)
@@ -107,7 +107,7 @@ def join_subject(code: str, request: Request, ctx: Ctx, caller: Officer) -> Resp
     """The caller's department asks to supervise a subject others have in the library (the
     one write that works on a subject the department cannot see: it reveals only that the
     code exists). Nobody supervising it: linked at once; else a request waits for consent."""
-    repo, actor = subjects_service(ctx).repository, subject_actor(caller)
+    repo, actor = subjects_service(ctx).repository, caller
     form = {"credit_code": code}
     try:
         made = repo.link(code.strip().upper(), LinkIn(department=caller.department), actor)

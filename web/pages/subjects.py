@@ -20,7 +20,7 @@ from subjects.importer import ImportFormat
 from subjects.models import ChangeKind, DeviceRole, RiskLevel
 from subjects.repository import SubjectNotFoundError, SubjectQuery
 from subjects.schema import LinkRequestState
-from web.pages.common import Ctx, pages, subject_actor, subjects_service
+from web.pages.common import Ctx, pages, subjects_service
 from web.pages.subject_forms import Errors
 
 router = APIRouter(include_in_schema=False)
@@ -44,9 +44,7 @@ def render_library(
 ) -> HTMLResponse:
     """The library; after a refused new-subject form, with its errors beside its fields."""
     svc = subjects_service(ctx)
-    found = svc.repository.search(
-        SubjectQuery(q=q.strip() or None, limit=100), subject_actor(caller)
-    )
+    found = svc.repository.search(SubjectQuery(q=q.strip() or None, limit=100), caller)
     return pages(ctx).render(
         request, "subjects.html", caller, status_code, active="subjects", found=found, q=q,
         report=None, errors=errors or {}, form=form or {},
@@ -73,9 +71,7 @@ async def import_csv(
     body = await file.read(svc.importer.max_bytes + 1)
     if len(body) > svc.importer.max_bytes:
         raise HTTPException(413, f"the import may hold at most {svc.importer.max_bytes} bytes")
-    report = await run_in_threadpool(
-        svc.importer.run, body, ImportFormat.CSV, subject_actor(caller), dry_run
-    )
+    report = await run_in_threadpool(svc.importer.run, body, ImportFormat.CSV, caller, dry_run)
     return pages(ctx).render(request, "import_report.html", caller, report=report)
 
 
@@ -99,7 +95,7 @@ def render_file(
 ) -> HTMLResponse:
     """The subject file; after a refused form, with its errors beside its fields."""
     svc = subjects_service(ctx)
-    actor = subject_actor(caller)
+    actor = caller
     repo = svc.repository
     try:
         subject = repo.get(code.upper(), actor)
@@ -155,7 +151,7 @@ def readings_chart(
     rules judge it against (fixed, the subject's permit values, or dated), for chart.js."""
     svc = subjects_service(ctx)
     try:
-        bound = svc.repository.bindings_of(code.upper(), subject_actor(caller))
+        bound = svc.repository.bindings_of(code.upper(), caller)
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
     if device_id not in {b.device_id for b in bound}:

@@ -12,7 +12,7 @@ from alerts.findings import MAX_PHOTO_BYTES, PhotoUpload, verified_photo
 from alerts.records import TaskStatus
 from api.auth import Officer, Viewer
 from subjects.repository import SubjectRepository
-from web.pages.common import Ctx, Refused, alert_actor, alert_service, attempt, pages
+from web.pages.common import Ctx, Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,7 +60,7 @@ async def add_finding(
             uploads.append(PhotoUpload(photo.filename or "photo", content))
     service = alert_service(ctx)
     try:
-        attempt(lambda: service.add_finding(task_id, alert_actor(caller), text, uploads))
+        attempt(lambda: service.add_finding(task_id, caller, text, uploads))
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     return Response(status_code=204, headers={"HX-Refresh": "true"})
@@ -77,9 +77,7 @@ def close_task(
     """The lead closes the task with its conclusion; its dispatched alerts resolve with it."""
     service = alert_service(ctx)
     try:
-        attempt(
-            lambda: service.update_task(task_id, TaskStatus.DONE, alert_actor(caller), findings)
-        )
+        attempt(lambda: service.update_task(task_id, TaskStatus.DONE, caller, findings))
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
     return Response(status_code=204, headers={"HX-Refresh": "true"})
