@@ -45,7 +45,14 @@
     return Array.prototype.map.call(document.querySelectorAll("#alerts tr[data-alert-id]"), function (r) { return r.dataset.alertId; });
   }
   function reload() { wantAll = true; pump(); }
-  function touched(id) { if (id) { changed[id] = true; pump(); } }
+  // A commit's events (a clue and its alert) reach the page as one chunk, queued as separate
+  // tasks: a zero-delay timer runs after all of them, so they make one request, not two.
+  var soon = null;
+  function touched(id) {
+    if (!id) return;
+    changed[id] = true;
+    if (soon === null) soon = setTimeout(function () { soon = null; pump(); }, 0);
+  }
   function pump() {
     // A request htmx queued behind the user's own and then dropped never reports back.
     if (ended || (busy && Date.now() - busySince < 10000)) return;
