@@ -33,8 +33,12 @@
     }
     stamp();
   }
-  // What the next request must fetch: the whole list, or the rows of these alert ids.
-  var wantAll = false, changed = {}, busy = false, busySince = 0, swaps = 0;
+  // Alert ids whose rows changed, each with the number of the touch that last named it; an id
+  // leaves once an applied answer was asked after that touch. Up to two changed-rows requests
+  // run at once (a new event need not wait for the answer to the one before); an answer older
+  // than one already applied is dropped, its ids having gone with the later request too.
+  var wantAll = false, pending = {}, touches = 0, sentTouches = 0, inFlight = 0, fullBusy = false;
+  var asked = 0, applied = 0, swaps = 0, busySince = 0;
   function filters() {
     var q = new URLSearchParams(new FormData(document.getElementById("filters")));
     var meta = document.getElementById("board-meta");
@@ -50,23 +54,25 @@
   var soon = null;
   function touched(id) {
     if (!id) return;
-    changed[id] = true;
+    pending[id] = ++touches;
     if (soon === null) soon = setTimeout(function () { soon = null; pump(); }, 0);
   }
   function pump() {
+    if (ended) return;
     // A request htmx queued behind the user's own and then dropped never reports back.
-    if (ended || (busy && Date.now() - busySince < 10000)) return;
-    var ids = Object.keys(changed);
-    if (!wantAll && !ids.length) { busy = false; return; }
-    busy = true; busySince = Date.now();
+    if (fullBusy && Date.now() - busySince < 10000) return;
+    fullBusy = false;
     if (wantAll) {
-      wantAll = false; changed = {};
-      // htmx swaps it (and handles a refused sign-in); htmx:afterRequest below ends `busy`.
+      if (inFlight) return;  // after the answers under way, so none lands on the new list
+      wantAll = false; pending = {}; sentTouches = touches; fullBusy = true; busySince = Date.now();
+      // htmx swaps it (and handles a refused sign-in); htmx:afterRequest below pumps again.
       htmx.ajax("GET", "/board/rows", {source: "#filters", target: "#rows", values: {page: filters().get("page")}});
       return;
     }
-    changed = {};
-    var q = filters(), before = swaps;
+    if (touches === sentTouches || inFlight >= 2) return;
+    var ids = Object.keys(pending), upTo = touches, n = ++asked, before = swaps;
+    sentTouches = touches; inFlight++;
+    var q = filters();
     q.set("changed", ids.join(",")); q.set("have", shownIds().join(","));
     fetch("/board/changes?" + q.toString(), {credentials: "same-origin", headers: {"HX-Request": "true"}})
       .then(function (r) {
@@ -74,11 +80,14 @@
         return r.text();
       })
       .then(function (html) {
+        if (n < applied) return;  // a later answer is on the page already
         // The filters or the page changed meanwhile: this answer is for another list.
-        if (swaps !== before || !apply(html)) wantAll = true;
+        if (swaps !== before || !apply(html)) { wantAll = true; return; }
+        applied = n;
+        ids.forEach(function (id) { if (pending[id] <= upTo) delete pending[id]; });
       })
       .catch(function () { wantAll = true; })
-      .then(function () { busy = false; pump(); });
+      .then(function () { inFlight--; pump(); });
   }
   function apply(html) {
     var t = document.createElement("template");
@@ -113,7 +122,7 @@
   }
   document.body.addEventListener("htmx:afterSwap", function (e) { if (e.detail.target.id === "rows") { swaps++; afterSwap(); } });
   document.body.addEventListener("htmx:afterRequest", function (e) {
-    if (e.detail.target && e.detail.target.id === "rows") { busy = false; pump(); return; }
+    if (e.detail.target && e.detail.target.id === "rows") { fullBusy = false; pump(); return; }
     var elt = e.detail.elt;
     if (elt.classList && elt.classList.contains("ack")) {
       var tr = elt.closest("tr");
