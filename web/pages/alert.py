@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
+import psycopg
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -76,12 +78,21 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
         triggers = clue_queries.triggers(conn, [c.clue_id for c in record.clues])
         a = record.alert
+        rules = {c.rule_id: _rule(ctx, c.rule_id) for c in record.clues}
+        # The charts' readings come with the page: no second request (and no second read of
+        # the alert) per clue before a chart can be drawn.
+        attributes = subject.attributes if subject else {}
+        charts = {
+            c.clue_id: orjson.dumps(
+                _chart(conn, rules[c.rule_id], c, triggers.get(c.clue_id, []), attributes)
+            ).decode()
+            for c in record.clues
+        }
         active_silences = silences.covering(
             conn, caller.department, [k for k in (a.subject_key, a.credit_code) if k],
             [c.rule_id for c in record.clues], [d for c in record.clues for d in c.device_ids],
             a.departments, datetime.now(UTC),
         )  # fmt: skip
-    rules = {c.rule_id: _rule(ctx, c.rule_id) for c in record.clues}
     evidence_ids = list(dict.fromkeys(e for c in record.clues for e in c.evidence_ids))
     return pages(ctx).render(
         request,
@@ -93,6 +104,7 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         subject=subject,
         rules=rules,
         triggers=triggers,
+        charts=charts,
         evidence=_evidence(ctx, caller, evidence_ids),
         reasons=[r.value for r in DismissReason],
         matchers=[Matcher.RULE.value, Matcher.SUBJECT.value],
@@ -110,9 +122,47 @@ def _limit(rule: Rule | None, attributes: dict[str, float]) -> float | None:
     return None
 
 
+def _chart(
+    conn: psycopg.Connection[Any],
+    rule: Rule | None,
+    clue: queries.ClueView,
+    trig: list[clue_queries.TriggerReading],
+    attributes: dict[str, float],
+) -> dict[str, Any]:
+    """Readings around the clue for its chart: series, limit line, the clue's span, validity."""
+    end = clue.ended_at or datetime.now(UTC)
+    since, until = clue.started_at - CHART_BEFORE, end + CHART_AFTER
+    lines = []
+    for device_id, metric in dict.fromkeys((t.device_id, t.metric) for t in trig if t.metric):
+        points = readings.series(conn, device_id, metric, since, until)
+        lines.append({
+            "name": f"{device_id} · {metric}",
+            "data": [[p.time.isoformat(), p.value] for p in points],
+        })  # fmt: skip
+    ratio = None
+    size = getattr(rule, "size", None)
+    interval = getattr(rule, "expected_interval", None)
+    if rule is not None and getattr(rule, "kind", "") == "window" and interval and trig:
+        span = float(size) if size else (end - clue.started_at).total_seconds() or 3600.0
+        first = trig[0]
+        got = readings.count_between(
+            conn, first.device_id, first.metric,
+            first.time, first.until or first.time + timedelta(seconds=span),
+        )  # fmt: skip
+        expected = max(span / float(interval), 1.0)
+        ratio = min(got / expected, 1.0)
+    return {
+        "series": lines, "limit": _limit(rule, attributes),
+        "span": [clue.started_at.isoformat(), end.isoformat()],
+        "valid_ratio": ratio,
+        "min_valid_ratio": getattr(rule, "min_valid_ratio", None),
+        "triggers": [[t.time.isoformat(), t.value] for t in trig if t.value is not None],
+    }  # fmt: skip
+
+
 @router.get("/alerts/{alert_id}/clues/{clue_id}/chart")
 def clue_chart(alert_id: int, clue_id: int, ctx: Ctx, caller: Viewer) -> JSONResponse:
-    """Readings around the clue for its chart: series, limit line, the clue's span, validity."""
+    """One clue's chart data (the alert page carries it inline; this serves other readers)."""
     with ctx.pool.connection() as conn:
         record = queries.alert_record(conn, alert_id, caller.department)
         clue = next((c for c in record.clues if c.clue_id == clue_id), None) if record else None
@@ -121,36 +171,9 @@ def clue_chart(alert_id: int, clue_id: int, ctx: Ctx, caller: Viewer) -> JSONRes
         trig = clue_queries.triggers(conn, [clue_id]).get(clue_id, [])
         code = record.alert.credit_code
         subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
-        rule = _rule(ctx, clue.rule_id)
-        end = clue.ended_at or datetime.now(UTC)
-        since, until = clue.started_at - CHART_BEFORE, end + CHART_AFTER
-        lines = []
-        for device_id, metric in dict.fromkeys((t.device_id, t.metric) for t in trig if t.metric):
-            points = readings.series(conn, device_id, metric, since, until)
-            lines.append({
-                "name": f"{device_id} · {metric}",
-                "data": [[p.time.isoformat(), p.value] for p in points],
-            })  # fmt: skip
-        ratio = None
-        size = getattr(rule, "size", None)
-        interval = getattr(rule, "expected_interval", None)
-        if rule is not None and getattr(rule, "kind", "") == "window" and interval and trig:
-            span = float(size) if size else (end - clue.started_at).total_seconds() or 3600.0
-            first = trig[0]
-            got = readings.count_between(
-                conn, first.device_id, first.metric,
-                first.time, first.until or first.time + timedelta(seconds=span),
-            )  # fmt: skip
-            expected = max(span / float(interval), 1.0)
-            ratio = min(got / expected, 1.0)
-    limit = _limit(rule, subject.attributes if subject else {})
-    return JSONResponse({
-        "series": lines, "limit": limit,
-        "span": [clue.started_at.isoformat(), end.isoformat()],
-        "valid_ratio": ratio,
-        "min_valid_ratio": getattr(rule, "min_valid_ratio", None),
-        "triggers": [[t.time.isoformat(), t.value] for t in trig if t.value is not None],
-    })  # fmt: skip
+        data = _chart(conn, _rule(ctx, clue.rule_id), clue, trig,
+                      subject.attributes if subject else {})  # fmt: skip
+    return JSONResponse(data)
 
 
 # -- actions ------------------------------------------------------------------------------

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from alerts import queries
 from alerts.lifecycle import OPEN_STATES, AlertState
 from api.auth import Viewer
+from api.params import INT64_MAX
 from rules.models import Severity
 from subjects.repository import SubjectQuery, SubjectRepository
 from web.pages.common import Ctx, pages, subjects_service
@@ -19,6 +21,7 @@ from web.pages.common import Ctx, pages, subjects_service
 router = APIRouter(include_in_schema=False)
 _CODE_LIKE = re.compile(r"^[0-9A-HJ-NP-RTUW-Y]{2,18}$", re.IGNORECASE)
 NAME_MATCHES_MAX = 1000
+CHANGED_MAX = 200  # ids one changes request may name (a tab holds one page of 50)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,32 @@ def _filter(ctx: Ctx, caller: Viewer, p: BoardParams, size: int) -> queries.Boar
     )  # fmt: skip
 
 
+def _board(
+    conn: psycopg.Connection[Any], f: queries.BoardFilter
+) -> tuple[queries.BoardFilter, queries.BoardPage]:
+    """The page asked for, or the last one when the list has shrunk below it (a tab on page 3
+    reloading after alerts closed shows page 2, not an empty list)."""
+    result = queries.board(conn, f)
+    if f.offset and f.offset >= result.total:
+        f = replace(f, offset=max(result.total - 1, 0) // f.limit * f.limit)
+        result = queries.board(conn, f)
+    return f, result
+
+
+def _page_values(
+    request: Request, p: BoardParams, f: queries.BoardFilter, result: queries.BoardPage, size: int
+) -> dict[str, Any]:
+    """What board_summary.html and board_pager.html need, for the whole list and the changes."""
+    return {
+        "result": result,
+        "f": f,
+        "q": p,
+        "page": f.offset // size + 1,
+        "pages_total": max((result.total + size - 1) // size, 1),
+        "query": request.url.query,
+    }
+
+
 def _render(
     request: Request, ctx: Ctx, caller: Viewer, template: str, p: BoardParams
 ) -> HTMLResponse:
@@ -90,7 +119,7 @@ def _render(
     size = renderer.settings.page_size
     f = _filter(ctx, caller, p, size)
     with ctx.pool.connection() as conn:
-        result = queries.board(conn, f)
+        f, result = _board(conn, f)
         codes = [r.alert.credit_code for r in result.rows if r.alert.credit_code]
         names = SubjectRepository.fetch_many(conn, codes)
         # Only the whole page has the filter form; the list reloaded on events skips it.
@@ -100,17 +129,26 @@ def _render(
         template,
         caller,
         active="board",
-        result=result,
         names=names,
         grids=grids,
-        f=f,
-        q=p,
-        page=max(p.page, 1),
-        pages_total=max((result.total + size - 1) // size, 1),
         states=[s.value for s in AlertState],
         severities=[s.value for s in Severity],
-        query=request.url.query,
+        **_page_values(request, p, f, result, size),
     )
+
+
+def _ids(name: str, text: str) -> frozenset[int]:
+    """A comma-separated list of alert ids, refused clearly when it is anything else."""
+    parts = [t for t in text.split(",") if t.strip()] if text else []
+    if len(parts) > CHANGED_MAX:
+        raise HTTPException(422, f"{name}: at most {CHANGED_MAX} alert ids")
+    try:
+        ids = frozenset(int(t) for t in parts)
+    except ValueError:
+        raise HTTPException(422, f"{name}: alert ids separated by commas") from None
+    if any(i < 1 or i > INT64_MAX for i in ids):
+        raise HTTPException(422, f"{name}: alert ids are positive integers")
+    return ids
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -128,3 +166,37 @@ def board_rows(request: Request, ctx: Ctx, caller: Viewer, p: Params) -> HTMLRes
 def old_board() -> RedirectResponse:
     """The old single-page board lived here; bookmarks land on the workbench."""
     return RedirectResponse("/", status_code=308)
+
+
+@router.get("/board/changes", response_class=HTMLResponse)
+def board_changes(
+    request: Request,
+    ctx: Ctx,
+    caller: Viewer,
+    p: Params,
+    changed: str = "",
+    have: str = "",
+) -> HTMLResponse:
+    """The list after live events without re-sending it: the page's counts and order (same
+    filters, sort and page as the whole list) and the rows of alerts in `changed` or not in
+    `have` (the ids the tab shows). Everything is read now; nothing is remembered."""
+    changed_ids, have_ids = _ids("changed", changed), _ids("have", have)
+    renderer = pages(ctx)
+    size = renderer.settings.page_size
+    f = _filter(ctx, caller, p, size)
+    with ctx.pool.connection() as conn:
+        f, result = _board(conn, f)
+        rows = [r for r in result.rows if r.alert.id in changed_ids or r.alert.id not in have_ids]
+        names = SubjectRepository.fetch_many(
+            conn, [r.alert.credit_code for r in rows if r.alert.credit_code]
+        )
+    return renderer.render(
+        request,
+        "board_changes.html",
+        caller,
+        active="board",
+        names=names,
+        rows=rows,
+        order=[r.alert.id for r in result.rows],
+        **_page_values(request, p, f, result, size),
+    )

@@ -10,7 +10,10 @@
     month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"});
   document.querySelectorAll("[data-chart]").forEach(function (el) {
     var fmt = el.dataset.axis === "day" ? fmtDay : fmtTime;
-    fetch(el.dataset.chart, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (d) {
+    // The alert page sends its charts' data with it; other pages fetch theirs.
+    var data = el.dataset.chartData ? Promise.resolve(JSON.parse(el.dataset.chartData)) :
+      fetch(el.dataset.chart, {credentials: "same-origin"}).then(function (r) { return r.json(); });
+    data.then(function (d) {
       var chart = echarts.init(el);
       var series = d.series.map(function (s) {
         // A line through a handful of points (a new device's first hours) needs its dots.
