@@ -212,6 +212,7 @@ def run(rate: float, seconds: float) -> None:
             )
     finally:
         receiver.server.shutdown()
+        receiver.server.server_close()
         shutil.rmtree(work, ignore_errors=True)
 
 

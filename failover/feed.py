@@ -17,14 +17,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from failover.metrics import EngineMetrics
 from failover.settings import EngineSettings
 from ingest.codec import Limits, decode_status, decode_telemetry
-from ingest.intake import SESSION_TAKEN_OVER, BrokerAddress
+from ingest.intake import (
+    SESSION_TAKEN_OVER,
+    BrokerAddress,
+    connect_persistent,
+    persistent_client,
+)
 from ingest.models import DeviceStatus, Reading
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.topics import Channel, TopicError, parse_topic, subscription
@@ -74,44 +76,14 @@ class EngineFeed:
         self._client = self._build_client()
 
     def _build_client(self) -> mqtt.Client:
-        v5 = self.mqtt.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        if self.address.username:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set()
-        client.reconnect_delay_set(
-            min_delay=max(1, int(self.mqtt.reconnect_min_s)),
-            max_delay=max(1, int(self.mqtt.reconnect_max_s)),
-        )
+        client = persistent_client(mqtt.Client, self.settings.client_id, self.mqtt, self.address)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
 
     def start(self) -> None:
-        if self.mqtt.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.mqtt.session_expiry_s
-            props.ReceiveMaximum = self.mqtt.receive_maximum
-            self._client.connect_async(
-                self.address.host,
-                self.address.port,
-                keepalive=self.mqtt.keepalive_s,
-                clean_start=False,
-                properties=props,
-            )
-        else:
-            self._client.connect_async(
-                self.address.host, self.address.port, keepalive=self.mqtt.keepalive_s
-            )
-        self._client.loop_start()
+        connect_persistent(self._client, self.mqtt, self.address)
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connack.wait(timeout)

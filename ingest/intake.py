@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -53,15 +53,61 @@ class BrokerAddress:
         self.password = unquote(parts.password) if parts.password else None
 
 
-def _device_time(props: Properties | None) -> datetime | None:
-    pairs = getattr(props, "UserProperty", None) or []
-    for key, value in pairs:
+def device_time(props: Properties | None) -> datetime | None:
+    """The MQTT 5 user property `ts` (epoch ms): a frame's device time by contract."""
+    for key, value in getattr(props, "UserProperty", None) or []:
         if key == "ts":
             try:
                 return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
             except (ValueError, OverflowError, OSError):
                 return None
     return None
+
+
+ClientT = TypeVar("ClientT", bound=mqtt.Client)
+
+
+def persistent_client(
+    cls: type[ClientT], client_id: str, settings: MqttSettings, address: BrokerAddress
+) -> ClientT:
+    """A QoS 1 client whose session outlives a disconnect and which acknowledges by hand
+    (after the commit): the ingest intake's and the engine's own subscription."""
+    v5 = settings.protocol == "5"
+    client = cls(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        # MQTT 3.1.1 has no session expiry: a persistent session is clean_session=False.
+        clean_session=None if v5 else False,
+        manual_ack=True,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set()
+    client.reconnect_delay_set(
+        min_delay=max(1, int(settings.reconnect_min_s)),
+        max_delay=max(1, int(settings.reconnect_max_s)),
+    )
+    return client
+
+
+def connect_persistent(client: mqtt.Client, settings: MqttSettings, address: BrokerAddress) -> None:
+    """Connect in the background keeping the session (MQTT 5: its expiry and receive maximum)."""
+    if settings.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = settings.session_expiry_s
+        props.ReceiveMaximum = settings.receive_maximum
+        client.connect_async(
+            address.host,
+            address.port,
+            keepalive=settings.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+    else:
+        client.connect_async(address.host, address.port, keepalive=settings.keepalive_s)
+    client.loop_start()
 
 
 class MqttIntake:
@@ -100,22 +146,8 @@ class MqttIntake:
         self._client = self._build_client()
 
     def _build_client(self) -> BufferedClient:
-        v5 = self.settings.protocol == "5"
-        client = BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.settings.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # MQTT 3.1.1 has no session expiry: a persistent session is clean_session=False.
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        if self.address.username:
-            client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            client.tls_set()
-        client.reconnect_delay_set(
-            min_delay=max(1, int(self.settings.reconnect_min_s)),
-            max_delay=max(1, int(self.settings.reconnect_max_s)),
+        client = persistent_client(
+            BufferedClient, self.settings.client_id, self.settings, self.address
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -123,22 +155,7 @@ class MqttIntake:
         return client
 
     def start(self) -> None:
-        if self.settings.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.settings.session_expiry_s
-            props.ReceiveMaximum = self.settings.receive_maximum
-            self._client.connect_async(
-                self.address.host,
-                self.address.port,
-                keepalive=self.settings.keepalive_s,
-                clean_start=False,
-                properties=props,
-            )
-        else:
-            self._client.connect_async(
-                self.address.host, self.address.port, keepalive=self.settings.keepalive_s
-            )
-        self._client.loop_start()
+        connect_persistent(self._client, self.settings, self.address)
 
     def stop_receiving(self) -> None:
         """Messages arriving from now on are left unacknowledged for the broker to redeliver."""
@@ -258,7 +275,7 @@ class MqttIntake:
             # Frames are lossy by nature: the video queue drops the oldest when full and
             # counts it, so a frame is acknowledged as soon as it is handed over.
             self.frame_sink.frame_received(
-                FrameMessage(device, payload, _device_time(msg.properties), now)
+                FrameMessage(device, payload, device_time(msg.properties), now)
             )
             self.metrics.messages.labels("frame").inc()
             if msg.qos > 0:

@@ -559,3 +559,4 @@ def test_active_engine_killed_then_broker_restarted(
         broker.stop()
         shutil.rmtree(broker_home, ignore_errors=True)
         hooks.server.shutdown()
+        hooks.server.server_close()

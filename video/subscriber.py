@@ -16,9 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 
-from ingest.intake import BrokerAddress
+from ingest.intake import BrokerAddress, device_time
 from ingest.models import FrameMessage
 from ingest.settings import MqttSettings
 from ingest.topics import PREFIX, frames_topic
@@ -26,17 +25,6 @@ from ingest.topics import PREFIX, frames_topic
 log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[FrameMessage], None]
-
-
-def device_time(props: Properties | None) -> datetime | None:
-    """The MQTT 5 user property `ts` (epoch ms), the device-time contract of the frames topic."""
-    for key, value in getattr(props, "UserProperty", None) or []:
-        if key == "ts":
-            try:
-                return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-            except (ValueError, OverflowError, OSError):
-                return None
-    return None
 
 
 class FrameSubscriber:
