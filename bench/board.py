@@ -142,11 +142,21 @@ def hop_table(
     return out
 
 
-# Every clue's chart drawn and every evidence image decoded.
-DRAWN = """n => document.querySelectorAll(".chart").length > 0
-  && [...document.querySelectorAll(".chart")].every(c => c.dataset.rendered)
-  && document.querySelectorAll("#evidence img").length >= n
-  && [...document.images].every(i => i.complete && i.naturalWidth > 0)"""
+# Every clue's chart drawn and every evidence thumbnail decoded (the large view's image in
+# its dialog has no source until a thumbnail is opened, so it is not counted).
+DRAWN = """n => {
+  const thumbs = [...document.querySelectorAll("#evidence img")];
+  return document.querySelectorAll(".chart").length > 0
+    && [...document.querySelectorAll(".chart")].every(c => c.dataset.rendered)
+    && thumbs.length >= n && thumbs.every(i => i.complete && i.naturalWidth > 0);
+}"""
+
+
+UNDRAWN = """() => ({
+  charts: [...document.querySelectorAll(".chart")].map(c => !!c.dataset.rendered),
+  evidence: document.querySelector("#evidence")?.innerText.slice(0, 200),
+  images: [...document.images].map(i => [i.src.slice(-30), i.complete, i.naturalWidth]),
+})"""
 
 
 def attach_evidence(db_url: str, state_dir: Path, alert_id: int, count: int) -> None:
@@ -299,7 +309,12 @@ def run(rate: float, open_alerts: int, samples: int, seconds: float, evidence: i
                     for _ in range(10):
                         t = time.perf_counter()
                         page.goto(f"{base}/alerts/{row[0]}")
-                        page.wait_for_function(DRAWN, arg=evidence, timeout=30_000)
+                        try:
+                            page.wait_for_function(DRAWN, arg=evidence, timeout=30_000)
+                        except Exception:
+                            # Say which part of the page never finished, then fail.
+                            print("alert page not drawn:", page.evaluate(UNDRAWN))
+                            raise
                         render_ms.append((time.perf_counter() - t) * 1000)
                     browser.close()
                 pub.close()
