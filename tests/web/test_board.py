@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +149,13 @@ def test_silence_from_an_alert_with_preview(
     page = page_for(browser, site["officer"])
     page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
     page.click("summary:has-text('静默…')")
+    # The rule is offered by its Chinese title, its id beside it for the record.
+    rule_option = page.locator("#silence-form select[name=target] option").first
+    text = rule_option.inner_text()
+    assert text.startswith("该规则: "), text
+    title, rule_id = text.removeprefix("该规则: ").rsplit(" (", 1)
+    assert re.search("[\u4e00-\u9fff]", title), title
+    assert rule_option.get_attribute("value") == f"rule:{rule_id.rstrip(')')}"
     page.select_option("#silence-form select[name=hours]", "4")
     page.fill("#silence-form input[name=reason]", "设备检修期间")
     page.click("#silence-form button")
