@@ -10,9 +10,10 @@ One run prints, for single-reading and 20-reading messages at QoS 1:
     there with `npm ci`; skipped, with the reason, when Node.js or DIR is missing);
 each with the broker-acked rate (what the publishers got PUBACKs for, per second) and the
 stored rate (readings in the table, per second, load start to last row), lost and
-duplicated counts. The load comes from bench/loadgen.py (`mosquitto_pub -l` per connection).
-Every figure is the median of `--runs`; ratios use the medians. Broker, database, publishers
-and the subscriber share this machine.
+duplicated counts, and the CPU time the system (all its processes) spent a message. The
+load comes from bench/loadgen.py (`mosquitto_pub -l` per connection). Every figure is the
+median of `--runs`; ratios use the medians. Broker, database, publishers and the subscriber
+share this machine.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
+import psutil
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -56,6 +58,7 @@ class Figure:
     stored_per_s: float  # readings stored per second
     lost: int
     duplicated: int
+    cpu_us_per_msg: float  # CPU time of the system under test (all its processes) a message
 
 
 # -- raw limits ----------------------------------------------------------------------------
@@ -162,7 +165,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 @contextmanager
-def offsite(work: Path, infra: Infra, workers: int) -> Iterator[None]:
+def offsite(work: Path, infra: Infra, workers: int) -> Iterator[psutil.Process]:
     """`offsite run --role ingest` with `workers` ingest processes, ready (all connected)."""
     port = free_port()
     log = work / f"offsite-{workers}.log"
@@ -181,7 +184,7 @@ def offsite(work: Path, infra: Infra, workers: int) -> Iterator[None]:
     )
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, 120)
-        yield
+        yield psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -204,7 +207,7 @@ def install_nodered(source: Path, scratch: Path) -> Path | str:
 
 
 @contextmanager
-def nodered(peer: Path, work: Path, infra: Infra) -> Iterator[None]:
+def nodered(peer: Path, work: Path, infra: Infra) -> Iterator[psutil.Process]:
     port = free_port()
     log = work / "nodered.log"
     with log.open("ab") as out:
@@ -224,7 +227,7 @@ def nodered(peer: Path, work: Path, infra: Infra) -> Iterator[None]:
         )
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, 120)
-        yield
+        yield psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -255,8 +258,26 @@ def _newest(conn: psycopg.Connection[Any], devices: list[str]) -> list[datetime 
     return [r[0] for r in rows]
 
 
+def cpu_seconds(root: psutil.Process) -> float:
+    """User + system CPU time of a process and all its descendants so far."""
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def measure(
-    port: int, db_url: str, work: Path, messages: int, per: int, connections: int
+    port: int,
+    db_url: str,
+    work: Path,
+    messages: int,
+    per: int,
+    connections: int,
+    system: psutil.Process,
 ) -> Figure:
     """Publish `messages` of `per` readings; stored rate = readings / (load start -> last row)."""
     tag = f"b{uuid.uuid4().hex[:6]}"
@@ -270,6 +291,7 @@ def measure(
     result: list[loadgen.LoadResult] = []
     sender = threading.Thread(target=lambda: result.append(loadgen.run(port, jobs)))
     start = time.perf_counter()
+    cpu_before = cpu_seconds(system)
     sender.start()
     target = messages * per
     stored_at: float | None = None
@@ -300,6 +322,7 @@ def measure(
             elif now - stable_since > 5:
                 break
     sender.join()
+    cpu = cpu_seconds(system) - cpu_before
     shutil.rmtree(work / tag, ignore_errors=True)
     load = result[0]
     elapsed = (stored_at or time.perf_counter()) - start
@@ -308,6 +331,7 @@ def measure(
         stored_per_s=distinct / elapsed,
         lost=load.acked * per - distinct,
         duplicated=total - distinct,
+        cpu_us_per_msg=cpu / max(1, distinct // per) * 1e6,
     )
 
 
@@ -341,7 +365,8 @@ def print_summary(r: Results, skipped: str | None) -> None:
             line = (
                 f"  {name:<18} stored {stored:>9,.0f} readings/s ({stored / per:>8,.0f} msg/s),"
                 f" broker-acked {acked:>8,.0f} msg/s, lost {max(f.lost for f in figs)},"
-                f" duplicated {max(f.duplicated for f in figs)}"
+                f" duplicated {max(f.duplicated for f in figs)},"
+                f" CPU {med([f.cpu_us_per_msg for f in figs]):,.0f} us/msg"
             )
             if per == 1:
                 line += f"; {stored / recv:.2f} x bare paho"
@@ -389,7 +414,7 @@ def main() -> int:
                 peer = installed
         with infrastructure(work, args.database_url) as infra:
             admin = args.database_url or infra.db_url
-            systems: dict[str, Callable[[Infra], AbstractContextManager[None]]] = {
+            systems: dict[str, Callable[[Infra], AbstractContextManager[psutil.Process]]] = {
                 "offsite-1": lambda i: offsite(work, i, 1),
                 f"offsite-{args.workers}": lambda i: offsite(work, i, args.workers),
             }
@@ -409,17 +434,18 @@ def main() -> int:
                 for name, start in systems.items():
                     with fresh_database(admin) as url:
                         sys_infra = Infra(infra.broker, url)
-                        with start(sys_infra):
+                        with start(sys_infra) as system:
                             for shape, per in SHAPES:
                                 n = args.single if per == 1 else args.batched
                                 fig = measure(
-                                    infra.broker.port, url, work, n, per, args.connections
+                                    infra.broker.port, url, work, n, per, args.connections, system
                                 )
                                 res.systems[name].setdefault(shape, []).append(fig)
                                 print(
                                     f"  {name} {shape}: stored {fig.stored_per_s:,.0f}"
                                     f" readings/s, acked {fig.acked_per_s:,.0f} msg/s,"
-                                    f" lost {fig.lost}, duplicated {fig.duplicated}",
+                                    f" lost {fig.lost}, duplicated {fig.duplicated},"
+                                    f" CPU {fig.cpu_us_per_msg:,.0f} us/msg",
                                     flush=True,
                                 )
             print_summary(res, skipped)

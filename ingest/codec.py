@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,13 @@ class Limits:
     max_payload_bytes: int
     max_future: timedelta
     retention: timedelta
+    # The two windows in milliseconds, worked out once: the common entry is checked in them.
+    max_future_ms: float = field(init=False)
+    retention_ms: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_future_ms", self.max_future.total_seconds() * 1000)
+        object.__setattr__(self, "retention_ms", self.retention.total_seconds() * 1000)
 
 
 def _reject(reason: RejectReason, detail: str) -> DecodedTelemetry:
@@ -176,80 +183,125 @@ def decode_telemetry(
     if isinstance(doc, list):
         if not doc:
             return _reject(RejectReason.EMPTY, "batch is an empty list")
-        entries = [(f"[{i}]", e) for i, e in enumerate(doc)]
+        entries: list[Any] = doc
+        batch = True
     elif isinstance(doc, dict):
-        entries = [("payload", doc)]
+        entries = [doc]
+        batch = False
     else:
         return _reject(
             RejectReason.WRONG_SHAPE,
             f"payload must be an object or a list of objects, got {type(doc).__name__}",
         )
 
-    earliest = now - limits.retention
-    latest = now + limits.max_future
+    # The bounds in epoch milliseconds, for the common entry: an integer `ts` strictly inside
+    # them needs no datetime compared (one on a bound, or any other, takes the full checks).
+    now_ms = now.timestamp() * 1000
+    earliest_ms = now_ms - limits.retention_ms
+    latest_ms = now_ms + limits.max_future_ms
     out: list[Reading] = []
     bad: list[Rejection] = []
-    for where, entry in entries:
-        if not isinstance(entry, dict):
+    for i, entry in enumerate(entries):
+        if (
+            type(entry) is dict
+            and len(entry) == 2
+            and type(raw_ts := entry.get("ts")) is int
+            and type(values := entry.get("values")) is dict
+            and earliest_ms < raw_ts < latest_ms
+            and _plain_values(device_id, values, datetime.fromtimestamp(raw_ts / 1000, UTC), out)
+        ):
+            continue
+        # Anything else takes the full checks, which name what is wrong and where.
+        where = f"[{i}]" if batch else "payload"
+        _entry(device_id, entry, where, now, limits, out, bad)
+    return DecodedTelemetry(tuple(out), tuple(bad))
+
+
+def _plain_values(device_id: str, values: dict[str, Any], ts: datetime, out: list[Reading]) -> bool:
+    """Append the readings of a `values` object whose every metric name is known good and
+    every value a plain finite number; False (nothing appended) for anything else."""
+    start = len(out)
+    for metric, raw in values.items():
+        kind = type(raw)
+        if metric in _GOOD_METRICS and (
+            kind is int or (kind is float and raw - raw == 0.0)  # finite: inf - inf is nan
+        ):
+            out.append(Reading(ts, device_id, metric, float(raw)))
+        else:
+            del out[start:]
+            return False
+    return len(out) > start
+
+
+def _entry(
+    device_id: str,
+    entry: Any,
+    where: str,
+    now: datetime,
+    limits: Limits,
+    out: list[Reading],
+    bad: list[Rejection],
+) -> None:
+    """One entry of a payload, every rule checked: its readings to `out`, its faults to `bad`."""
+    if not isinstance(entry, dict):
+        bad.append(
+            Rejection(
+                RejectReason.WRONG_SHAPE,
+                f"{where} must be an object, got {type(entry).__name__}",
+            )
+        )
+        return
+    flags: dict[str, Any] = _NO_FLAGS
+    if "values" in entry or "ts" in entry:
+        extra = set(entry) - {"ts", "values", "flags"}
+        if extra or "values" not in entry or "ts" not in entry:
             bad.append(
                 Rejection(
                     RejectReason.WRONG_SHAPE,
-                    f"{where} must be an object, got {type(entry).__name__}",
+                    f'{where} must be {{"ts": ..., "values": {{...}}}} exactly'
+                    ' (with "flags": {...} optional)'
+                    + (f"; unexpected keys {sorted(extra)[:5]}" if extra else ""),
                 )
             )
-            continue
-        flags: dict[str, Any] = _NO_FLAGS
-        if "values" in entry or "ts" in entry:
-            extra = set(entry) - {"ts", "values", "flags"}
-            if extra or "values" not in entry or "ts" not in entry:
-                bad.append(
-                    Rejection(
-                        RejectReason.WRONG_SHAPE,
-                        f'{where} must be {{"ts": ..., "values": {{...}}}} exactly'
-                        ' (with "flags": {...} optional)'
-                        + (f"; unexpected keys {sorted(extra)[:5]}" if extra else ""),
-                    )
+            return
+        values = entry["values"]
+        if not isinstance(values, dict):
+            bad.append(
+                Rejection(
+                    RejectReason.WRONG_SHAPE,
+                    f"{where}.values must be an object, got {type(values).__name__}",
                 )
-                continue
-            values = entry["values"]
-            if not isinstance(values, dict):
-                bad.append(
-                    Rejection(
-                        RejectReason.WRONG_SHAPE,
-                        f"{where}.values must be an object, got {type(values).__name__}",
-                    )
+            )
+            return
+        ts = _parse_ts(entry["ts"], where)
+        if isinstance(ts, Rejection):
+            bad.append(ts)
+            return
+        if ts > now + limits.max_future:
+            bad.append(
+                Rejection(
+                    RejectReason.FUTURE_TS,
+                    f"{where}.ts={ts.isoformat()} is more than "
+                    f"{int(limits.max_future.total_seconds())}s ahead of server time",
                 )
-                continue
-            ts = _parse_ts(entry["ts"], where)
-            if isinstance(ts, Rejection):
-                bad.append(ts)
-                continue
-            if ts > latest:
-                bad.append(
-                    Rejection(
-                        RejectReason.FUTURE_TS,
-                        f"{where}.ts={ts.isoformat()} is more than "
-                        f"{int(limits.max_future.total_seconds())}s ahead of server time",
-                    )
+            )
+            return
+        if ts < now - limits.retention:
+            bad.append(
+                Rejection(
+                    RejectReason.TOO_OLD,
+                    f"{where}.ts={ts.isoformat()} is older than the retention window "
+                    f"({limits.retention.days} days)",
                 )
-                continue
-            if ts < earliest:
-                bad.append(
-                    Rejection(
-                        RejectReason.TOO_OLD,
-                        f"{where}.ts={ts.isoformat()} is older than the retention window "
-                        f"({limits.retention.days} days)",
-                    )
-                )
-                continue
-            checked = _flags(entry.get("flags"), values, where, bad)
-            if checked is None:
-                continue
-            flags = checked
-        else:
-            values, ts = entry, now
-        _values(device_id, values, ts, where, out, bad, flags)
-    return DecodedTelemetry(tuple(out), tuple(bad))
+            )
+            return
+        checked = _flags(entry.get("flags"), values, where, bad)
+        if checked is None:
+            return
+        flags = checked
+    else:
+        values, ts = entry, now
+    _values(device_id, values, ts, where, out, bad, flags)
 
 
 def decode_status(payload: bytes) -> bool | None:

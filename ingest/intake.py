@@ -258,7 +258,7 @@ class MqttIntake:
         if parsed.channel is Channel.TELEMETRY:
             decoded = decode_telemetry(device, payload, self.limits, now)
             letters = _merge_rejections(topic, device, payload, decoded.rejections)
-            self._enqueue(msg, device, now, readings=decoded.readings, letters=letters)
+            self._enqueue(msg, device, now, readings=decoded.readings, letters=letters, topic=topic)
         elif parsed.channel is Channel.STATUS:
             online = decode_status(payload)
             if online is None:
@@ -341,11 +341,13 @@ class MqttIntake:
         letters: list[DeadLetter] | None = None,
         status: DeviceStatus | None = None,
         on_commit: Callable[[], None] | None = None,
+        topic: str | None = None,
     ) -> None:
         env = Envelope(
             mid=msg.mid,
             qos=msg.qos,
-            topic=msg.topic,
+            # paho decodes the topic on every access: the caller passes it when it has it.
+            topic=msg.topic if topic is None else topic,
             device_id=device,
             payload=bytes(msg.payload),
             received_at=now,

@@ -5,9 +5,11 @@ paho's receive path, and most of that in system calls: paho reads a packet with 
 `recv` calls (command byte, length bytes, body) and goes back to `select` after every
 packet, and it sends each PUBACK with its own wake-up and `send`. Here one `recv` fills a
 buffer that the following packets are parsed from without another `select`, and the PUBACKs
-of a committed batch go out as one write. The MQTT behaviour is paho's own: only where the
-bytes come from and how the acks are queued changes (paho 2.x's private hooks; the version
-is pinned below 3 in pyproject.toml, and tests/ingest exercise this class on every run).
+of a committed batch go out as one write. With no per-topic callbacks, a message goes
+straight to `on_message`, without paho's walk of its empty callback tree. The MQTT behaviour
+is paho's own: only where the bytes come from, how the acks are queued and how on_message
+is reached change (paho 2.x's private hooks; the version is pinned below 3 in
+pyproject.toml, and tests/ingest exercise this class on every run).
 """
 
 from __future__ import annotations
@@ -30,6 +32,29 @@ class BufferedClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._rbuf = b""
         self._rpos = 0
+        self._filtered = False
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # Without per-topic callbacks (offsite registers none) skip paho's walk of its topic
+        # tree, and the topic decode it needs, on every message: on_message is called as
+        # paho calls it, exceptions included.
+        if self._filtered:
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):

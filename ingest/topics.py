@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 PREFIX = "offsite/v1/devices/"
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -38,7 +39,10 @@ class TopicError(ValueError):
 _CHANNELS = {c.value: c for c in Channel}
 
 
+@lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> Topic:
+    """The device and channel of a topic in the contract; raises TopicError for any other.
+    Cached: a device publishes on the same few topics all day (errors are not cached)."""
     if not topic.startswith(PREFIX):
         raise TopicError(f"topic {topic!r} is not under {PREFIX}")
     rest = topic[len(PREFIX) :].split("/")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from psycopg import errors
@@ -37,9 +37,9 @@ _READING_TYPES = ["timestamptz", "text", "text", "float8", "text"]
 LAST_SEEN_EVERY_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One decoded MQTT message waiting to be committed, then acknowledged."""
+class Envelope(NamedTuple):
+    """One decoded MQTT message waiting to be committed, then acknowledged (a NamedTuple:
+    one is made per message on the intake's hot path, at a third of a dataclass's cost)."""
 
     mid: int
     qos: int
@@ -98,50 +98,68 @@ class BatchWriter:
 
     def write(self, conn: psycopg.Connection[Any], batch: Sequence[Envelope]) -> BatchOutcome:
         """Write and commit `batch`. Raises psycopg errors; the caller retries the whole batch."""
+        try:
+            return self._commit(conn, batch, self._copy_readings)
+        except errors.UniqueViolation:
+            # Some rows are stored already (a redelivery, a conflict, a repeat inside the
+            # batch): that transaction rolled back whole; write the batch the careful way.
+            self.forget_last_seen()
+            return self._commit(conn, batch, self._merge_readings)
+
+    def _commit(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: Sequence[Envelope],
+        readings: Callable[[psycopg.Connection[Any], Sequence[Envelope], BatchOutcome], None],
+    ) -> BatchOutcome:
         out = BatchOutcome()
-        # First value of a key wins inside a batch too; identical repeats are redelivery.
-        unique: dict[tuple[str, str, datetime], Reading] = {}
         for env in batch:
             out.dead_letters.extend(env.dead_letters)
-            for r in env.readings:
-                key = (r.device_id, r.metric, r.time)
-                first = unique.get(key)
-                if first is None:
-                    unique[key] = r
-                elif first.value != r.value:
-                    out.conflicts += 1
-                    out.dead_letters.append(_conflict_letter(env, r, first.value))
-                else:
-                    out.duplicates += 1
-        rows = list(unique.values())
         with conn.transaction():
-            if rows:
-                self._write_readings(conn, rows, batch, out)
+            readings(conn, batch, out)
             if out.dead_letters:
                 self._write_dead_letters(conn, out.dead_letters)
             self._touch_devices(conn, batch)
             out.statuses = self._apply_statuses(conn, batch)
         return out
 
-    def _write_readings(
-        self,
-        conn: psycopg.Connection[Any],
-        rows: list[Reading],
-        batch: Sequence[Envelope],
-        out: BatchOutcome,
+    def _copy_readings(
+        self, conn: psycopg.Connection[Any], batch: Sequence[Envelope], out: BatchOutcome
     ) -> None:
-        # Fast path: plain binary COPY. A unique violation means some rows are stored
-        # already (redelivery or conflict); only then pay for staging and ON CONFLICT.
-        try:
-            with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
-                copy.set_types(_READING_TYPES)
-                for r in rows:
-                    copy.write_row((r.time, r.device_id, r.metric, r.value, r.flag))
-            out.written = len(rows)
-            out.committed = rows
+        """The common case: one binary COPY of every reading as it came. A reading that is
+        stored already fails it with a unique violation, and the batch goes to the merge."""
+        rows = [r for env in batch for r in env.readings]
+        if not rows:
             return
-        except errors.UniqueViolation:
-            pass
+        with conn.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
+            copy.set_types(_READING_TYPES)
+            for r in rows:
+                copy.write_row(r)  # a Reading is its row: the fields are the column order
+        out.written = len(rows)
+        out.committed = rows
+
+    def _merge_readings(
+        self, conn: psycopg.Connection[Any], batch: Sequence[Envelope], out: BatchOutcome
+    ) -> None:
+        """Stage the batch and insert what is new; the first value of a key wins, inside the
+        batch and against the table, and a different later value is a conflict letter."""
+        unique: dict[tuple[str, str, datetime], Reading] = {}
+        envelope_of: dict[Reading, Envelope] = {}
+        for env in batch:
+            for r in env.readings:
+                key = (r.device_id, r.metric, r.time)
+                first = unique.get(key)
+                if first is None:
+                    unique[key] = r
+                    envelope_of[r] = env
+                elif first.value != r.value:
+                    out.conflicts += 1
+                    out.dead_letters.append(_conflict_letter(env, r, first.value))
+                else:
+                    out.duplicates += 1
+        rows = list(unique.values())
+        if not rows:
+            return
         with conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS readings_stage"
@@ -154,7 +172,7 @@ class BatchWriter:
             ) as copy:
                 copy.set_types(_READING_TYPES)
                 for r in rows:
-                    copy.write_row((r.time, r.device_id, r.metric, r.value, r.flag))
+                    copy.write_row(r)
             cur.execute(
                 "SELECT s.device_id, s.metric, s.time, r.value FROM readings_stage s"
                 " JOIN readings r USING (device_id, metric, time)"
@@ -165,7 +183,6 @@ class BatchWriter:
                 " SELECT time, device_id, metric, value, flag FROM readings_stage"
                 " ON CONFLICT (device_id, metric, time) DO NOTHING"
             )
-        envelope_of = {r: env for env in batch for r in env.readings}
         fresh: list[Reading] = []
         for r in rows:
             kept = stored.get((r.device_id, r.metric, r.time))
