@@ -5,7 +5,8 @@
 
 One run prints, for single-reading and 20-reading messages at QoS 1:
   * raw limits: a bare paho subscriber's receive rate from Mosquitto, binary COPY rows/s;
-  * offsite (`offsite run --role ingest`) with ingest.workers = 1 and = N;
+  * offsite (`offsite run --role ingest`) with ingest.workers = 1 and = N, and N again with
+    `mqtt.protocol: "3.1.1"` (paho's decoding of MQTT 5 properties is much of its cost);
   * the Node-RED peer flow (DIR is its folder, copied to a scratch directory and installed
     there with `npm ci`; skipped, with the reason, when Node.js or DIR is missing);
 each with the broker-acked rate (what the publishers got PUBACKs for, per second) and the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -59,6 +61,12 @@ class Figure:
     lost: int
     duplicated: int
     cpu_us_per_msg: float  # CPU time of the system under test (all its processes) a message
+    # The rest of the box, a message: the broker, the publishers (mosquitto_pub and the grep
+    # counting its acks), every PostgreSQL process, and the whole machine (all of it).
+    broker_us_per_msg: float
+    publishers_us_per_msg: float
+    postgres_us_per_msg: float
+    machine_us_per_msg: float
 
 
 # -- raw limits ----------------------------------------------------------------------------
@@ -165,7 +173,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
 
 
 @contextmanager
-def offsite(work: Path, infra: Infra, workers: int) -> Iterator[psutil.Process]:
+def offsite(
+    work: Path, infra: Infra, workers: int, protocol: str = "5"
+) -> Iterator[psutil.Process]:
     """`offsite run --role ingest` with `workers` ingest processes, ready (all connected)."""
     port = free_port()
     log = work / f"offsite-{workers}.log"
@@ -179,6 +189,7 @@ def offsite(work: Path, infra: Infra, workers: int) -> Iterator[psutil.Process]:
             "OFFSITE_LOG_LEVEL": "WARNING",
             "OFFSITE_ROLES": "ingest",
             "OFFSITE_INGEST__WORKERS": str(workers),
+            "OFFSITE_MQTT__PROTOCOL": protocol,
         },
         log,
     )
@@ -270,6 +281,25 @@ def cpu_seconds(root: psutil.Process) -> float:
     return total
 
 
+def _postgres_seconds() -> float:
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "postgres":
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+    return total
+
+
+def _box() -> tuple[float, float, float]:
+    """(publishers, postgres, machine) CPU seconds so far."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = psutil.cpu_times()
+    return kids.ru_utime + kids.ru_stime, _postgres_seconds(), machine.user + machine.system
+
+
 def measure(
     port: int,
     db_url: str,
@@ -278,6 +308,7 @@ def measure(
     per: int,
     connections: int,
     system: psutil.Process,
+    broker: psutil.Process,
 ) -> Figure:
     """Publish `messages` of `per` readings; stored rate = readings / (load start -> last row)."""
     tag = f"b{uuid.uuid4().hex[:6]}"
@@ -291,7 +322,7 @@ def measure(
     result: list[loadgen.LoadResult] = []
     sender = threading.Thread(target=lambda: result.append(loadgen.run(port, jobs)))
     start = time.perf_counter()
-    cpu_before = cpu_seconds(system)
+    cpu_before, broker_before, box_before = cpu_seconds(system), cpu_seconds(broker), _box()
     sender.start()
     target = messages * per
     stored_at: float | None = None
@@ -323,6 +354,8 @@ def measure(
                 break
     sender.join()
     cpu = cpu_seconds(system) - cpu_before
+    broker_cpu = cpu_seconds(broker) - broker_before
+    pubs, pg, machine = (after - before for after, before in zip(_box(), box_before, strict=True))
     shutil.rmtree(work / tag, ignore_errors=True)
     load = result[0]
     elapsed = (stored_at or time.perf_counter()) - start
@@ -332,6 +365,10 @@ def measure(
         lost=load.acked * per - distinct,
         duplicated=total - distinct,
         cpu_us_per_msg=cpu / max(1, distinct // per) * 1e6,
+        broker_us_per_msg=broker_cpu / max(1, distinct // per) * 1e6,
+        publishers_us_per_msg=pubs / max(1, distinct // per) * 1e6,
+        postgres_us_per_msg=pg / max(1, distinct // per) * 1e6,
+        machine_us_per_msg=machine / max(1, distinct // per) * 1e6,
     )
 
 
@@ -367,6 +404,10 @@ def print_summary(r: Results, skipped: str | None) -> None:
                 f" broker-acked {acked:>8,.0f} msg/s, lost {max(f.lost for f in figs)},"
                 f" duplicated {max(f.duplicated for f in figs)},"
                 f" CPU {med([f.cpu_us_per_msg for f in figs]):,.0f} us/msg"
+                f" (broker {med([f.broker_us_per_msg for f in figs]):,.0f},"
+                f" publishers {med([f.publishers_us_per_msg for f in figs]):,.0f},"
+                f" postgres {med([f.postgres_us_per_msg for f in figs]):,.0f},"
+                f" machine {med([f.machine_us_per_msg for f in figs]):,.0f})"
             )
             if per == 1:
                 line += f"; {stored / recv:.2f} x bare paho"
@@ -393,7 +434,9 @@ def main() -> int:
     ap.add_argument("--single", type=int, default=200_000, help="single-reading messages")
     ap.add_argument("--batched", type=int, default=40_000, help="20-reading messages")
     ap.add_argument("--connections", type=int, default=50, help="publishing connections")
-    ap.add_argument("--only", help="comma list of systems: offsite-1,offsite-N,node-red")
+    ap.add_argument(
+        "--only", help="comma list of systems: offsite-1,offsite-N,offsite-N-mqtt311,node-red"
+    )
     ap.add_argument("--quick", action="store_true", help="a small run to check the script")
     args = ap.parse_args()
     if args.quick:
@@ -417,6 +460,10 @@ def main() -> int:
             systems: dict[str, Callable[[Infra], AbstractContextManager[psutil.Process]]] = {
                 "offsite-1": lambda i: offsite(work, i, 1),
                 f"offsite-{args.workers}": lambda i: offsite(work, i, args.workers),
+                # paho decodes MQTT 5 properties slowly: the same processes on MQTT 3.1.1.
+                f"offsite-{args.workers}-mqtt311": lambda i: offsite(
+                    work, i, args.workers, "3.1.1"
+                ),
             }
             if peer is not None:
                 systems["node-red"] = lambda i: nodered(peer, work, i)
@@ -424,6 +471,8 @@ def main() -> int:
                 wanted = {w.replace("N", str(args.workers)) for w in args.only.split(",")}
                 systems = {k: v for k, v in systems.items() if k in wanted}
             res = Results([], [], {name: {} for name in systems})
+            assert infra.broker._proc is not None
+            broker = psutil.Process(infra.broker._proc.pid)
             for run in range(1, args.runs + 1):
                 print(f"== run {run} (load average {os.getloadavg()[0]:.2f})", flush=True)
                 recv = raw_receive_rate(infra.broker.port, work, args.single, args.connections)
@@ -438,14 +487,25 @@ def main() -> int:
                             for shape, per in SHAPES:
                                 n = args.single if per == 1 else args.batched
                                 fig = measure(
-                                    infra.broker.port, url, work, n, per, args.connections, system
+                                    infra.broker.port,
+                                    url,
+                                    work,
+                                    n,
+                                    per,
+                                    args.connections,
+                                    system,
+                                    broker,
                                 )
                                 res.systems[name].setdefault(shape, []).append(fig)
                                 print(
                                     f"  {name} {shape}: stored {fig.stored_per_s:,.0f}"
                                     f" readings/s, acked {fig.acked_per_s:,.0f} msg/s,"
                                     f" lost {fig.lost}, duplicated {fig.duplicated},"
-                                    f" CPU {fig.cpu_us_per_msg:,.0f} us/msg",
+                                    f" CPU {fig.cpu_us_per_msg:,.0f} us/msg (broker"
+                                    f" {fig.broker_us_per_msg:,.0f}, publishers"
+                                    f" {fig.publishers_us_per_msg:,.0f}, postgres"
+                                    f" {fig.postgres_us_per_msg:,.0f}, whole machine"
+                                    f" {fig.machine_us_per_msg:,.0f})",
                                     flush=True,
                                 )
             print_summary(res, skipped)
