@@ -29,7 +29,14 @@ from ingest.intake import (
 )
 from ingest.models import DeviceStatus, Reading
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
-from ingest.topics import Channel, TopicError, parse_topic, subscription
+from ingest.topics import (
+    RELAY_SUBSCRIPTION,
+    Channel,
+    TopicError,
+    parse_topic,
+    relayed_device,
+    subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +129,8 @@ class EngineFeed:
                 self.settings.client_id,
             )
         topic = subscription(None)  # never shared: the engine needs every message
-        client.subscribe(topic, qos=1)
+        # HJ 212 readings come relayed by the ingest process that stored them.
+        client.subscribe([(topic, 1), (RELAY_SUBSCRIPTION, 1)])
         log.info("engine subscribed to %s as %r (session present: %s)",
                  topic, self.settings.client_id, present)  # fmt: skip
         self._connack.set()
@@ -141,19 +149,23 @@ class EngineFeed:
         if self._stopping.is_set():
             return  # left unacknowledged: the next engine gets it
         ack = self._ack(msg.mid, msg.qos)
-        try:
-            parsed = parse_topic(msg.topic)
-        except TopicError:
-            self._skip(ack, "ignored")
-            return
-        if msg.retain or parsed.channel not in (Channel.TELEMETRY, Channel.STATUS):
-            # Retained copies are replays of what was evaluated live; frames and HJ 212
-            # packets over MQTT are not the engine's input here (docs/operators.md).
+        topic = msg.topic
+        device = relayed_device(topic)
+        channel = Channel.TELEMETRY
+        if device is None:
+            try:
+                parsed = parse_topic(topic)
+            except TopicError:
+                self._skip(ack, "ignored")
+                return
+            device, channel = parsed.device_id, parsed.channel
+        if msg.retain or channel not in (Channel.TELEMETRY, Channel.STATUS):
+            # Retained copies are replays of what was evaluated live; frames are not the
+            # engine's input, and HJ 212 packets come decoded on the relay topics.
             self._skip(ack, "ignored")
             return
         now = datetime.now(UTC)
-        device = parsed.device_id
-        if parsed.channel is Channel.STATUS:
+        if channel is Channel.STATUS:
             online = decode_status(bytes(msg.payload))
             if online is not None:
                 self.evaluator.status_changed(DeviceStatus(device, online, now))

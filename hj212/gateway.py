@@ -170,6 +170,7 @@ class Gateway:
                 readings=out.readings,
                 dead_letters=out.letters,
                 on_commit=on_commit,
+                relay=True,  # never on the broker: an engine elsewhere gets it relayed
             )
         )
 

@@ -20,6 +20,7 @@ from hj212.mqtt import MqttPackets
 from hj212.registry import LoggerRegistry
 from hj212.settings import Hj212Settings
 from ingest.codec import Limits
+from ingest.models import PacketDecoder
 from ingest.settings import IngestSettings, StorageSettings
 from ingest.writer import WriterLoop
 
@@ -111,3 +112,21 @@ class Hj212Service:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+
+def worker_packet_decoder(
+    settings: Hj212Settings,
+    ingest_settings: IngestSettings,
+    storage_settings: StorageSettings,
+    conninfo: str,
+    registry: CollectorRegistry,
+) -> PacketDecoder:
+    """The hj212 channel's decoder in an ingest child process, which has no pool: one of two
+    connections for the logger registry (passwords, self-registration), opened lazily so a
+    database that is down at start is retried like the writer's. Picklable by reference,
+    it crosses the spawn as the worker's factory (ingest/worker_process.py)."""
+    pool = ConnectionPool(
+        conninfo, min_size=0, max_size=2, open=False, name="hj212-worker", reconnect_timeout=86400
+    )
+    pool.open(wait=False)
+    return Hj212Service(settings, ingest_settings, storage_settings, pool, registry).mqtt

@@ -172,6 +172,10 @@ class MqttIntake:
         """PUBACK after commit; called from the writer thread (paho queues it thread-safely)."""
         self._client.ack(mid, qos)
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """A QoS 1 publish on this connection (the relay's; thread-safe, never blocks)."""
+        self._client.publish(topic, payload, qos=1)
+
     def ack_many(self, mids: Sequence[int]) -> None:
         """The PUBACKs of a committed batch of QoS 1 messages, in one write."""
         self._client.ack_many(mids)
@@ -318,6 +322,7 @@ class MqttIntake:
             readings=decoded.readings,
             letters=list(decoded.dead_letters),
             on_commit=on_commit,
+            relay=True,  # the engine's own subscription does not decode HJ 212 packets
         )
 
     def _reject(
@@ -342,6 +347,7 @@ class MqttIntake:
         status: DeviceStatus | None = None,
         on_commit: Callable[[], None] | None = None,
         topic: str | None = None,
+        relay: bool = False,
     ) -> None:
         env = Envelope(
             mid=msg.mid,
@@ -355,6 +361,7 @@ class MqttIntake:
             dead_letters=tuple(letters or ()),
             status=status,
             on_commit=on_commit,
+            relay=relay,
         )
         # Blocks while the writer is behind: that is the back-pressure. On shutdown the
         # message is simply not acknowledged, and the broker redelivers it later.

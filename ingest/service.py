@@ -15,8 +15,10 @@ from psycopg_pool import ConnectionPool
 from ingest.intake import MqttIntake
 from ingest.metrics import IngestMetrics
 from ingest.models import FrameSink, PacketDecoder, ReadingSink, StatusSink
+from ingest.relay import EngineRelay, RelayConnection
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.storage import StorageMaintainer
+from ingest.worker_process import PacketDecoderFactory
 from ingest.workers import IngestWorkers, MergedIngestMetrics, worker_specs
 from ingest.writer import WriterLoop
 from supervise.worker import Supervisor
@@ -45,6 +47,8 @@ class IngestService:
         frames_elsewhere: bool = False,
         maintain: bool = True,
         log_level: str = "INFO",
+        relay: bool = False,
+        child_packet_decoder: PacketDecoderFactory | None = None,
     ) -> None:
         supervisor = supervisor or Supervisor()
         # With child processes, this process's own counters join theirs under one name.
@@ -55,6 +59,13 @@ class IngestService:
             if maintain
             else None
         )
+        # [failover] An engine in another process does not see HJ 212 packets on the
+        # broker: their committed readings are published for it (ingest/relay.py), on the
+        # intake's connection, or on one of the relay's own where there is no intake here.
+        self.relay = EngineRelay(self.publish_relayed) if relay else None
+        self.relay_connection = (
+            RelayConnection(mqtt_settings, broker_url) if relay and workers else None
+        )
         self.writer = WriterLoop(
             ingest_settings,
             conninfo,
@@ -63,6 +74,7 @@ class IngestService:
             reading_sinks=reading_sinks,
             status_sinks=status_sinks,
             supervisor=supervisor,
+            relay_sinks=[self.relay] if self.relay is not None else [],
         )
         self.intake: MqttIntake | None = None
         self.workers: IngestWorkers | None = None
@@ -76,6 +88,9 @@ class IngestService:
                 conninfo,
                 frames_elsewhere=frames_elsewhere,
                 log_level=log_level,
+                # Children that decode HJ 212 packets relay their readings too.
+                relay=relay and child_packet_decoder is not None,
+                packet_decoder=child_packet_decoder,
             )
             self.workers = IngestWorkers(specs, registry, supervisor)
             registry.register(MergedIngestMetrics(own, self.workers))
@@ -99,10 +114,18 @@ class IngestService:
             return
         self.intake.ack_many(mids)
 
+    def publish_relayed(self, topic: str, payload: bytes) -> None:
+        if self.intake is not None:
+            self.intake.publish(topic, payload)
+        elif self.relay_connection is not None:
+            self.relay_connection.publish(topic, payload)
+
     def start(self) -> None:
         if self.maintainer is not None:
             self.maintainer.run_once()
             self.maintainer.start()
+        if self.relay_connection is not None:
+            self.relay_connection.start()
         self.writer.start()
         if self.intake is not None:
             self.intake.start()
@@ -122,6 +145,8 @@ class IngestService:
             left.append("ingest-writer")
         if self.intake is not None:
             self.intake.disconnect()
+        if self.relay_connection is not None:
+            self.relay_connection.stop()
         if self.maintainer is not None and not self.maintainer.stop():
             left.append("storage-maint")
         return left

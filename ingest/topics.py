@@ -60,6 +60,27 @@ def parse_topic(topic: str) -> Topic:
     return Topic(device, kind)
 
 
+# Readings that never crossed the broker as telemetry (HJ 212 packets, over TCP or on the
+# hj212 channel) published again, once committed, for an engine in another process: only
+# the engine's own subscription reads this tree, so ingest never stores them twice.
+RELAY_PREFIX = "offsite/v1/relay/"
+RELAY_SUBSCRIPTION = RELAY_PREFIX + "+/telemetry"
+
+
+def relay_topic(device_id: str) -> str:
+    return f"{RELAY_PREFIX}{device_id}/telemetry"
+
+
+def relayed_device(topic: str) -> str | None:
+    """The device of a relay topic, or None when the topic is not one."""
+    if not topic.startswith(RELAY_PREFIX):
+        return None
+    device, _, channel = topic[len(RELAY_PREFIX) :].partition("/")
+    if channel != Channel.TELEMETRY.value or not DEVICE_ID.fullmatch(device):
+        return None
+    return device
+
+
 def subscription(shared_group: str | None) -> str:
     """The filter offsite subscribes to, through a shared group when several instances run."""
     return f"$share/{shared_group}/{SUBSCRIPTION}" if shared_group else SUBSCRIPTION

@@ -15,17 +15,24 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ingest.models import PacketDecoder
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 1.0
 STOP = "stop"
+
+
+PacketDecoderFactory = Callable[
+    [IngestSettings, StorageSettings, str, CollectorRegistry], PacketDecoder
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,10 @@ class WorkerSpec:
     conninfo: str
     frames_elsewhere: bool
     log_level: str
+    relay: bool = False  # publish committed HJ 212 readings for an engine elsewhere
+    # Builds the hj212 channel's decoder in the child (given by the composition root, as a
+    # module-level function or a partial of one, so it pickles by reference); None: refused.
+    packet_decoder: PacketDecoderFactory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,11 @@ def run(spec: WorkerSpec, conn: Connection) -> None:
     from ingest.service import IngestService
 
     registry = CollectorRegistry()
+    decoder = (
+        spec.packet_decoder(spec.ingest, spec.storage, spec.conninfo, registry)
+        if spec.packet_decoder is not None
+        else None
+    )
     service = IngestService(
         spec.mqtt,
         spec.ingest,
@@ -79,6 +95,8 @@ def run(spec: WorkerSpec, conn: Connection) -> None:
         registry,
         frames_elsewhere=spec.frames_elsewhere,
         maintain=False,
+        relay=spec.relay,
+        packet_decoder=decoder,
     )
     service.start()
 

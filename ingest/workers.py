@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from ingest import worker_process
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
-from ingest.worker_process import WorkerReport, WorkerSpec
+from ingest.worker_process import PacketDecoderFactory, WorkerReport, WorkerSpec
 from supervise.worker import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ def worker_specs(
     conninfo: str,
     frames_elsewhere: bool,
     log_level: str,
+    relay: bool = False,
+    packet_decoder: PacketDecoderFactory | None = None,
 ) -> list[WorkerSpec]:
     """One spec per child: distinct client ids, one shared group (the client id by default)."""
     group = mqtt.shared_group or mqtt.client_id
@@ -76,6 +78,8 @@ def worker_specs(
             conninfo=conninfo,
             frames_elsewhere=frames_elsewhere,
             log_level=log_level,
+            relay=relay,
+            packet_decoder=packet_decoder,
         )
         for n in range(1, count + 1)
     ]

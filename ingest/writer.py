@@ -53,6 +53,9 @@ class Envelope(NamedTuple):
     # Called from the writer thread once the envelope's rows are committed, instead of the
     # MQTT PUBACK (an HJ 212 reply over TCP); it must only hand over, never block.
     on_commit: Callable[[], None] | None = None
+    # Readings that did not arrive as MQTT telemetry (HJ 212): an engine in another process
+    # does not see them on the broker, so the relay sinks get them once committed.
+    relay: bool = False
 
 
 class Acker(Protocol):
@@ -86,6 +89,23 @@ def _conflict_letter(env: Envelope, r: Reading, kept: float) -> DeadLetter:
         ),
         payload=env.payload,
     )
+
+
+def _relayed(batch: Sequence[Envelope], outcome: BatchOutcome) -> list[Reading]:
+    """The newly stored readings of the batch's relay envelopes, in commit order."""
+    relay = [env for env in batch if env.relay and env.readings]
+    if not relay:
+        return []
+    if outcome.written == sum(len(env.readings) for env in batch):
+        return [r for env in relay for r in env.readings]  # all stored: the common case
+    fresh = set(outcome.committed)
+    out: list[Reading] = []
+    for env in relay:
+        for r in env.readings:
+            if r in fresh:
+                fresh.discard(r)  # a repeat inside the batch is relayed once
+                out.append(r)
+    return out
 
 
 class BatchWriter:
@@ -269,6 +289,7 @@ class WriterLoop:
         reading_sinks: Sequence[ReadingSink] = (),
         status_sinks: Sequence[StatusSink] = (),
         supervisor: Supervisor | None = None,
+        relay_sinks: Sequence[ReadingSink] = (),
     ) -> None:
         self.settings = settings
         self.conninfo = conninfo
@@ -277,6 +298,7 @@ class WriterLoop:
         self.acker = acker
         self.reading_sinks = list(reading_sinks)
         self.status_sinks = list(status_sinks)
+        self.relay_sinks = list(relay_sinks)
         self.queue: queue.Queue[Envelope] = queue.Queue(settings.queue_max_messages)
         self.writer = BatchWriter(settings, metrics)
         # Optimistic until a commit fails: readiness also pings the database itself.
@@ -409,6 +431,12 @@ class WriterLoop:
             for sink in self.reading_sinks:
                 try:
                     sink.readings_committed(outcome.committed)
+                except Exception:
+                    self._sink_failed(sink)
+            relayed = _relayed(batch, outcome) if self.relay_sinks else []
+            for sink in self.relay_sinks if relayed else ():
+                try:
+                    sink.readings_committed(relayed)
                 except Exception:
                     self._sink_failed(sink)
         for status in outcome.statuses:

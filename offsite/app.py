@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +24,7 @@ from api.settings import AuthSettings
 from failover.feed import EngineFeed
 from failover.metrics import EngineMetrics
 from failover.role import EngineRole
-from hj212.service import Hj212Service
+from hj212.service import Hj212Service, worker_packet_decoder
 from ingest.metrics import IngestMetrics
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
@@ -436,6 +437,12 @@ class OffsiteApp:
             # Storage upkeep runs once: here in the single-process engine, else in the
             # elected engine (an ingest-only process leaves it to the engine).
             maintain=self.parts.engine and self.engine_role is None,
+            # [failover] HJ 212 readings reach an engine in another process by relay.
+            relay=self.hj212 is not None and not self.parts.readings_in_process,
+            # [hj212] Ingest children decode the hj212 channel with a decoder of their own.
+            child_packet_decoder=(
+                partial(worker_packet_decoder, s.hj212) if s.hj212.enabled else None
+            ),
         )
         ctx.provide(IngestService, self.ingest)
         self.ingest.start()
