@@ -12,7 +12,6 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
-from core.principal import Principal as Actor
 from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
@@ -26,12 +25,12 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2000)]
 
 
-def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
-    """The repository, the caller as the library sees them, and the subject's code; another
-    department's subject answers 404 here, before any form is read."""
-    repo, actor = subjects_service(ctx).repository, caller
+def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, str]:
+    """The repository and the subject's code; another department's subject answers 404
+    here, before any form is read."""
+    repo = subjects_service(ctx).repository
     try:
-        return repo, actor, repo.get(code.upper(), actor).credit_code
+        return repo, repo.get(code.upper(), caller).credit_code
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
 
@@ -62,12 +61,12 @@ def _patch(
     form: dict[str, str],
     parse: Callable[[], tuple[SubjectPatch | None, Errors]],
 ) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     patch, errors = parse()
     if patch is None:
         return _refused(request, ctx, caller, code, errors, form, section)
     try:
-        repo.update(code, patch, actor)
+        repo.update(code, patch, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "form", form)
         return _refused(request, ctx, caller, code, errors, form, section, status_code)
@@ -107,10 +106,10 @@ def join_subject(code: str, request: Request, ctx: Ctx, caller: Officer) -> Resp
     """The caller's department asks to supervise a subject others have in the library (the
     one write that works on a subject the department cannot see: it reveals only that the
     code exists). Nobody supervising it: linked at once; else a request waits for consent."""
-    repo, actor = subjects_service(ctx).repository, caller
+    repo = subjects_service(ctx).repository
     form = {"credit_code": code}
     try:
-        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), actor)
+        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "credit_code")
         return render_library(request, ctx, caller, "", status_code, errors, form)
@@ -185,14 +184,14 @@ def add_link(
     until: Text = "",
 ) -> Response:
     """Start a supervision period, or file a request that waits for consent."""
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     form = {"department": department, "since": since, "until": until}
     known = set(pages(ctx).departments.codes())
     data, errors = forms.link_in(form, known, pages(ctx).clock.zone)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "departments")
     try:
-        made = repo.link(code, data, actor)
+        made = repo.link(code, data, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "department", form)
         return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
@@ -202,14 +201,14 @@ def add_link(
 
 @router.post("/subjects/{code}/departments/{department}/end")
 def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Officer) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     try:
-        repo.end_link(code, department, actor)
+        repo.end_link(code, department, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     try:
-        repo.get(code, actor)
+        repo.get(code, caller)
     except SubjectNotFoundError:
         # The department ended its own supervision: the file is no longer its to open.
         return RedirectResponse("/subjects?done=unlinked", status_code=303)
@@ -229,14 +228,14 @@ def decide_request(
     """Approve or refuse a request to join this subject (admins of its departments)."""
     if decision not in ("approve", "refuse"):
         raise HTTPException(404, "Not Found")
-    repo, actor, code = _scoped(ctx, caller, code)
-    if request_id not in {r.id for r in repo.link_requests(actor, code=code)}:
+    repo, code = _scoped(ctx, caller, code)
+    if request_id not in {r.id for r in repo.link_requests(caller, code=code)}:
         raise HTTPException(404, f"link request {request_id} not found on {code}")
     try:
         if decision == "approve":
-            repo.approve_link(request_id, reason.strip(), actor)
+            repo.approve_link(request_id, reason.strip(), caller)
         else:
-            repo.refuse_link(request_id, reason.strip(), actor)
+            repo.refuse_link(request_id, reason.strip(), caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "request")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
@@ -255,13 +254,13 @@ def bind_device(
 ) -> Response:
     """Bind a device to this subject: new devices by the platform admin, the department's
     own devices moved here from another of its subjects."""
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     form = {"device_id": device_id, "role": role, "point": point}
     device, data, errors = forms.binding_in(form, code)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "devices")
     try:
-        repo.bind(device, data, actor)
+        repo.bind(device, data, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "device_id", form)
         return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
@@ -272,11 +271,11 @@ def bind_device(
 def unbind_device(
     code: str, device_id: str, request: Request, ctx: Ctx, caller: Officer
 ) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
-    if device_id not in {b.device_id for b in repo.bindings_of(code, actor)}:
+    repo, code = _scoped(ctx, caller, code)
+    if device_id not in {b.device_id for b in repo.bindings_of(code, caller)}:
         raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
     try:
-        repo.unbind(device_id, actor)
+        repo.unbind(device_id, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)

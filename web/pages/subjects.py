@@ -95,16 +95,15 @@ def render_file(
 ) -> HTMLResponse:
     """The subject file; after a refused form, with its errors beside its fields."""
     svc = subjects_service(ctx)
-    actor = caller
     repo = svc.repository
     try:
-        subject = repo.get(code.upper(), actor)
-        links = repo.links(subject.credit_code, actor)
-        bindings = repo.bindings_of(subject.credit_code, actor)
-        credit = repo.credit_history(subject.credit_code, actor)
+        subject = repo.get(code.upper(), caller)
+        links = repo.links(subject.credit_code, caller)
+        bindings = repo.bindings_of(subject.credit_code, caller)
+        credit = repo.credit_history(subject.credit_code, caller)
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
-    requests = repo.link_requests(actor, code=subject.credit_code)
+    requests = repo.link_requests(caller, code=subject.credit_code)
     ids = [b.device_id for b in bindings]
     with ctx.pool.connection() as conn:
         devices = {d.device_id: d for d in readings.devices(conn, ids)}
