@@ -571,15 +571,7 @@ class SubjectImporter:
         after = self.repository.fetch_many(conn, touched)
 
         def change(kind: ChangeKind, code: str, **kw: Any) -> SubjectChanged:
-            return SubjectChanged(
-                kind=kind,
-                credit_code=code,
-                actor=actor.name,
-                department=actor.department,
-                at=now,
-                source="import",
-                **kw,
-            )
+            return SubjectChanged.by(actor, kind, code, now, source="import", **kw)
 
         for row in plan.creates:
             code = row.data.credit_code
