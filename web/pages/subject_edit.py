@@ -52,6 +52,27 @@ def _refused(
     return render_file(request, ctx, caller, code, status_code, errors, form, section)
 
 
+def _change(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    code: str,
+    section: str,
+    form: dict[str, str],
+    field: str,
+    change: Callable[[], str],
+) -> Response:
+    """Run one change of the library (it returns what it did, for the file's notice); a
+    refusal shows the file again with the library's sentence under `field` or the form's
+    field it names."""
+    try:
+        done = change()
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, field, form)
+        return _refused(request, ctx, caller, code, errors, form, section, status_code)
+    return _done(code, done, section)
+
+
 def _patch(
     request: Request,
     ctx: Ctx,
@@ -65,12 +86,12 @@ def _patch(
     patch, errors = parse()
     if patch is None:
         return _refused(request, ctx, caller, code, errors, form, section)
-    try:
+
+    def update() -> str:
         repo.update(code, patch, caller)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "form", form)
-        return _refused(request, ctx, caller, code, errors, form, section, status_code)
-    return _done(code, section, section)
+        return section
+
+    return _change(request, ctx, caller, code, section, form, "form", update)
 
 
 @router.post("/subjects")
@@ -190,13 +211,12 @@ def add_link(
     data, errors = forms.link_in(form, known, pages(ctx).clock.zone)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "departments")
-    try:
+
+    def link() -> str:
         made = repo.link(code, data, caller)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "department", form)
-        return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
-    what = "requested" if isinstance(made, LinkRequestOut) else "linked"
-    return _done(code, what, "departments")
+        return "requested" if isinstance(made, LinkRequestOut) else "linked"
+
+    return _change(request, ctx, caller, code, "departments", form, "department", link)
 
 
 @router.post("/subjects/{code}/departments/{department}/end")
@@ -231,15 +251,15 @@ def decide_request(
     repo, code = _scoped(ctx, caller, code)
     if request_id not in {r.id for r in repo.link_requests(caller, code=code)}:
         raise HTTPException(404, f"link request {request_id} not found on {code}")
-    try:
+
+    def decide() -> str:
         if decision == "approve":
             repo.approve_link(request_id, reason.strip(), caller)
-        else:
-            repo.refuse_link(request_id, reason.strip(), caller)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "request")
-        return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
-    return _done(code, "approved" if decision == "approve" else "refused", "departments")
+            return "approved"
+        repo.refuse_link(request_id, reason.strip(), caller)
+        return "refused"
+
+    return _change(request, ctx, caller, code, "departments", {}, "request", decide)
 
 
 @router.post("/subjects/{code}/devices")
@@ -259,12 +279,12 @@ def bind_device(
     device, data, errors = forms.binding_in(form, code)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "devices")
-    try:
+
+    def bind() -> str:
         repo.bind(device, data, caller)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "device_id", form)
-        return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
-    return _done(code, "bound", "devices")
+        return "bound"
+
+    return _change(request, ctx, caller, code, "devices", form, "device_id", bind)
 
 
 @router.post("/subjects/{code}/devices/{device_id}/unbind")
@@ -274,9 +294,9 @@ def unbind_device(
     repo, code = _scoped(ctx, caller, code)
     if device_id not in {b.device_id for b in repo.bindings_of(code, caller)}:
         raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
-    try:
+
+    def unbind() -> str:
         repo.unbind(device_id, caller)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "form")
-        return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
-    return _done(code, "unbound", "devices")
+        return "unbound"
+
+    return _change(request, ctx, caller, code, "devices", {}, "form", unbind)
