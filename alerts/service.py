@@ -165,9 +165,7 @@ class AlertService:
         self._outbox_wake.set()
         left: list[str] = []
         for worker in self._workers:
-            if worker.join(timeout):
-                self.supervisor.forget(worker)
-            else:
+            if not self.supervisor.retire(worker, timeout):
                 left.append(worker.name)
         self._workers.clear()
         return left
