@@ -179,17 +179,8 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
 
 
 def _dry_out(c: DryClue) -> ClueOut:
-    return ClueOut(
-        fingerprint=c.fingerprint,
-        rule_id=c.rule_id,
-        severity=c.severity,
-        credit_code=c.credit_code,
-        device_ids=list(c.device_ids),
-        started_at=c.started_at,
-        ended_at=c.ended_at,
-        summary=c.summary,
-        trigger=c.trigger,
-    )
+    # A clue that was never stored: no id, version, title or status (their defaults).
+    return ClueOut.model_validate(c, from_attributes=True)
 
 
 @router.post("/rules/reload")
