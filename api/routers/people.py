@@ -28,15 +28,7 @@ class PersonOut(BaseModel):
 
 
 def _out(p: people.Person) -> PersonOut:
-    return PersonOut(
-        login=p.login,
-        name=p.name,
-        department=p.department,
-        role=p.role,
-        active=p.active,
-        created_at=p.created_at,
-        single_sign_on=p.oidc_issuer is not None,
-    )
+    return PersonOut.model_validate(p, from_attributes=True)
 
 
 @router.get("/people", response_model=list[PersonOut])
