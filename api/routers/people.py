@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from api import people
 from api.auth import Viewer
-from api.context import ApiContext, get_context
+from api.context import Ctx
 from api.roles import Role
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 class PersonOut(BaseModel):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Admin, Viewer
-from api.context import ApiContext, get_context
+from api.context import ApiContext, Ctx
 from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
@@ -21,7 +21,6 @@ from rules.spec import Rule
 from subjects.departments import department_codes
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
-Ctx = Annotated[ApiContext, Depends(get_context)]
 MAX_DRY_RUN = timedelta(days=31)
 UNPROCESSABLE = 422  # Starlette renamed its constant; the number is the contract
 

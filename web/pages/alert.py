@@ -14,6 +14,7 @@ from alerts import queries, silences
 from alerts.lifecycle import Action, DismissReason
 from alerts.silences import Matcher
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.routers.video import may_see_original
 from ingest import queries as readings
 from rules import queries as clue_queries
@@ -21,7 +22,7 @@ from rules.service import RuleService
 from rules.spec import Rule
 from video.evidence import EvidenceCorruptError, EvidenceNotFoundError
 from video.service import VideoService
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages, subject_of
+from web.pages.common import Refused, alert_service, attempt, pages, subject_of
 
 router = APIRouter(include_in_schema=False)
 CHART_BEFORE = timedelta(minutes=30)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
-from fastapi import Depends, HTTPException
+from fastapi import HTTPException
 
 from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import TransitionRefused
 from alerts.service import AlertService
-from api.context import ApiContext, get_context
+from api.context import ApiContext
 from subjects.repository import SubjectRepository
 from subjects.schema import SubjectOut
 from subjects.service import SubjectsService
 from web.templating import Pages
 
 T = TypeVar("T")
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 def pages(ctx: ApiContext) -> Pages:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts import queries as alert_queries
 from api.auth import Caller, Viewer
+from api.context import Ctx
 from ingest import queries as readings
 from subjects import credit_code
 from subjects import queries as subject_queries
@@ -17,7 +18,7 @@ from subjects.models import DeviceRole
 from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
 from subjects.schema import BindingOut
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors, FieldError
 from web.pages.subject_refusals import library_refusal
 

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from alerts import queries
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages
+from api.context import Ctx
+from web.pages.common import Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 

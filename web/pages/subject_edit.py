@@ -12,11 +12,12 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
+from api.context import Ctx
 from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors
 from web.pages.subject_refusals import library_refusal
 from web.pages.subjects import render_file, render_library

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from alerts import queries as alert_queries
 from api.auth import Caller, Officer, Role, Viewer
+from api.context import Ctx
 from ingest import queries as readings
 from rules import queries as clue_queries
 from rules.limit_lines import limit_lines
@@ -20,7 +21,7 @@ from subjects.importer import ImportFormat
 from subjects.models import ChangeKind, DeviceRole, RiskLevel
 from subjects.repository import SubjectNotFoundError, SubjectQuery
 from subjects.schema import LinkRequestState
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors
 
 router = APIRouter(include_in_schema=False)

@@ -11,8 +11,9 @@ from alerts import queries
 from alerts.findings import MAX_PHOTO_BYTES, PhotoUpload, verified_photo
 from alerts.records import TaskStatus
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from subjects.repository import SubjectRepository
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages, subject_of
+from web.pages.common import Refused, alert_service, attempt, pages, subject_of
 
 router = APIRouter(include_in_schema=False)
 
