@@ -32,6 +32,7 @@ class Delivered:
     dead: int
 
 
+@dataclass(eq=False)
 class OutboxDelivery:
     """One pass over due rows; the service's outbox thread calls it in a loop.
 
@@ -39,25 +40,15 @@ class OutboxDelivery:
     without sending a row twice while it is being attempted.
     """
 
-    def __init__(
-        self,
-        settings: AlertsSettings,
-        pool: ConnectionPool,
-        notifiers: Mapping[str, Notifier],
-        metrics: AlertsMetrics,
-        clock: Clock,
-        batch: int = 50,
-        fence: Callable[[psycopg.Connection[Any]], None] | None = None,
-    ) -> None:
-        # One engine of several (failover): raises unless this engine still holds the
-        # lease, inside the claiming transaction, so a stale engine sends nothing more.
-        self.fence = fence
-        self.settings = settings
-        self.pool = pool
-        self.notifiers = notifiers
-        self.metrics = metrics
-        self.clock = clock
-        self.batch = batch
+    settings: AlertsSettings
+    pool: ConnectionPool
+    notifiers: Mapping[str, Notifier]
+    metrics: AlertsMetrics
+    clock: Clock
+    batch: int = 50
+    # One engine of several (failover): raises unless this engine still holds the
+    # lease, inside the claiming transaction, so a stale engine sends nothing more.
+    fence: Callable[[psycopg.Connection[Any]], None] | None = None
 
     def deliver_due(self) -> Delivered:
         sent = failed = dead = 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import class_row
@@ -13,6 +14,8 @@ from psycopg.rows import class_row
 from alerts.audit import AuditRecord
 from alerts.lifecycle import AlertState
 from rules.models import Severity
+
+Row = TypeVar("Row")
 
 
 class TaskKind(StrEnum):
@@ -99,14 +102,26 @@ def alert_from_values(values: Any) -> AlertRow:
 _ALERT_FIELDS = [c.strip() for c in ALERT_COLUMNS.split(",")]
 
 
+def _fetch(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: str,
+    row: Callable[..., Row],
+    where: str,
+    params: Any,
+    lock: bool,
+) -> list[Row]:
+    sql = f"SELECT {columns} FROM {table} WHERE {where}"
+    if lock:
+        sql += " FOR UPDATE"
+    with conn.cursor(row_factory=class_row(row)) as cur:  # type: ignore[arg-type]
+        return cur.execute(sql, params).fetchall()
+
+
 def fetch_alerts(
     conn: psycopg.Connection[Any], where: str, params: Any, lock: bool = False
 ) -> list[AlertRow]:
-    sql = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {where}"
-    if lock:
-        sql += " FOR UPDATE"
-    with conn.cursor(row_factory=class_row(_alert_row)) as cur:  # type: ignore[arg-type]
-        return cur.execute(sql, params).fetchall()
+    return _fetch(conn, "alerts", ALERT_COLUMNS, _alert_row, where, params, lock)
 
 
 def fetch_alert(
@@ -169,11 +184,7 @@ def _task_row(**kw: Any) -> TaskRow:
 def fetch_tasks(
     conn: psycopg.Connection[Any], where: str, params: Any, lock: bool = False
 ) -> list[TaskRow]:
-    sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE {where}"
-    if lock:
-        sql += " FOR UPDATE"
-    with conn.cursor(row_factory=class_row(_task_row)) as cur:  # type: ignore[arg-type]
-        return cur.execute(sql, params).fetchall()
+    return _fetch(conn, "tasks", TASK_COLUMNS, _task_row, where, params, lock)
 
 
 class StreamKind(StrEnum):

@@ -17,12 +17,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from psycopg_pool import ConnectionPool
 
 from alerts import draws, handoff, outbox, silences
@@ -165,9 +165,7 @@ class AlertService:
         self._outbox_wake.set()
         left: list[str] = []
         for worker in self._workers:
-            if worker.join(timeout):
-                self.supervisor.forget(worker)
-            else:
+            if not self.supervisor.retire(worker, timeout):
                 left.append(worker.name)
         self._workers.clear()
         return left
@@ -324,20 +322,16 @@ class AlertService:
 
     def refresh_gauges(self, conn: psycopg.Connection[Any]) -> None:
         m = self.metrics
-        alerts = {(s.value, v.value): 0 for s in AlertState for v in Severity}
-        for state, severity, n in conn.execute(
-            "SELECT state, severity, count(*) FROM alerts GROUP BY 1, 2"
-        ):
-            alerts[(state, severity)] = n
-        for (state, severity), n in alerts.items():
-            m.alerts.labels(state, severity).set(n)
-        tasks = {(k.value, s.value): 0 for k in TaskKind for s in TaskStatus}
-        for kind, status, n in conn.execute(
-            "SELECT kind, status, count(*) FROM tasks GROUP BY 1, 2"
-        ):
-            tasks[(kind, status)] = n
-        for (kind, status), n in tasks.items():
-            m.tasks.labels(kind, status).set(n)
+        _set_counts(
+            m.alerts,
+            conn.execute("SELECT state, severity, count(*) FROM alerts GROUP BY 1, 2"),
+            [(s.value, v.value) for s in AlertState for v in Severity],
+        )
+        _set_counts(
+            m.tasks,
+            conn.execute("SELECT kind, status, count(*) FROM tasks GROUP BY 1, 2"),
+            [(k.value, s.value) for k in TaskKind for s in TaskStatus],
+        )
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'),"
             " count(*) FILTER (WHERE status = 'dead'),"
@@ -497,3 +491,15 @@ class AlertService:
         if queued:
             self._outbox_wake.set()
         return queued
+
+
+def _set_counts(
+    gauge: Gauge, rows: Iterable[tuple[str, str, int]], labels: Iterable[tuple[str, str]]
+) -> None:
+    """Set a two-label gauge from counted rows; label pairs with no row are set to 0, so a
+    state that emptied since the last tick does not keep its old count."""
+    counts = dict.fromkeys(labels, 0)
+    for first, second, n in rows:
+        counts[(first, second)] = n
+    for (first, second), n in counts.items():
+        gauge.labels(first, second).set(n)

@@ -10,6 +10,7 @@ clock once per transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -39,17 +40,15 @@ from rules.models import ClueEvent
 __all__ = ["AlertStore", "Outcome"]
 
 
+@dataclass(eq=False)
 class AlertStore:
-    def __init__(
-        self,
-        settings: AlertsSettings,
-        subjects: SubjectLookup,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings
-        self.subjects = subjects
-        self.router = Router(settings, subjects)
-        self.clock = clock
+    settings: AlertsSettings
+    subjects: SubjectLookup
+    clock: Clock
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = Router(self.settings, self.subjects)
 
     # -- clues and transitions ------------------------------------------------------------
 

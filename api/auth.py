@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from api import keys, sessions
-from api.context import ApiContext, get_context
+from api.context import ApiContext, Ctx
 from api.keys import KEY_PREFIX, KeyRequestError, create_key, hash_key
 from api.settings import AuthSettings
 from core.principal import Principal, PrincipalKind, Role
@@ -113,9 +113,7 @@ def check_caller(request: Request, ctx: ApiContext) -> None:
         raise _unauthorized("the session has ended or expired: sign in again at /login")
 
 
-async def authenticate(
-    request: Request, ctx: Annotated[ApiContext, Depends(get_context)]
-) -> Principal:
+async def authenticate(request: Request, ctx: Ctx) -> Principal:
     """The caller by API key (header) or by session cookie; unsafe cookie requests need CSRF."""
     key = _presented_key(request)
     if key:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Request
+from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
@@ -38,3 +38,7 @@ class ApiContext:
 
 def get_context(request: Request) -> ApiContext:
     return cast(ApiContext, request.app.state.ctx)
+
+
+# What a route declares to be handed the context.
+Ctx = Annotated[ApiContext, Depends(get_context)]

@@ -44,6 +44,11 @@ class Person:
     def active(self) -> bool:
         return self.disabled_at is None
 
+    @property
+    def single_sign_on(self) -> bool:
+        """Signs in through the identity provider rather than with a password."""
+        return self.oidc_issuer is not None
+
 
 def person_from_row(row: tuple[Any, ...]) -> Person:
     return Person(row[0], row[1], row[2], row[3], Role(row[4]), row[5], row[6], row[7])

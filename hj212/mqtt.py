@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from hj212.decoder import Decoder
@@ -18,21 +19,15 @@ from ingest.models import DeadLetter, RawDecoded, RejectReason
 _MAX_DEVICES = 10000
 
 
+@dataclass(eq=False)
 class MqttPackets:
     """ingest's PacketDecoder for the hj212 channel; runs on the MQTT thread."""
 
-    def __init__(
-        self,
-        settings: Hj212Settings,
-        decoder: Decoder,
-        registry: LoggerRegistry,
-        metrics: Hj212Metrics,
-    ) -> None:
-        self.settings = settings
-        self.decoder = decoder
-        self.registry = registry
-        self.metrics = metrics
-        self._splits: OrderedDict[str, Reassembler] = OrderedDict()
+    settings: Hj212Settings
+    decoder: Decoder
+    registry: LoggerRegistry
+    metrics: Hj212Metrics
+    _splits: OrderedDict[str, Reassembler] = field(default_factory=OrderedDict, init=False)
 
     def _reassembler(self, device_id: str) -> Reassembler:
         r = self._splits.get(device_id)

@@ -108,3 +108,20 @@ class IngestMetrics:
             "Native partitions created by maintenance",
             registry=registry,
         )
+
+
+class WorkerMetrics:
+    """The parent's own counters about its ingest child processes (ingest.workers)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.restarts = Counter(
+            "offsite_ingest_worker_restarts_total",
+            "ingest child processes found dead and started again",
+            registry=registry,
+        )
+        self.alive = Gauge(
+            "offsite_ingest_workers_alive", "ingest child processes running", registry=registry
+        )
+        self.configured = Gauge(
+            "offsite_ingest_workers", "ingest child processes configured", registry=registry
+        )

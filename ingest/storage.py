@@ -280,12 +280,7 @@ class StorageMaintainer:
 
     def stop(self) -> bool:
         self._stop.set()
-        if self._worker is None:
-            return True
-        stopped = self._worker.join(10)
-        if stopped:
-            self.supervisor.forget(self._worker)
-        return stopped
+        return self.supervisor.retire(self._worker, 10)
 
     def _step(self) -> bool:
         if self._stop.wait(min(1.0, self.settings.maintenance_interval_s)):

@@ -20,12 +20,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from ingest import worker_process
+from ingest.metrics import WorkerMetrics
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.worker_process import PacketDecoderFactory, WorkerReport, WorkerSpec
 from supervise.worker import Supervised, Supervisor
@@ -100,23 +101,6 @@ class _Child:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
-
-
-class WorkerMetrics:
-    """The parent's own counters about its children."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.restarts = Counter(
-            "offsite_ingest_worker_restarts_total",
-            "ingest child processes found dead and started again",
-            registry=registry,
-        )
-        self.alive = Gauge(
-            "offsite_ingest_workers_alive", "ingest child processes running", registry=registry
-        )
-        self.configured = Gauge(
-            "offsite_ingest_workers", "ingest child processes configured", registry=registry
-        )
 
 
 class IngestWorkers:

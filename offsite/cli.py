@@ -208,38 +208,50 @@ def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
     return people.generate_password(), True
 
 
-def cmd_users_create(args: argparse.Namespace) -> int:
+def _with_password(
+    args: argparse.Namespace,
+    command: str,
+    apply: Callable[[psycopg.Connection[Any], str], people.Person],
+    done: Callable[[people.Person], str],
+    hint: str,
+) -> int:
+    """`offsite users create` and `reset`: a password typed twice or generated, applied,
+    and a generated one shown once."""
     settings = _settings(args)
     try:
         password, generated = _new_password(args)
         with _migrated(settings) as conn:
-            person = people.create_person(
-                conn, args.login, args.name, args.department, args.role, password
-            )
+            person = apply(conn, password)
     except people.PersonError as err:
-        print(f"offsite users create: {err}", file=sys.stderr)
+        print(f"offsite users {command}: {err}", file=sys.stderr)
         return 2
-    print(f"created {person.name} ({person.login}), {person.role.value} of {person.department}")
+    print(done(person))
     if generated:
         print(f"password: {password}")
-        print("the password is shown only this once; hand it over in person", file=sys.stderr)
+        print(hint, file=sys.stderr)
     return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    return _with_password(
+        args,
+        "create",
+        lambda conn, password: people.create_person(
+            conn, args.login, args.name, args.department, args.role, password
+        ),
+        lambda p: f"created {p.name} ({p.login}), {p.role.value} of {p.department}",
+        "the password is shown only this once; hand it over in person",
+    )
 
 
 def cmd_users_reset(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    try:
-        password, generated = _new_password(args)
-        with _migrated(settings) as conn:
-            person = people.reset_password(conn, args.login, password)
-    except people.PersonError as err:
-        print(f"offsite users reset: {err}", file=sys.stderr)
-        return 2
-    print(f"new password set for {person.name} ({person.login}); their sessions ended")
-    if generated:
-        print(f"password: {password}")
-        print("the password is shown only this once", file=sys.stderr)
-    return 0
+    return _with_password(
+        args,
+        "reset",
+        lambda conn, password: people.reset_password(conn, args.login, password),
+        lambda p: f"new password set for {p.name} ({p.login}); their sessions ended",
+        "the password is shown only this once",
+    )
 
 
 def cmd_users_disable(args: argparse.Namespace) -> int:

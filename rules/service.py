@@ -253,12 +253,7 @@ class RuleService:
     def stop(self, timeout: float = 30.0) -> bool:
         """Evaluate what is queued, then stop; False when the thread did not end in time."""
         self._stop.set()
-        if self._worker is None:
-            return True
-        stopped = self._worker.join(timeout)
-        if stopped:
-            self.supervisor.forget(self._worker)
-        return stopped
+        return self.supervisor.retire(self._worker, timeout)
 
     @property
     def running(self) -> bool:

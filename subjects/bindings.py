@@ -157,12 +157,11 @@ def change(
 ) -> SubjectChanged:
     """The record of a device bound or unbound."""
     record = binding.model_dump(mode="json")
-    return SubjectChanged(
-        kind=kind,
-        credit_code=binding.credit_code,
-        actor=actor.name,
-        department=actor.department,
-        at=at,
+    return SubjectChanged.by(
+        actor,
+        kind,
+        binding.credit_code,
+        at,
         before=record if kind is ChangeKind.DEVICE_UNBOUND else (
             None if before is None else before.model_dump(mode="json")
         ),

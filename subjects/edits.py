@@ -49,16 +49,7 @@ def create(tx: Tx, data: SubjectIn, actor: Actor, now: datetime) -> None:
     link = links.insert(tx, code, actor.department, now, None, now)
     created = rows.get(tx.conn, code, None)
     assert created is not None
-    tx.emit(
-        SubjectChanged(
-            kind=ChangeKind.CREATED,
-            credit_code=code,
-            actor=actor.name,
-            department=actor.department,
-            at=now,
-            after=rows.snapshot(created),
-        )
-    )
+    tx.emit(SubjectChanged.by(actor, ChangeKind.CREATED, code, now, after=rows.snapshot(created)))
     tx.emit(links.change(ChangeKind.DEPARTMENT_LINKED, link, None, actor, now))
 
 
@@ -85,14 +76,8 @@ def update(tx: Tx, code: str, patch: SubjectPatch, actor: Actor, now: datetime) 
     after = rows.get(tx.conn, code, None)
     assert after is not None
     tx.emit(
-        SubjectChanged(
-            kind=ChangeKind.UPDATED,
-            credit_code=code,
-            actor=actor.name,
-            department=actor.department,
-            at=now,
-            before=current,
-            after=rows.snapshot(after),
+        SubjectChanged.by(
+            actor, ChangeKind.UPDATED, code, now, before=current, after=rows.snapshot(after)
         )
     )
     return after
@@ -122,13 +107,4 @@ def delete(tx: Tx, code: str, actor: Actor, now: datetime) -> None:
         )
     ]
     tx.conn.execute("DELETE FROM subjects WHERE credit_code = %s", (code,))
-    tx.emit(
-        SubjectChanged(
-            kind=ChangeKind.DELETED,
-            credit_code=code,
-            actor=actor.name,
-            department=actor.department,
-            at=now,
-            before=record,
-        )
-    )
+    tx.emit(SubjectChanged.by(actor, ChangeKind.DELETED, code, now, before=record))

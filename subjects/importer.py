@@ -78,6 +78,14 @@ class _Raw:
     line: int | None
     values: dict[str, Any]
 
+    def error(
+        self, column: str, code: ImportReason, reason: str, params: dict[str, str | int]
+    ) -> RowError:
+        """A problem of this record, placed where the sheet shows it."""
+        return RowError(
+            row=self.row, line=self.line, column=column, code=code, params=params, reason=reason
+        )
+
 
 @dataclass(slots=True)
 class _Plan:
@@ -301,28 +309,12 @@ class SubjectImporter:
                 errors.append(_unknown(0, 1, column))
                 ok = False
             elif column in seen:
-                errors.append(
-                    RowError(
-                        row=0,
-                        line=1,
-                        column=column,
-                        code=R.DUPLICATE_COLUMN,
-                        reason="appears twice",
-                    )
-                )
+                errors.append(_in_header(column, R.DUPLICATE_COLUMN, "appears twice"))
                 ok = False
             seen.add(column)
         for column in REQUIRED:
             if column not in seen:
-                errors.append(
-                    RowError(
-                        row=0,
-                        line=1,
-                        column=column,
-                        code=R.MISSING_COLUMN,
-                        reason="column is missing",
-                    )
-                )
+                errors.append(_in_header(column, R.MISSING_COLUMN, "column is missing"))
                 ok = False
         return ok
 
@@ -350,29 +342,18 @@ class SubjectImporter:
                         column = ATTRIBUTE_PREFIX + loc[1]
                     reason = str(e["msg"]).removeprefix("Value error, ")
                     why, params = reason_of(column, e)
-                    errors.append(
-                        RowError(
-                            row=raw.row,
-                            line=raw.line,
-                            column=column,
-                            code=why,
-                            params=params,
-                            reason=reason,
-                        )
-                    )
+                    errors.append(raw.error(column, why, reason, params))
                 continue
             if len(errors) > before:
                 continue
             code = data.credit_code
             if code in first_row:
                 errors.append(
-                    RowError(
-                        row=raw.row,
-                        line=raw.line,
-                        column="credit_code",
-                        code=R.DUPLICATE_ROW,
-                        params={"code": code, "row": first_row[code]},
-                        reason=f"{code} is also on row {first_row[code]}",
+                    raw.error(
+                        "credit_code",
+                        R.DUPLICATE_ROW,
+                        f"{code} is also on row {first_row[code]}",
+                        {"code": code, "row": first_row[code]},
                     )
                 )
                 continue
@@ -393,16 +374,7 @@ class SubjectImporter:
         depts: list[str] = []
 
         def fail(column: str, code: ImportReason, reason: str, **params: str | int) -> None:
-            errors.append(
-                RowError(
-                    row=raw.row,
-                    line=raw.line,
-                    column=column,
-                    code=code,
-                    params=params,
-                    reason=reason,
-                )
-            )
+            errors.append(raw.error(column, code, reason, params))
 
         for column, value in raw.values.items():
             if value is None or (isinstance(value, str) and not value.strip()):
@@ -571,15 +543,7 @@ class SubjectImporter:
         after = self.repository.fetch_many(conn, touched)
 
         def change(kind: ChangeKind, code: str, **kw: Any) -> SubjectChanged:
-            return SubjectChanged(
-                kind=kind,
-                credit_code=code,
-                actor=actor.name,
-                department=actor.department,
-                at=now,
-                source="import",
-                **kw,
-            )
+            return SubjectChanged.by(actor, kind, code, now, source="import", **kw)
 
         for row in plan.creates:
             code = row.data.credit_code
@@ -606,6 +570,11 @@ class SubjectImporter:
 
 
 R = ImportReason
+
+
+def _in_header(column: str, code: R, reason: str) -> RowError:
+    """A problem of the header: row 0, the file's first line."""
+    return RowError(row=0, line=1, column=column, code=code, reason=reason)
 
 
 def _unknown(row: int, line: int | None, column: str) -> RowError:

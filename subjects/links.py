@@ -160,12 +160,11 @@ def _request(
 def _request_change(
     kind: ChangeKind, request: LinkRequestOut, actor: Actor, at: datetime
 ) -> SubjectChanged:
-    return SubjectChanged(
-        kind=kind,
-        credit_code=request.credit_code,
-        actor=actor.name,
-        department=actor.department,
-        at=at,
+    return SubjectChanged.by(
+        actor,
+        kind,
+        request.credit_code,
+        at,
         after=request.model_dump(mode="json"),
         linked_department=request.department,
     )
@@ -328,12 +327,11 @@ def change(
     kind: ChangeKind, made: LinkOut, before: LinkOut | None, actor: Actor, at: datetime
 ) -> SubjectChanged:
     """The record of a link started or ended."""
-    return SubjectChanged(
-        kind=kind,
-        credit_code=made.credit_code,
-        actor=actor.name,
-        department=actor.department,
-        at=at,
+    return SubjectChanged.by(
+        actor,
+        kind,
+        made.credit_code,
+        at,
         before=None if before is None else before.model_dump(mode="json"),
         after=made.model_dump(mode="json"),
         linked_department=made.department,

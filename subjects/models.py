@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from core.principal import Principal
+
 
 class CreditScheme(StrEnum):
     """Which credit evaluation a subject's grade comes from (信用评价体系)."""
@@ -146,3 +148,10 @@ class SubjectChanged:
     device_id: str | None = None
     linked_department: str | None = None
     source: str = "api"
+
+    @classmethod
+    def by(
+        cls, actor: Principal, kind: ChangeKind, credit_code: str, at: datetime, **details: Any
+    ) -> SubjectChanged:
+        """The change as `actor` made it: their name and department are recorded with it."""
+        return cls(kind, credit_code, actor.name, actor.department, at, **details)

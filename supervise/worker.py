@@ -209,6 +209,17 @@ class Supervisor:
         worker.start()
         return worker
 
+    def retire(self, worker: Supervised | None, timeout: float) -> bool:
+        """Wait up to `timeout` for a worker its service asked to stop, and forget it once it
+        has ended; True when it ended (or was never started). One still running stays in the
+        health report, where it shows as stuck."""
+        if worker is None:
+            return True
+        ended = worker.join(timeout)
+        if ended:
+            self.forget(worker)
+        return ended
+
     def forget(self, worker: Supervised) -> None:
         """A stopped worker leaves the health report (its service stopped on purpose)."""
         with self._lock:

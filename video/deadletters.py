@@ -69,8 +69,7 @@ class DeadLetterWriter:
             # Bounded: with the database gone the queue may stay full; then give up waiting.
             with contextlib.suppress(queue.Full):
                 self._queue.put(None, timeout=10)
-            if self._worker.join(10):
-                self.supervisor.forget(self._worker)
+            self.supervisor.retire(self._worker, 10)
 
     def _step(self) -> bool:
         try:

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -46,26 +47,18 @@ class RateCap:
             return admitted
 
 
+@dataclass(eq=False)
 class FrameIntake:
     """The FrameSink the ingest MQTT intake calls, and the entry of pulled frames."""
 
-    def __init__(
-        self,
-        settings: VideoSettings,
-        cameras: CameraRegistry,
-        dispatcher: FrameDispatcher,
-        dead_letters: DeadLetterWriter,
-        metrics: VideoMetrics,
-        lease_of: Callable[[str], int | None] | None = None,
-    ) -> None:
-        self.settings = settings
-        # partition: leases: the epoch of this worker's lease on a camera, None if not held.
-        self.lease_of = lease_of
-        self.cameras = cameras
-        self.dispatcher = dispatcher
-        self.dead_letters = dead_letters
-        self.metrics = metrics
-        self.rate = RateCap()
+    settings: VideoSettings
+    cameras: CameraRegistry
+    dispatcher: FrameDispatcher
+    dead_letters: DeadLetterWriter
+    metrics: VideoMetrics
+    # partition: leases: the epoch of this worker's lease on a camera, None if not held.
+    lease_of: Callable[[str], int | None] | None = None
+    rate: RateCap = field(default_factory=RateCap, init=False)
 
     def frame_received(self, frame: FrameMessage) -> None:
         self.metrics.frames_received.labels("mqtt").inc()

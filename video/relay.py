@@ -45,12 +45,7 @@ class DetectionRelay:
 
     def stop(self) -> bool:
         self._stop.set()
-        if self._worker is None:
-            return True
-        done = self._worker.join(10)
-        if done:
-            self.supervisor.forget(self._worker)
-        return done
+        return self.supervisor.retire(self._worker, 10)
 
     def _step(self) -> bool:
         if self._stop.wait(self.poll_s):

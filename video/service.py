@@ -211,16 +211,14 @@ class VideoService:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._heartbeater is not None and self._heartbeater.join(10):
-            self.supervisor.forget(self._heartbeater)
+        self.supervisor.retire(self._heartbeater, 10)
         if self.leases is not None:
             self.leases.stop()  # unsubscribes, then gives every camera back
         if self.subscriber is not None:
             self.subscriber.stop()
         self._stop_pullers()
         self.workers.stop()
-        if self._housekeeper is not None and self._housekeeper.join(10):
-            self.supervisor.forget(self._housekeeper)
+        self.supervisor.retire(self._housekeeper, 10)
         self.cameras.tick()
         self.dead_letters.stop()
 

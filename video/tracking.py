@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from video.frames import EpisodeUpdate
 from video.geometry import iou
@@ -31,6 +31,7 @@ class Track:
     last_report_t: float = 0.0
 
 
+@dataclass(eq=False)
 class Tracker:
     """Matches each frame's placed candidates to tracks by IoU, per label.
 
@@ -39,20 +40,12 @@ class Tracker:
     `gap_s`. Unconfirmed tracks unseen for as long are forgotten.
     """
 
-    def __init__(
-        self,
-        camera_id: str,
-        filter_for: Callable[[str], FilterSettings],
-        iou_threshold: float,
-        gap_s: float,
-        update_interval_s: float,
-    ) -> None:
-        self.camera_id = camera_id
-        self.filter_for = filter_for
-        self.iou_threshold = iou_threshold
-        self.gap_s = gap_s
-        self.update_interval_s = update_interval_s
-        self.tracks: list[Track] = []
+    camera_id: str
+    filter_for: Callable[[str], FilterSettings]
+    iou_threshold: float
+    gap_s: float
+    update_interval_s: float
+    tracks: list[Track] = field(default_factory=list, init=False)
 
     def update(self, placed: Sequence[Placed], t: float) -> list[EpisodeUpdate]:
         self.tracks = [tr for tr in self.tracks if t - tr.last_t <= self.gap_s]

@@ -190,8 +190,7 @@ class Worker:
             self._cond.notify_all()
         if left:
             self.metrics.frames_dropped.labels(DropReason.STOPPING.value).inc(left)
-        if self._feeder is not None and self._feeder.join(timeout):
-            self.supervisor.forget(self._feeder)
+        self.supervisor.retire(self._feeder, timeout)
         if self._conn is not None:
             with contextlib.suppress(BrokenPipeError, OSError):
                 self._conn.send(None)

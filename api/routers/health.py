@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import ApiContext, get_context
+from api.context import Ctx
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +21,7 @@ def healthz() -> dict[str, str]:
     "/readyz",
     responses={503: {"description": "not ready: `checks` says which dependency is down"}},
 )
-def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONResponse:
+def readyz(ctx: Ctx) -> JSONResponse:
     """Ready when the database and the broker are reachable (503 otherwise)."""
     checks = dict(ctx.readiness())
     ready = all(checks.values())
@@ -35,6 +33,6 @@ def readyz(ctx: Annotated[ApiContext, Depends(get_context)]) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
-def metrics(ctx: Annotated[ApiContext, Depends(get_context)]) -> Response:
+def metrics(ctx: Ctx) -> Response:
     """Prometheus text exposition of every offsite metric."""
     return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)

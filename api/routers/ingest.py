@@ -6,11 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.auth import Caller, Viewer
-from api.context import ApiContext, get_context
+from api.context import Ctx
 from api.params import Offset, aware
 from ingest import queries
 from ingest.queries import Scope
@@ -64,9 +64,6 @@ class DeadLetterOut(BaseModel):
     payload_size: int
     payload_sha256: str
     payload_preview: str
-
-
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 @router.get("/devices", response_model=list[Device])

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
 from api import people
 from api.auth import Viewer
-from api.context import ApiContext, get_context
+from api.context import Ctx
 from api.roles import Role
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 class PersonOut(BaseModel):
@@ -28,15 +26,7 @@ class PersonOut(BaseModel):
 
 
 def _out(p: people.Person) -> PersonOut:
-    return PersonOut(
-        login=p.login,
-        name=p.name,
-        department=p.department,
-        role=p.role,
-        active=p.active,
-        created_at=p.created_at,
-        single_sign_on=p.oidc_issuer is not None,
-    )
+    return PersonOut.model_validate(p, from_attributes=True)
 
 
 @router.get("/people", response_model=list[PersonOut])

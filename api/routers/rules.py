@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Admin, Viewer
-from api.context import ApiContext, get_context
+from api.context import ApiContext, Ctx
 from api.params import Id
 from rules.dryrun import DryClue, dry_run
 from rules.loader import RuleLoadError, parse_one
@@ -21,7 +21,6 @@ from rules.spec import Rule
 from subjects.departments import department_codes
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
-Ctx = Annotated[ApiContext, Depends(get_context)]
 MAX_DRY_RUN = timedelta(days=31)
 UNPROCESSABLE = 422  # Starlette renamed its constant; the number is the contract
 
@@ -179,17 +178,8 @@ def dry_run_rule(req: DryRunIn, caller: Viewer, ctx: Ctx) -> list[ClueOut]:
 
 
 def _dry_out(c: DryClue) -> ClueOut:
-    return ClueOut(
-        fingerprint=c.fingerprint,
-        rule_id=c.rule_id,
-        severity=c.severity,
-        credit_code=c.credit_code,
-        device_ids=list(c.device_ids),
-        started_at=c.started_at,
-        ended_at=c.ended_at,
-        summary=c.summary,
-        trigger=c.trigger,
-    )
+    # A clue that was never stored: no id, version, title or status (their defaults).
+    return ClueOut.model_validate(c, from_attributes=True)
 
 
 @router.post("/rules/reload")

@@ -7,14 +7,14 @@ import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from api import people, sessions, throttle
 from api.auth import SESSION_COOKIE, Principal, PrincipalKind, auth_settings, authenticate
-from api.context import ApiContext, get_context
+from api.context import ApiContext, Ctx, get_context
 from api.metrics import AuthMetrics
 from api.oidc import ATTEMPT_TTL_S, OidcClient, OidcError
 from api.settings import AuthSettings
@@ -22,7 +22,6 @@ from api.settings import AuthSettings
 log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 # Before a session exists the sign-in form is protected by a double-submitted token.
 LOGIN_CSRF_COOKIE = "offsite_login_csrf"

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Officer, Viewer
-from api.context import ApiContext, get_context
+from api.context import Ctx
 from api.errors import CodedHTTPException
 from api.params import Id, Offset
 from subjects import credit_code
@@ -49,8 +49,6 @@ from subjects.service import SubjectsService
 router = APIRouter(prefix="/api/v1", tags=["subjects"])
 
 _DEVICE = re.compile(DEVICE_ID)
-
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 def service(ctx: Ctx) -> SubjectsService:

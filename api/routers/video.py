@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
 
 from alerts.visibility import evidence_shared_with
 from api.auth import Caller, Viewer
-from api.context import ApiContext, get_context
+from api.context import ApiContext, Ctx
 from video.evidence import (
     SHA256_PATTERN,
     EvidenceCorruptError,
@@ -30,8 +30,6 @@ from video.service import VideoService
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["video"])
-
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 class EvidenceFileOut(BaseModel):

@@ -12,15 +12,10 @@ from alerts import queries
 from alerts.silences import Matcher
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from rules.dryrun import DryClue, dry_run
 from rules.service import RuleService
-from web.pages.common import (
-    Ctx,
-    Refused,
-    alert_service,
-    attempt,
-    pages,
-)
+from web.pages.common import Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 SILENCE_HOURS = (1, 4, 24, 72, 168)

@@ -14,15 +14,15 @@ from alerts import queries, silences
 from alerts.lifecycle import Action, DismissReason
 from alerts.silences import Matcher
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.routers.video import may_see_original
 from ingest import queries as readings
 from rules import queries as clue_queries
 from rules.service import RuleService
 from rules.spec import Rule
-from subjects.repository import SubjectRepository
 from video.evidence import EvidenceCorruptError, EvidenceNotFoundError
 from video.service import VideoService
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages
+from web.pages.common import Refused, alert_service, attempt, pages, subject_of
 
 router = APIRouter(include_in_schema=False)
 CHART_BEFORE = timedelta(minutes=30)
@@ -74,8 +74,7 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         record = queries.alert_record(conn, alert_id, caller.department)
         if record is None:
             raise HTTPException(404, f"alert {alert_id} not found")
-        code = record.alert.credit_code
-        subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
+        subject = subject_of(conn, record.alert.credit_code)
         triggers = clue_queries.triggers(conn, [c.clue_id for c in record.clues])
         a = record.alert
         rules = {c.rule_id: _rule(ctx, c.rule_id) for c in record.clues}
@@ -169,8 +168,7 @@ def clue_chart(alert_id: int, clue_id: int, ctx: Ctx, caller: Viewer) -> JSONRes
         if record is None or clue is None:
             raise HTTPException(404, f"clue {clue_id} not found on alert {alert_id}")
         trig = clue_queries.triggers(conn, [clue_id]).get(clue_id, [])
-        code = record.alert.credit_code
-        subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
+        subject = subject_of(conn, record.alert.credit_code)
         data = _chart(conn, _rule(ctx, clue.rule_id), clue, trig,
                       subject.attributes if subject else {})  # fmt: skip
     return JSONResponse(data)

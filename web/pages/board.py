@@ -13,10 +13,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from alerts import queries
 from alerts.lifecycle import OPEN_STATES, AlertState
 from api.auth import Viewer
+from api.context import Ctx
 from api.params import INT64_MAX
 from rules.models import Severity
 from subjects.repository import SubjectQuery, SubjectRepository
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 
 router = APIRouter(include_in_schema=False)
 _CODE_LIKE = re.compile(r"^[0-9A-HJ-NP-RTUW-Y]{2,18}$", re.IGNORECASE)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, HTTPException
+import psycopg
+from fastapi import HTTPException
 
 from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import TransitionRefused
 from alerts.service import AlertService
-from api.context import ApiContext, get_context
+from api.context import ApiContext
+from subjects.repository import SubjectRepository
+from subjects.schema import SubjectOut
 from subjects.service import SubjectsService
 from web.templating import Pages
 
 T = TypeVar("T")
-Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
 def pages(ctx: ApiContext) -> Pages:
@@ -35,6 +37,12 @@ def alert_service(ctx: ApiContext) -> AlertService:
 
 def subjects_service(ctx: ApiContext) -> SubjectsService:
     return service(ctx, SubjectsService)
+
+
+def subject_of(conn: psycopg.Connection[Any], code: str | None) -> SubjectOut | None:
+    """The library's subject of an alert's or a task's credit code; None without a code or
+    when it is no longer in the library."""
+    return SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
 
 
 class Refused(Exception):  # noqa: N818 - reads as the outcome, like TransitionRefused

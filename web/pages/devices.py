@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerts import queries as alert_queries
 from api.auth import Caller, Viewer
+from api.context import Ctx
 from ingest import queries as readings
 from subjects import credit_code
 from subjects import queries as subject_queries
@@ -17,7 +18,7 @@ from subjects.models import DeviceRole
 from subjects.repository import SubjectError, SubjectNotFoundError, SubjectQuery
 from subjects.schema import BindingOut
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors, FieldError
 from web.pages.subject_refusals import library_refusal
 
@@ -122,10 +123,10 @@ def bind_device(
     errors.update(invalid)
     if errors or data is None:
         return _inbox(request, ctx, caller, 422, form=form, errors=errors)
-    repo, actor = subjects_service(ctx).repository, caller
+    repo = subjects_service(ctx).repository
     try:
         # The inbox binds new devices only; moving a bound one is done from its subject's file.
-        bound = repo.binding(device_id, actor)
+        bound = repo.binding(device_id, caller)
     except SubjectNotFoundError:
         pass
     else:
@@ -137,7 +138,7 @@ def bind_device(
         if not readings.devices(conn, [device_id]):
             raise HTTPException(404, f"device {device_id!r} has never sent anything")
     try:
-        repo.bind(device_id, data, actor)
+        repo.bind(device_id, data, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "credit_code")
         return _inbox(request, ctx, caller, status_code, form=form, errors=errors)

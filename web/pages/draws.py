@@ -13,9 +13,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from alerts import draws
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from subjects.credit import GRADES
 from subjects.repository import SubjectRepository
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages
+from web.pages.common import Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 PERIOD = re.compile(r"^[0-9A-Za-z_.-]{1,32}$")  # as the draws table checks it

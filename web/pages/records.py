@@ -12,7 +12,8 @@ from alerts import checkpoints, queries
 from alerts.notify.failures import classify
 from alerts.settings import AlertsSettings
 from api.auth import Officer, Viewer
-from web.pages.common import Ctx, alert_service, pages
+from api.context import Ctx
+from web.pages.common import alert_service, pages
 
 router = APIRouter(include_in_schema=False)
 

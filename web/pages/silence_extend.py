@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from alerts import queries
 from alerts.silences import fetch as fetch_silences
 from api.auth import Officer
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages
+from api.context import Ctx
+from web.pages.common import Refused, alert_service, attempt, pages
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,14 +52,13 @@ def extend_preview(
 ) -> HTMLResponse:
     """The silence, its current and new end and what it mutes now, before the extension."""
     service = alert_service(ctx)
-    actor = caller
     with ctx.pool.connection() as conn:
         found = fetch_silences(conn, caller.department, silence_id)
     if not found:
         raise HTTPException(404, f"silence {silence_id} not found")
     try:
         ends = new_end(ctx, found[0].ends_at, hours, until)
-        row = attempt(lambda: service.preview_silence_extension(actor, silence_id, ends))
+        row = attempt(lambda: service.preview_silence_extension(caller, silence_id, ends))
     except Refused as err:
         return _flash(ctx, request, caller, err)
     with ctx.pool.connection() as conn:

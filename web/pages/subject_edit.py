@@ -12,12 +12,12 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import Officer
-from core.principal import Principal as Actor
+from api.context import Ctx
 from subjects.errors import SubjectError, SubjectNotFoundError
 from subjects.repository import SubjectRepository
 from subjects.schema import LinkIn, LinkRequestOut, SubjectPatch
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors
 from web.pages.subject_refusals import library_refusal
 from web.pages.subjects import render_file, render_library
@@ -26,12 +26,12 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=2000)]
 
 
-def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, Actor, str]:
-    """The repository, the caller as the library sees them, and the subject's code; another
-    department's subject answers 404 here, before any form is read."""
-    repo, actor = subjects_service(ctx).repository, caller
+def _scoped(ctx: Ctx, caller: Officer, code: str) -> tuple[SubjectRepository, str]:
+    """The repository and the subject's code; another department's subject answers 404
+    here, before any form is read."""
+    repo = subjects_service(ctx).repository
     try:
-        return repo, actor, repo.get(code.upper(), actor).credit_code
+        return repo, repo.get(code.upper(), caller).credit_code
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
 
@@ -53,6 +53,27 @@ def _refused(
     return render_file(request, ctx, caller, code, status_code, errors, form, section)
 
 
+def _change(
+    request: Request,
+    ctx: Ctx,
+    caller: Officer,
+    code: str,
+    section: str,
+    form: dict[str, str],
+    field: str,
+    change: Callable[[], str],
+) -> Response:
+    """Run one change of the library (it returns what it did, for the file's notice); a
+    refusal shows the file again with the library's sentence under `field` or the form's
+    field it names."""
+    try:
+        done = change()
+    except SubjectError as err:
+        status_code, errors = library_refusal(request, ctx, err, field, form)
+        return _refused(request, ctx, caller, code, errors, form, section, status_code)
+    return _done(code, done, section)
+
+
 def _patch(
     request: Request,
     ctx: Ctx,
@@ -62,16 +83,16 @@ def _patch(
     form: dict[str, str],
     parse: Callable[[], tuple[SubjectPatch | None, Errors]],
 ) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     patch, errors = parse()
     if patch is None:
         return _refused(request, ctx, caller, code, errors, form, section)
-    try:
-        repo.update(code, patch, actor)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "form", form)
-        return _refused(request, ctx, caller, code, errors, form, section, status_code)
-    return _done(code, section, section)
+
+    def update() -> str:
+        repo.update(code, patch, caller)
+        return section
+
+    return _change(request, ctx, caller, code, section, form, "form", update)
 
 
 @router.post("/subjects")
@@ -107,10 +128,10 @@ def join_subject(code: str, request: Request, ctx: Ctx, caller: Officer) -> Resp
     """The caller's department asks to supervise a subject others have in the library (the
     one write that works on a subject the department cannot see: it reveals only that the
     code exists). Nobody supervising it: linked at once; else a request waits for consent."""
-    repo, actor = subjects_service(ctx).repository, caller
+    repo = subjects_service(ctx).repository
     form = {"credit_code": code}
     try:
-        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), actor)
+        made = repo.link(code.strip().upper(), LinkIn(department=caller.department), caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "credit_code")
         return render_library(request, ctx, caller, "", status_code, errors, form)
@@ -185,31 +206,30 @@ def add_link(
     until: Text = "",
 ) -> Response:
     """Start a supervision period, or file a request that waits for consent."""
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     form = {"department": department, "since": since, "until": until}
     known = set(pages(ctx).departments.codes())
     data, errors = forms.link_in(form, known, pages(ctx).clock.zone)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "departments")
-    try:
-        made = repo.link(code, data, actor)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "department", form)
-        return _refused(request, ctx, caller, code, errors, form, "departments", status_code)
-    what = "requested" if isinstance(made, LinkRequestOut) else "linked"
-    return _done(code, what, "departments")
+
+    def link() -> str:
+        made = repo.link(code, data, caller)
+        return "requested" if isinstance(made, LinkRequestOut) else "linked"
+
+    return _change(request, ctx, caller, code, "departments", form, "department", link)
 
 
 @router.post("/subjects/{code}/departments/{department}/end")
 def end_link(code: str, department: str, request: Request, ctx: Ctx, caller: Officer) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     try:
-        repo.end_link(code, department, actor)
+        repo.end_link(code, department, caller)
     except SubjectError as err:
         status_code, errors = library_refusal(request, ctx, err, "form")
         return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
     try:
-        repo.get(code, actor)
+        repo.get(code, caller)
     except SubjectNotFoundError:
         # The department ended its own supervision: the file is no longer its to open.
         return RedirectResponse("/subjects?done=unlinked", status_code=303)
@@ -229,18 +249,18 @@ def decide_request(
     """Approve or refuse a request to join this subject (admins of its departments)."""
     if decision not in ("approve", "refuse"):
         raise HTTPException(404, "Not Found")
-    repo, actor, code = _scoped(ctx, caller, code)
-    if request_id not in {r.id for r in repo.link_requests(actor, code=code)}:
+    repo, code = _scoped(ctx, caller, code)
+    if request_id not in {r.id for r in repo.link_requests(caller, code=code)}:
         raise HTTPException(404, f"link request {request_id} not found on {code}")
-    try:
+
+    def decide() -> str:
         if decision == "approve":
-            repo.approve_link(request_id, reason.strip(), actor)
-        else:
-            repo.refuse_link(request_id, reason.strip(), actor)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "request")
-        return _refused(request, ctx, caller, code, errors, {}, "departments", status_code)
-    return _done(code, "approved" if decision == "approve" else "refused", "departments")
+            repo.approve_link(request_id, reason.strip(), caller)
+            return "approved"
+        repo.refuse_link(request_id, reason.strip(), caller)
+        return "refused"
+
+    return _change(request, ctx, caller, code, "departments", {}, "request", decide)
 
 
 @router.post("/subjects/{code}/devices")
@@ -255,29 +275,29 @@ def bind_device(
 ) -> Response:
     """Bind a device to this subject: new devices by the platform admin, the department's
     own devices moved here from another of its subjects."""
-    repo, actor, code = _scoped(ctx, caller, code)
+    repo, code = _scoped(ctx, caller, code)
     form = {"device_id": device_id, "role": role, "point": point}
     device, data, errors = forms.binding_in(form, code)
     if data is None:
         return _refused(request, ctx, caller, code, errors, form, "devices")
-    try:
-        repo.bind(device, data, actor)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "device_id", form)
-        return _refused(request, ctx, caller, code, errors, form, "devices", status_code)
-    return _done(code, "bound", "devices")
+
+    def bind() -> str:
+        repo.bind(device, data, caller)
+        return "bound"
+
+    return _change(request, ctx, caller, code, "devices", form, "device_id", bind)
 
 
 @router.post("/subjects/{code}/devices/{device_id}/unbind")
 def unbind_device(
     code: str, device_id: str, request: Request, ctx: Ctx, caller: Officer
 ) -> Response:
-    repo, actor, code = _scoped(ctx, caller, code)
-    if device_id not in {b.device_id for b in repo.bindings_of(code, actor)}:
+    repo, code = _scoped(ctx, caller, code)
+    if device_id not in {b.device_id for b in repo.bindings_of(code, caller)}:
         raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
-    try:
-        repo.unbind(device_id, actor)
-    except SubjectError as err:
-        status_code, errors = library_refusal(request, ctx, err, "form")
-        return _refused(request, ctx, caller, code, errors, {}, "devices", status_code)
-    return _done(code, "unbound", "devices")
+
+    def unbind() -> str:
+        repo.unbind(device_id, caller)
+        return "unbound"
+
+    return _change(request, ctx, caller, code, "devices", {}, "form", unbind)

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable
 
 from fastapi import Request
 
+from api.context import Ctx
 from subjects.errors import (
     SubjectConflictError,
     SubjectError,
@@ -15,7 +16,7 @@ from subjects.errors import (
 )
 from web.i18n import request_locale
 from web.pages import subject_forms as forms
-from web.pages.common import Ctx, pages
+from web.pages.common import pages
 from web.pages.subject_forms import Errors
 
 _STATUS: dict[type[SubjectError], int] = {

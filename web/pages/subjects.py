@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from alerts import queries as alert_queries
 from api.auth import Caller, Officer, Role, Viewer
+from api.context import Ctx
 from ingest import queries as readings
 from rules import queries as clue_queries
 from rules.limit_lines import limit_lines
@@ -20,7 +21,7 @@ from subjects.importer import ImportFormat
 from subjects.models import ChangeKind, DeviceRole, RiskLevel
 from subjects.repository import SubjectNotFoundError, SubjectQuery
 from subjects.schema import LinkRequestState
-from web.pages.common import Ctx, pages, subjects_service
+from web.pages.common import pages, subjects_service
 from web.pages.subject_forms import Errors
 
 router = APIRouter(include_in_schema=False)
@@ -95,16 +96,15 @@ def render_file(
 ) -> HTMLResponse:
     """The subject file; after a refused form, with its errors beside its fields."""
     svc = subjects_service(ctx)
-    actor = caller
     repo = svc.repository
     try:
-        subject = repo.get(code.upper(), actor)
-        links = repo.links(subject.credit_code, actor)
-        bindings = repo.bindings_of(subject.credit_code, actor)
-        credit = repo.credit_history(subject.credit_code, actor)
+        subject = repo.get(code.upper(), caller)
+        links = repo.links(subject.credit_code, caller)
+        bindings = repo.bindings_of(subject.credit_code, caller)
+        credit = repo.credit_history(subject.credit_code, caller)
     except SubjectNotFoundError as err:
         raise HTTPException(404, str(err)) from err
-    requests = repo.link_requests(actor, code=subject.credit_code)
+    requests = repo.link_requests(caller, code=subject.credit_code)
     ids = [b.device_id for b in bindings]
     with ctx.pool.connection() as conn:
         devices = {d.device_id: d for d in readings.devices(conn, ids)}

@@ -11,8 +11,9 @@ from alerts import queries
 from alerts.findings import MAX_PHOTO_BYTES, PhotoUpload, verified_photo
 from alerts.records import TaskStatus
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from subjects.repository import SubjectRepository
-from web.pages.common import Ctx, Refused, alert_service, attempt, pages
+from web.pages.common import Refused, alert_service, attempt, pages, subject_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,8 +37,7 @@ def task_page(task_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTMLR
         record = queries.task_record(conn, task_id, caller.department)
         if record is None:
             raise HTTPException(404, f"task {task_id} not found")
-        code = record.task.credit_code
-        subject = SubjectRepository.fetch_many(conn, [code]).get(code) if code else None
+        subject = subject_of(conn, record.task.credit_code)
     return pages(ctx).render(
         request, "task.html", caller, active="tasks", record=record, t=record.task,
         subject=subject,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import Depends, HTTPException
+from fastapi import HTTPException
 
 from alerts.errors import CodedError, NotFoundError
 from alerts.lifecycle import TransitionRefused
 from alerts.service import AlertService
-from api.context import ApiContext, get_context
+from api.context import ApiContext
 from api.errors import CodedHTTPException
 
-Ctx = Annotated[ApiContext, Depends(get_context)]
 T = TypeVar("T")
 
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from alerts import queries
 from api.auth import Officer, Viewer
-from api.routers.alerts.common import Ctx, call, service_of
+from api.context import Ctx
+from api.routers.alerts.common import call, service_of
 from api.routers.alerts.models import (
     DrawIn,
     DrawOut,

@@ -12,8 +12,9 @@ from alerts.lifecycle import Action, AlertState
 from alerts.outcome import Outcome
 from alerts.queries import AlertFilter
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.params import Id, Offset, aware
-from api.routers.alerts.common import Ctx, call, service_of
+from api.routers.alerts.common import call, service_of
 from api.routers.alerts.models import (
     ActionOut,
     AlertDetail,

@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Query
 
 from alerts import queries
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.params import Id
-from api.routers.alerts.common import Ctx, service_of
+from api.routers.alerts.common import service_of
 from api.routers.alerts.models import (
     NotificationOut,
 )

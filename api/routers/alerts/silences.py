@@ -7,8 +7,9 @@ from fastapi import APIRouter, HTTPException
 from alerts.silences import fetch as fetch_silences
 from alerts.silences import fetch_in_force
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.params import Id, aware
-from api.routers.alerts.common import Ctx, call, service_of
+from api.routers.alerts.common import call, service_of
 from api.routers.alerts.models import (
     SilenceExtendIn,
     SilenceIn,

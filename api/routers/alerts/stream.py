@@ -15,9 +15,9 @@ from alerts import events
 from alerts.audit import canonical_json
 from alerts.service import AlertService
 from api.auth import Viewer, auth_settings, still_valid
+from api.context import Ctx
 from api.metrics import AuthMetrics
 from api.params import INT64_MAX
-from api.routers.alerts.common import Ctx
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, HTTPException, Query
 from alerts import queries
 from alerts.records import TaskKind, TaskStatus
 from api.auth import Officer, Viewer
+from api.context import Ctx
 from api.params import Id, Offset
-from api.routers.alerts.common import Ctx, call, service_of
+from api.routers.alerts.common import call, service_of
 from api.routers.alerts.models import (
     TaskOut,
     TaskUpdateIn,
