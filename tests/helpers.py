@@ -1,15 +1,24 @@
-"""Test helpers: a QoS 1 publisher that counts broker acks, and polling with a deadline."""
+"""Test helpers: a QoS 1 publisher that counts broker acks, polling with a deadline, a
+Mosquitto with logins and an app behind a real uvicorn."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Literal, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
+import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
+
+from offsite.embedded import MOSQUITTO_CONF, BrokerAuth, EmbeddedBroker
 
 T = TypeVar("T")
 
@@ -90,3 +99,45 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def broker_with_logins(passwords: dict[str, str], prefix: str) -> Iterator[EmbeddedBroker]:
+    """Mosquitto with the project's config, a password file of `passwords` and the shipped
+    ACL (the body of a fixture: it yields the started broker, then stops it)."""
+    # Mosquitto started as root reads its files as the mosquitto user: not under pytest's
+    # 0700 basetemp, but in a traversable folder of its own.
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    passwd = folder / "offsite.passwd"
+    for i, (user, password) in enumerate(passwords.items()):
+        flags = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
+    passwd.chmod(0o644)
+    acl = folder / "offsite.acl"
+    shutil.copy(MOSQUITTO_CONF.parent / "acl.example", acl)
+    acl.chmod(0o644)
+    broker = EmbeddedBroker(folder, kind="mosquitto", auth=BrokerAuth(passwd, acl))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def serving(app: Any, **config: Any) -> Iterator[int]:
+    """`app` behind a real uvicorn in a thread on a free loopback port (as `offsite run`
+    serves it): the port. `config` goes to uvicorn.Config."""
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning", **config}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), interval=0.02, what="uvicorn")
+    assert server.started, "uvicorn exited while starting"
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive(), "uvicorn did not stop within 10 s"
