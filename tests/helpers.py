@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
+import psycopg
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -52,6 +53,18 @@ def wait_until(
     assert last is not None
     assert last is not False
     return last
+
+
+def one_row(db: psycopg.Connection[Any], sql: str, *params: object) -> tuple[Any, ...]:
+    """The one row `sql` answers (failing if it answers none)."""
+    row = db.execute(sql, params or None).fetchone()
+    assert row is not None, sql
+    return tuple(row)
+
+
+def scalar(db: psycopg.Connection[Any], sql: str, *params: object) -> int:
+    """The integer `sql` answers, a count say."""
+    return int(one_row(db, sql, *params)[0])
 
 
 class Publisher:

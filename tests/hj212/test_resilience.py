@@ -15,7 +15,7 @@ from hj212.simlogger import Logger, data_packet
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.settings import load_settings
-from tests.helpers import wait_until
+from tests.helpers import one_row, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +24,11 @@ PACKETS = 80  # per logger, one a step, each resent until answered
 
 
 def _counts(url: str, devices: list[str]) -> tuple[int, int]:
+    """The devices' readings stored, and how many of them differ (by device, metric, time)."""
+    sql = "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
-            " WHERE device_id = ANY(%s)",
-            (devices,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+        stored, distinct = one_row(conn, sql + " WHERE device_id = ANY(%s)", devices)
+    return int(stored), int(distinct)
 
 
 def test_database_outage_means_no_reply_then_resend_and_stored_once(

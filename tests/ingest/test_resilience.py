@@ -16,20 +16,18 @@ import pytest
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.settings import load_settings
-from tests.helpers import Publisher, wait_until
+from tests.helpers import Publisher, one_row, wait_until
 from tests.ingest.test_pipeline import Stream
 
 pytestmark = pytest.mark.slow
 
 
 def _counts(url: str, device: str) -> tuple[int, int]:
+    """The device's readings stored, and how many of them differ (by metric and time)."""
+    sql = "SELECT count(*), count(DISTINCT (metric, time)) FROM readings WHERE device_id = %s"
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (metric, time)) FROM readings WHERE device_id = %s",
-            (device,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+        stored, distinct = one_row(conn, sql, device)
+    return int(stored), int(distinct)
 
 
 def test_database_outage_turns_into_back_pressure_not_loss(
