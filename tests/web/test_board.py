@@ -15,8 +15,8 @@ import psycopg
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
-from tests.helpers import Publisher, wait_until
-from tests.web.conftest import SUBJECT, page_for
+from tests.helpers import Publisher
+from tests.web.conftest import SUBJECT, Workbench, page_for, wait_for_alert
 
 
 def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
@@ -30,29 +30,15 @@ def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
     pub.close()
 
 
-def _alert_id(db: psycopg.Connection[Any]) -> int:
-    def find() -> int | None:
-        row = db.execute("SELECT id FROM alerts WHERE credit_code = %s", (SUBJECT,)).fetchone()
-        return row[0] if row else None
-
-    return int(wait_until(find, timeout=20, what="the alert row"))
-
-
-def test_breach_shows_live_on_board_and_opens_with_chart(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_breach_shows_live_on_board_and_opens_with_chart(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/")
+    page.goto(f"{base}/")
     page.wait_for_selector("#live.live", timeout=10_000)
     assert page.locator("#stale").is_hidden()
     _breach(broker, site["device"])
     row = page.locator("#alerts tr[data-alert-id]").first
-    _alert_id(db)
+    wait_for_alert(db)
     row.wait_for(timeout=20_000)
     page.wait_for_function(
         "document.querySelector('#alerts tr[data-alert-id]').dataset.severity === 'critical'",
@@ -76,18 +62,12 @@ def test_breach_shows_live_on_board_and_opens_with_chart(
     page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
 
 
-def test_acknowledge_and_dispatch_with_preview(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_acknowledge_and_dispatch_with_preview(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     page.fill("form[hx-post$='/ack'] input[name=note]", "值班已确认")
     page.click("#ack")
     page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=10_000)
@@ -109,18 +89,12 @@ def test_acknowledge_and_dispatch_with_preview(
     assert row == ("joint",)
 
 
-def test_dismiss_with_chinese_reason(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_dismiss_with_chinese_reason(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     page.click("summary:has-text('排除…')")
     page.select_option("#dismiss-form select[name=reason]", label="设备故障")
     page.fill("#dismiss-form textarea", "探头受潮，已报修")
@@ -136,18 +110,12 @@ def test_dismiss_with_chinese_reason(
     assert "重开 ×1" in page.inner_text("h1")
 
 
-def test_silence_from_an_alert_with_preview(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_silence_from_an_alert_with_preview(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     page.click("summary:has-text('静默…')")
     # The rule is offered by its Chinese title, its id beside it for the record.
     rule_option = page.locator("#silence-form select[name=target] option").first
@@ -172,46 +140,34 @@ def test_silence_from_an_alert_with_preview(
     assert row == (True,)
 
 
-def test_viewer_sees_no_action_buttons(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_viewer_sees_no_action_buttons(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     page = page_for(browser, site["viewer"])
-    page.goto(f"{running.endpoints.http}/")
+    page.goto(f"{base}/")
     page.locator("#alerts tr[data-alert-id]").first.wait_for(timeout=10_000)
     assert page.locator("#alerts button").count() == 0
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     page.wait_for_selector("#subject-card")
     assert page.locator("#actions").count() == 0
     assert page.locator("main button:not(dialog button)").count() == 0
     page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
-    page.goto(f"{running.endpoints.http}/map")
+    page.goto(f"{base}/map")
     page.wait_for_selector("#map[data-markers='1']")
     assert "严重" in page.inner_text("#map-list")
     page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
 
 
-def test_no_page_scrolls_sideways_at_390px(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_no_page_scrolls_sideways_at_390px(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     page = page_for(browser, site["officer"], width=390, height=844)
     for i, path in enumerate(["/", f"/alerts/{alert_id}", "/tasks", "/subjects",
                               f"/subjects/{SUBJECT}", "/devices", "/map", "/rules", "/silences",
                               "/notifications", "/audit"]):  # fmt: skip
-        page.goto(f"{running.endpoints.http}{path}")
+        page.goto(f"{base}{path}")
         page.wait_for_load_state("load")
         wide = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -227,7 +183,7 @@ def test_other_departments_ids_answer_404(
     db: psycopg.Connection[Any],
 ) -> None:
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     base = running.endpoints.http
     outsider = {"Authorization": f"Bearer {site['outsider']}"}
     with httpx.Client(base_url=base, headers=outsider) as c:
@@ -252,14 +208,15 @@ def test_other_departments_ids_answer_404(
         assert "securitySchemes" in c.get("/openapi.json").json()["components"]
 
 
-def test_alert_page_shows_evidence_once_verified_and_large(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_alert_page_shows_evidence_once_verified_and_large(wb: Workbench, tmp_path: Path) -> None:
+    site, running, broker, db, browser, base = (
+        wb.site,
+        wb.app,
+        wb.broker,
+        wb.db,
+        wb.browser,
+        wb.base,
+    )
     import cv2
     from skimage import data
 
@@ -270,7 +227,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(
     from video.snapshot import FaceBlurrer, make_snapshot
 
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     # A real snapshot stored by the running video service (hashed at capture). Which camera
     # detection links it to a clue is the video and rules tests' business; here the clues of
     # this alert cite it, as a camera clue on the same subject would.
@@ -286,7 +243,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(
         "UPDATE alert_clues SET evidence_ids = %s WHERE alert_id = %s", ([evidence], alert_id)
     )
     page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     figures = page.locator("#evidence figure.evidence")
     assert figures.count() == 1  # cited by both clues, shown once
     page.wait_for_function(
