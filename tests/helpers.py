@@ -67,6 +67,15 @@ def scalar(db: psycopg.Connection[Any], sql: str, *params: object) -> int:
     return int(one_row(db, sql, *params)[0])
 
 
+def stored_counts(url: str, devices: list[str]) -> tuple[int, int]:
+    """The devices' readings stored, and how many of them differ (by device, metric, time):
+    the two are equal when nothing was stored twice."""
+    sql = "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
+    with psycopg.connect(url) as conn:
+        stored, distinct = one_row(conn, sql + " WHERE device_id = ANY(%s)", devices)
+    return int(stored), int(distinct)
+
+
 class Publisher:
     """A paho client publishing at QoS 1; `acked` counts PUBACKs from the broker."""
 

@@ -8,27 +8,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from hj212.simlogger import Logger, data_packet
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.settings import load_settings
-from tests.helpers import one_row, wait_until
+from tests.helpers import stored_counts, wait_until
 
 pytestmark = pytest.mark.slow
 
 LOGGERS = 5
 PACKETS = 80  # per logger, one a step, each resent until answered
-
-
-def _counts(url: str, devices: list[str]) -> tuple[int, int]:
-    """The devices' readings stored, and how many of them differ (by device, metric, time)."""
-    sql = "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
-    with psycopg.connect(url) as conn:
-        stored, distinct = one_row(conn, sql + " WHERE device_id = ANY(%s)", devices)
-    return int(stored), int(distinct)
 
 
 def test_database_outage_means_no_reply_then_resend_and_stored_once(
@@ -88,6 +79,6 @@ def test_database_outage_means_no_reply_then_resend_and_stored_once(
             runner.join(120)
             assert not runner.is_alive(), "loggers did not finish after the database returned"
         assert resent >= LOGGERS
-        assert _counts(pg.url, devices) == (LOGGERS * PACKETS * 2, LOGGERS * PACKETS * 2)
+        assert stored_counts(pg.url, devices) == (LOGGERS * PACKETS * 2, LOGGERS * PACKETS * 2)
     finally:
         pg.stop()

@@ -10,24 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.settings import load_settings
-from tests.helpers import Publisher, one_row, wait_until
+from tests.helpers import Publisher, stored_counts, wait_until
 from tests.ingest.test_pipeline import Stream
 
 pytestmark = pytest.mark.slow
-
-
-def _counts(url: str, device: str) -> tuple[int, int]:
-    """The device's readings stored, and how many of them differ (by metric and time)."""
-    sql = "SELECT count(*), count(DISTINCT (metric, time)) FROM readings WHERE device_id = %s"
-    with psycopg.connect(url) as conn:
-        stored, distinct = one_row(conn, sql, device)
-    return int(stored), int(distinct)
 
 
 def test_database_outage_turns_into_back_pressure_not_loss(
@@ -50,20 +41,22 @@ def test_database_outage_turns_into_back_pressure_not_loss(
         with OffsiteApp(settings) as app:
             wait_until(lambda: app.readiness()["broker"], what="broker connection")
             stream = Stream(pub, device, n=1500, per=4, rate=75).start()
-            time.sleep(3)
+            wait_until(
+                lambda: stored_counts(pg.url, [device])[0] > 1000, what="the stream under way"
+            )
             pg.stop("immediate")
             wait_until(lambda: not app.readiness()["database"], what="readyz to go false")
             time.sleep(10)
             pg.start()
             stream.join()
             wait_until(
-                lambda: _counts(pg.url, device)[0] >= 1500 * 4,
+                lambda: stored_counts(pg.url, [device])[0] >= 1500 * 4,
                 timeout=60,
                 what="every acknowledged reading stored",
             )
             wait_until(lambda: app.readiness()["database"], what="readyz to recover")
             time.sleep(1)
-        assert _counts(pg.url, device) == (6000, 6000)
+        assert stored_counts(pg.url, [device]) == (6000, 6000)
         pub.close()
     finally:
         pg.stop()
@@ -98,19 +91,21 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         wait_until(lambda: b"offsite is running" in log.read_bytes(), what="server start")
         pub = Publisher(broker.port)
         stream = Stream(pub, device, n=3000, per=3, rate=300).start()
-        wait_until(lambda: _counts(db_url, device)[0] > 1000, what="some readings stored")
+        wait_until(lambda: stored_counts(db_url, [device])[0] > 1000, what="some readings stored")
         server.send_signal(signal.SIGKILL)
         server.wait()
-        killed_at = _counts(db_url, device)[0]
+        killed_at = stored_counts(db_url, [device])[0]
         time.sleep(1)
         server = _start_server(env, log)
         stream.join()
         wait_until(
-            lambda: _counts(db_url, device)[0] >= 9000, timeout=60, what="all readings stored"
+            lambda: stored_counts(db_url, [device])[0] >= 9000,
+            timeout=60,
+            what="all readings stored",
         )
         time.sleep(1)
         assert killed_at < 9000, "the kill must land mid-stream for this test to mean anything"
-        assert _counts(db_url, device) == (9000, 9000)
+        assert stored_counts(db_url, [device]) == (9000, 9000)
         pub.close()
     finally:
         server.send_signal(signal.SIGTERM)
