@@ -125,6 +125,12 @@ class Workbench(NamedTuple):
     def base(self) -> str:
         return self.app.endpoints.http
 
+    def page_as(self, key: str, path: str) -> Any:
+        """A page with the site's `key` ("officer", "viewer", ...) open at `path`."""
+        page = page_for(self.browser, self.site[key])
+        page.goto(f"{self.base}{path}")
+        return page
+
 
 @pytest.fixture
 def wb(

@@ -15,7 +15,7 @@ import psycopg
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
-from tests.helpers import Publisher
+from tests.helpers import Publisher, one_row
 from tests.web.conftest import SUBJECT, Workbench, page_for, wait_for_alert
 
 
@@ -30,10 +30,15 @@ def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
     pub.close()
 
 
+def raised(wb: Workbench, value: float = 61) -> int:
+    """The site's device breaches (as `_breach`): the id of the alert, once raised."""
+    _breach(wb.broker, wb.site["device"], value)
+    return wait_for_alert(wb.db)
+
+
 def test_breach_shows_live_on_board_and_opens_with_chart(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/")
+    site, broker, db = wb.site, wb.broker, wb.db
+    page = wb.page_as("officer", "/")
     page.wait_for_selector("#live.live", timeout=10_000)
     assert page.locator("#stale").is_hidden()
     _breach(broker, site["device"])
@@ -63,11 +68,9 @@ def test_breach_shows_live_on_board_and_opens_with_chart(wb: Workbench, tmp_path
 
 
 def test_acknowledge_and_dispatch_with_preview(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/alerts/{alert_id}")
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.fill("form[hx-post$='/ack'] input[name=note]", "值班已确认")
     page.click("#ack")
     page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=10_000)
@@ -81,20 +84,16 @@ def test_acknowledge_and_dispatch_with_preview(wb: Workbench, tmp_path: Path) ->
     page.click("#dispatch-confirm")
     page.wait_for_selector("#alert-state[data-state=dispatched]", timeout=10_000)
     page.screenshot(path=str(tmp_path / "dispatched.png"), full_page=True)
-    row = db.execute(
-        "SELECT t.kind FROM tasks t JOIN task_alerts ta ON ta.task_id = t.id"
-        " WHERE ta.alert_id = %s",
-        (alert_id,),
-    ).fetchone()
-    assert row == ("joint",)
+    sql = (
+        "SELECT t.kind FROM tasks t JOIN task_alerts ta ON ta.task_id = t.id WHERE ta.alert_id = %s"
+    )
+    assert one_row(db, sql, alert_id) == ("joint",)
 
 
 def test_dismiss_with_chinese_reason(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/alerts/{alert_id}")
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.click("summary:has-text('排除…')")
     page.select_option("#dismiss-form select[name=reason]", label="设备故障")
     page.fill("#dismiss-form textarea", "探头受潮，已报修")
@@ -111,11 +110,9 @@ def test_dismiss_with_chinese_reason(wb: Workbench, tmp_path: Path) -> None:
 
 
 def test_silence_from_an_alert_with_preview(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/alerts/{alert_id}")
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.click("summary:has-text('静默…')")
     # The rule is offered by its Chinese title, its id beside it for the record.
     rule_option = page.locator("#silence-form select[name=target] option").first
@@ -141,11 +138,9 @@ def test_silence_from_an_alert_with_preview(wb: Workbench, tmp_path: Path) -> No
 
 
 def test_viewer_sees_no_action_buttons(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
-    page = page_for(browser, site["viewer"])
-    page.goto(f"{base}/")
+    base = wb.base
+    alert_id = raised(wb)
+    page = wb.page_as("viewer", "/")
     page.locator("#alerts tr[data-alert-id]").first.wait_for(timeout=10_000)
     assert page.locator("#alerts button").count() == 0
     page.goto(f"{base}/alerts/{alert_id}")
@@ -160,9 +155,8 @@ def test_viewer_sees_no_action_buttons(wb: Workbench, tmp_path: Path) -> None:
 
 
 def test_no_page_scrolls_sideways_at_390px(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    site, browser, base = wb.site, wb.browser, wb.base
+    alert_id = raised(wb)
     page = page_for(browser, site["officer"], width=390, height=844)
     for i, path in enumerate(["/", f"/alerts/{alert_id}", "/tasks", "/subjects",
                               f"/subjects/{SUBJECT}", "/devices", "/map", "/rules", "/silences",
@@ -209,14 +203,7 @@ def test_other_departments_ids_answer_404(
 
 
 def test_alert_page_shows_evidence_once_verified_and_large(wb: Workbench, tmp_path: Path) -> None:
-    site, running, broker, db, browser, base = (
-        wb.site,
-        wb.app,
-        wb.broker,
-        wb.db,
-        wb.browser,
-        wb.base,
-    )
+    running, db = wb.app, wb.db
     import cv2
     from skimage import data
 
@@ -226,8 +213,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(wb: Workbench, tmp_pa
     from video.service import VideoService
     from video.snapshot import FaceBlurrer, make_snapshot
 
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    alert_id = raised(wb)
     # A real snapshot stored by the running video service (hashed at capture). Which camera
     # detection links it to a clue is the video and rules tests' business; here the clues of
     # this alert cite it, as a camera clue on the same subject would.
@@ -242,8 +228,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(wb: Workbench, tmp_pa
     db.execute(
         "UPDATE alert_clues SET evidence_ids = %s WHERE alert_id = %s", ([evidence], alert_id)
     )
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/alerts/{alert_id}")
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     figures = page.locator("#evidence figure.evidence")
     assert figures.count() == 1  # cited by both clues, shown once
     page.wait_for_function(

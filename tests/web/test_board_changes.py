@@ -10,8 +10,8 @@ import psycopg
 
 from offsite.app import OffsiteApp
 from subjects.credit_code import make
-from tests.web.conftest import Workbench, page_for, wait_for_alert
-from tests.web.test_board import _breach
+from tests.web.conftest import Workbench, page_for
+from tests.web.test_board import raised
 
 ROW = re.compile(r'<tr data-alert-id="(\d+)"')
 _made = iter(range(1, 10_000))
@@ -86,7 +86,7 @@ def test_changes_send_the_order_and_only_the_changed_rows(
 
 
 def test_live_events_patch_the_rows_in_place(wb: Workbench) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
     earlier = _open_alerts(db, 2)
     page = page_for(browser, site["officer"])
     lists: list[str] = []
@@ -95,8 +95,7 @@ def test_live_events_patch_the_rows_in_place(wb: Workbench) -> None:
     page.wait_for_selector("#live.live", timeout=10_000)
     page.wait_for_function("document.title.startsWith('(2)')", timeout=10_000)
     lists.clear()  # the reload on connecting is the whole list; what follows is not
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    alert_id = raised(wb)
     first = page.locator("#alerts tbody tr").first
     page.wait_for_function(
         f"document.querySelector('#alerts tbody tr').dataset.alertId === '{alert_id}'",

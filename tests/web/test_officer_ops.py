@@ -195,8 +195,7 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
     assert page.get_attribute("#audit-result", "data-ok") == "true"
     assert "审计链校验通过" in page.inner_text("#audit-result")
     # A viewer sees the outbox without the retry button; another department's id is 404.
-    viewer = page_for(browser, site["viewer"])
-    viewer.goto(f"{base}/notifications")
+    viewer = wb.page_as("viewer", "/notifications")
     assert viewer.locator(f"tr[data-notification-id='{notification}']").count() == 1
     assert viewer.locator("button.retry").count() == 0
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {site['outsider']}"}) as c:
@@ -207,13 +206,12 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
 def test_audit_page_shows_the_verify_result_and_a_broken_link(
     wb: Workbench, tmp_path: Path
 ) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
+    site, broker, db = wb.site, wb.broker, wb.db
     _breach(broker, site["device"])
     wait_for_alert(db)
     wait_until(lambda: db.execute("SELECT count(*) FROM audit_log").fetchall()[0][0] >= 2,
                what="audit entries")  # fmt: skip
-    page = page_for(browser, site["viewer"])
-    page.goto(f"{base}/audit")
+    page = wb.page_as("viewer", "/audit")
     result = page.inner_text("#audit-result")
     assert page.get_attribute("#audit-result", "data-ok") == "true"
     assert "审计链校验通过" in result
@@ -384,8 +382,7 @@ def test_double_random_draw_previewed_confirmed_and_merged(
     page.click(".merge-result a")
     page.wait_for_url(f"{base}/tasks/*")
     # A viewer sees the history but no draw or merge controls.
-    viewer = page_for(browser, site["viewer"])
-    viewer.goto(f"{base}/draws")
+    viewer = wb.page_as("viewer", "/draws")
     assert viewer.locator("#draw-history tr[data-draw-id]").count() == 1
     assert viewer.locator("#draw-form").count() == 0
     assert viewer.locator("button.merge").count() == 0
@@ -428,18 +425,21 @@ def test_new_pages_and_their_previews_do_not_scroll_sideways_at_390px(
     page.locator("#draw-history button.merge").first.click()
     page.wait_for_selector(".merge-preview")
     check("merge-preview")
-    page.goto(f"{base}/silences")
-    row = page.locator(f"tr[data-silence-id='{sid}']")
-    row.locator("summary").click()
-    row.locator(".extend-form button").click()
-    row.locator(f"#extend-preview-{sid}").wait_for()
-    check("silence-extend-preview")
-    page.goto(f"{base}/alerts/{alert_id}")
-    card = page.locator(f"#active-silences [data-silence-id='{sid}']")
-    card.locator("summary").click()
-    card.locator(".extend-form button").click()
-    card.locator(f"#extend-preview-{sid}").wait_for()
-    check("alert-extend-preview")
+    # The silence's extend preview, on the silences page and on the alert.
+    for path, silence, name in (
+        ("/silences", f"tr[data-silence-id='{sid}']", "silence-extend-preview"),
+        (
+            f"/alerts/{alert_id}",
+            f"#active-silences [data-silence-id='{sid}']",
+            "alert-extend-preview",
+        ),
+    ):
+        page.goto(f"{base}{path}")
+        item = page.locator(silence)
+        item.locator("summary").click()
+        item.locator(".extend-form button").click()
+        item.locator(f"#extend-preview-{sid}").wait_for()
+        check(name)
     page.goto(f"{base}/rules")
     check("rules-with-summaries")
     page.goto(f"{base}/alerts/999999999")

@@ -17,8 +17,8 @@ import pytest
 
 from alerts import checkpoints
 from tests.helpers import wait_until
-from tests.web.conftest import Workbench, person, signed_in, wait_for_alert, webhook_alerts
-from tests.web.test_board import _breach
+from tests.web.conftest import Workbench, person, signed_in, webhook_alerts
+from tests.web.test_board import raised
 
 KEY = checkpoints.new_key()
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -47,9 +47,8 @@ def offsite_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_outbox_shows_what_a_failure_means_its_raw_text_and_the_next_retry(
     wb: Workbench, tmp_path: Path
 ) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"], 30)
-    alert_id = wait_for_alert(db)
+    db, browser, base = wb.db, wb.browser, wb.base
+    alert_id = raised(wb, 30)
 
     def failed_once() -> tuple[int, str, datetime] | None:
         row = db.execute(
@@ -96,7 +95,7 @@ def test_outbox_shows_what_a_failure_means_its_raw_text_and_the_next_retry(
 def test_audit_page_explains_an_empty_chain_and_missing_checkpoints_then_signed_ones(
     wb: Workbench, tmp_path: Path
 ) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
     assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
     page = signed_in(browser, base, person(db, "王芳", "EMB", "viewer"))
     response = page.goto(f"{base}/audit")
@@ -109,8 +108,7 @@ def test_audit_page_explains_an_empty_chain_and_missing_checkpoints_then_signed_
     assert "offsite audit checkpoint" in page.inner_text("#checkpoints")
     page.screenshot(path=str(tmp_path / "1-audit-empty.png"), full_page=True)
     # Entries, still unsigned: the chain verifies and the page says what that does not prove.
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    alert_id = raised(wb)
     wait_until(lambda: (db.execute("SELECT count(*) FROM audit_log").fetchone() or (0,))[0] >= 2,
                what="audit entries")  # fmt: skip
     page.reload()

@@ -14,7 +14,7 @@ import psycopg
 from api.auth import create_key
 from offsite.app import OffsiteApp
 from subjects.credit_code import make
-from tests.helpers import wait_until
+from tests.helpers import one_row, wait_until
 from tests.web import test_people_pages
 from tests.web.conftest import SUBJECT, Workbench, page_for, person, signed_in
 from tests.web.test_board import _breach
@@ -160,12 +160,11 @@ def test_edit_basic_data_and_coordinates_with_field_errors_and_audit(
     assert "名称" in record
     assert "纬度" in record
     page.screenshot(path=str(tmp_path / "2-basic-saved.png"), full_page=True)
-    row = db.execute(
-        "SELECT actor, action FROM audit_log WHERE entity = 'subject' AND entity_id = %s"
-        " ORDER BY seq DESC LIMIT 1",
-        (SUBJECT,),
-    ).fetchone()
-    assert row == (f"张伟 ({login})", "subject.updated")
+    newest = "SELECT actor, action FROM audit_log WHERE entity = 'subject' AND entity_id = %s"
+    assert one_row(db, newest + " ORDER BY seq DESC LIMIT 1", SUBJECT) == (
+        f"张伟 ({login})",
+        "subject.updated",
+    )
     # Without the page's CSRF token the same form is refused.
     r = page.request.post(f"{base}{FILE}/basic", form={"name": "x"})
     assert r.status == 403

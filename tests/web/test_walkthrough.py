@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from tests.helpers import wait_until
-from tests.web.conftest import SUBJECT, Workbench, person, signed_in, wait_for_alert
-from tests.web.test_board import _breach
+from tests.web.conftest import SUBJECT, Workbench, person, signed_in
+from tests.web.test_board import raised
 
 # Latin words that are data or names, not prose an officer should read in English.
 DATA = re.compile(
@@ -55,9 +55,8 @@ def _pages(alert_id: int, task_id: int, rule_id: str) -> list[tuple[str, str]]:
 def test_officer_and_admin_walk_every_page_at_1280_and_390_px(
     wb: Workbench, tmp_path: Path
 ) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    alert_id = raised(wb)
     officer_key = {"Authorization": f"Bearer {site['officer']}"}
     r = httpx.post(f"{base}/api/v1/alerts/{alert_id}/dispatch", headers=officer_key)
     assert r.status_code == 200, r.text

@@ -16,7 +16,7 @@ from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import wait_until
 from tests.web.conftest import SUBJECT, Workbench, page_for, wait_for_alert
-from tests.web.test_board import _breach
+from tests.web.test_board import _breach, raised
 
 
 def _photo(tmp_path: Path) -> Path:
@@ -28,9 +28,8 @@ def _photo(tmp_path: Path) -> Path:
 
 
 def test_findings_by_two_departments_then_the_lead_closes(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    alert_id = wait_for_alert(db)
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    alert_id = raised(wb)
     lead = page_for(browser, site["officer"], width=390, height=844)  # in the field, on a phone
     lead.goto(f"{base}/alerts/{alert_id}")
     lead.click("#dispatch")
@@ -90,11 +89,9 @@ def test_findings_by_two_departments_then_the_lead_closes(wb: Workbench, tmp_pat
 
 
 def test_subject_file_and_csv_import_report(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    wait_for_alert(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/subjects?q=化工")
+    site, db, base = wb.site, wb.db, wb.base
+    raised(wb)
+    page = wb.page_as("officer", "/subjects?q=化工")
     page.click(f"a[href='/subjects/{SUBJECT}']")
     page.wait_for_selector("#basic")
     text = page.inner_text("main")
@@ -182,11 +179,9 @@ def test_every_message_and_rule_title_has_a_chinese_translation() -> None:
 
 
 def test_dry_run_charts_what_a_rule_would_have_raised(wb: Workbench, tmp_path: Path) -> None:
-    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
-    _breach(broker, site["device"])
-    wait_for_alert(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/rules")
+    site, base = wb.site, wb.base
+    raised(wb)
+    page = wb.page_as("officer", "/rules")
     page.click("a[href='/rules/gas-lel-alarm-2/dry-run']")
     page.select_option("select[name=hours]", "6")
     page.click("#dry-run")
