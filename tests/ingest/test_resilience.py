@@ -14,11 +14,26 @@ import pytest
 
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
-from offsite.settings import load_settings
+from offsite.settings import Settings, load_settings
 from tests.helpers import Publisher, stored_counts, wait_until
 from tests.ingest.test_pipeline import Stream
 
 pytestmark = pytest.mark.slow
+
+
+def outage_settings(
+    tmp_path: Path, pg: EmbeddedPostgres, broker: EmbeddedBroker, name: str
+) -> Settings:
+    """offsite on a database of its own (`pg`, which the test stops and starts), retrying
+    the database at least once a second."""
+    return load_settings(
+        config_file=None,
+        state_dir=tmp_path / "state",
+        database={"url": pg.url},
+        mqtt={"url": broker.url, "client_id": f"{name}-{uuid.uuid4().hex[:6]}"},
+        http={"port": 0},
+        ingest={"retry_max_s": 1.0},
+    )
 
 
 def test_database_outage_turns_into_back_pressure_not_loss(
@@ -28,14 +43,7 @@ def test_database_outage_turns_into_back_pressure_not_loss(
     pg = EmbeddedPostgres(tmp_path / "pg", durable=True)
     pg.start()
     try:
-        settings = load_settings(
-            config_file=None,
-            state_dir=tmp_path / "state",
-            database={"url": pg.url},
-            mqtt={"url": broker.url, "client_id": f"outage-{uuid.uuid4().hex[:6]}"},
-            http={"port": 0},
-            ingest={"retry_max_s": 1.0},
-        )
+        settings = outage_settings(tmp_path, pg, broker, "outage")
         device = f"outage-{uuid.uuid4().hex[:6]}"
         pub = Publisher(broker.port)
         with OffsiteApp(settings) as app:
