@@ -13,8 +13,8 @@ import pytest
 from hj212.simlogger import Logger, data_packet
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
-from offsite.settings import load_settings
 from tests.helpers import stored_counts, wait_until
+from tests.ingest.test_resilience import outage_settings
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,7 @@ def test_database_outage_means_no_reply_then_resend_and_stored_once(
     progress = [0] * LOGGERS
     outage = threading.Event()
     try:
-        settings = load_settings(
-            config_file=None,
-            state_dir=tmp_path / "state",
-            database={"url": pg.url},
-            mqtt={"url": broker.url, "client_id": f"hj-outage-{uuid.uuid4().hex[:6]}"},
-            http={"port": 0},
-            ingest={"retry_max_s": 1.0},
-        )
+        settings = outage_settings(tmp_path, pg, broker, "hj-outage")
         with OffsiteApp(settings) as app:
             assert app.hj212 is not None
             port = app.hj212.port
