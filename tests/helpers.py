@@ -19,6 +19,7 @@ import psycopg
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
+from offsite.app import OffsiteApp
 from offsite.embedded import MOSQUITTO_CONF, BrokerAuth, EmbeddedBroker
 
 T = TypeVar("T")
@@ -53,6 +54,14 @@ def wait_until(
     assert last is not None
     assert last is not False
     return last
+
+
+@contextmanager
+def running_offsite(settings: Any) -> Iterator[OffsiteApp]:
+    """offsite run in this process with `settings`, once it is connected to the broker."""
+    with OffsiteApp(settings) as app:
+        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+        yield app
 
 
 def one_row(db: psycopg.Connection[Any], sql: str, *params: object) -> tuple[Any, ...]:
