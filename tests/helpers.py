@@ -64,6 +64,25 @@ def running_offsite(settings: Any) -> Iterator[OffsiteApp]:
         yield app
 
 
+def in_threads(target: Callable[[int], object], n: int) -> list[BaseException]:
+    """Run target(0) ... target(n - 1) at once, each in a thread of its own, and wait for
+    them all: what they raised (for the caller to assert is nothing)."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as err:  # surfaced by the caller
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def one_row(db: psycopg.Connection[Any], sql: str, *params: object) -> tuple[Any, ...]:
     """The one row `sql` answers (failing if it answers none)."""
     row = db.execute(sql, params or None).fetchone()
