@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import os
 import re
@@ -11,7 +12,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,44 @@ def start_publisher(
     p = ctx.Process(target=publish_worker, args=(port, items, rate, qos, q, stamp), daemon=True)
     p.start()
     return p, q
+
+
+# The benchmarks' rule: a pm25 reading above 500 (pm25_stream's breaches are 900).
+PM25_RULE = """\
+id: bench-pm25-high
+version: 1
+department: EEB
+title: PM2.5 reading above 500
+legal_basis: bench
+severity: major
+selector: {metric: pm25}
+kind: threshold
+op: ">"
+limit: 500
+"""
+
+
+def pm25_stream(n: int, prefix: str, devices: int) -> tuple[list[tuple[str, bytes]], int]:
+    """`n` pm25 readings for start_publisher (stamped), over `devices` devices named
+    `prefix`-0000 on: 1% breach (900 against 12.5), spread so that a device's next reading is
+    normal again and it breaches at most once in a run. The items and how many breach."""
+    breaching = [(i % devices + i // devices) % 100 == 7 for i in range(n)]
+    items = []
+    for i in range(n):
+        value = "900.0" if breaching[i] else "12.5"
+        body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
+        items.append((f"offsite/v1/devices/{prefix}-{i % devices:04d}/telemetry", body))
+    return items, sum(breaching)
+
+
+def rate_main(doc: str, run: Callable[[float, float], None], rate: float) -> int:
+    """A benchmark's command line: --rate (messages a second) and --seconds, then `run`."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--rate", type=float, default=rate)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    run(args.rate, args.seconds)
+    return 0
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -12,7 +12,6 @@ outbox commit -> delivered, i.e. the in-process share.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -31,9 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from bench._common import (
+    PM25_RULE,
     histogram_quantile,
     infrastructure,
     offsite_server,
+    pm25_stream,
+    rate_main,
     scrape,
     start_publisher,
 )
@@ -41,18 +43,6 @@ from offsite.embedded import free_port
 
 DEVICES = 1000
 SECRET = "bench-secret"
-RULE = """\
-id: bench-pm25-high
-version: 1
-department: EEB
-title: PM2.5 reading above 500
-legal_basis: bench
-severity: major
-selector: {metric: pm25}
-kind: threshold
-op: ">"
-limit: 500
-"""
 
 
 class Receiver:
@@ -129,7 +119,7 @@ def run(rate: float, seconds: float) -> None:
     work = Path(tempfile.mkdtemp(prefix="offsite-bench-alerts-"))
     rules_dir = work / "rules"
     rules_dir.mkdir()
-    (rules_dir / "bench.yaml").write_text(RULE, encoding="utf-8")
+    (rules_dir / "bench.yaml").write_text(PM25_RULE, encoding="utf-8")
     receiver = Receiver()
     route = {
         "name": "bench",
@@ -155,15 +145,9 @@ def run(rate: float, seconds: float) -> None:
             seed_subjects(db_url)
             time.sleep(2.0)  # the subject directory picks the bindings up through NOTIFY
             n = int(rate * seconds)
-            # 1% of readings breach; a device breaches at most once in a run, so every breach
-            # opens its own alert and its own notification.
-            breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
-            items = []
-            for i in range(n):
-                value = "900.0" if breaching[i] else "12.5"
-                body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
-                items.append((f"offsite/v1/devices/ab-{i % DEVICES:04d}/telemetry", body))
-            breaches = sum(breaching)
+            # A device breaches at most once in a run: every breach opens its own alert and
+            # its own notification.
+            items, breaches = pm25_stream(n, "ab", DEVICES)
             before = scrape(metrics_url)
             started = time.monotonic()
             proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
@@ -217,12 +201,7 @@ def run(rate: float, seconds: float) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rate", type=float, default=1000.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    args = ap.parse_args()
-    run(args.rate, args.seconds)
-    return 0
+    return rate_main(__doc__ or "", run, 1000.0)
 
 
 if __name__ == "__main__":

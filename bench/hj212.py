@@ -46,6 +46,12 @@ VALUES: dict[str, float | tuple[float, str]] = {
     "w21011": (0.3, "C"),
 }
 
+# The devices' readings stored, and how many differ (by device, metric and time).
+STORED = (
+    "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
+    " WHERE device_id = ANY(%s)"
+)
+
 
 def _packets(devices: list[str], n: int, start: datetime) -> list[list[tuple[str, bytes]]]:
     return [
@@ -225,11 +231,7 @@ def run_once(args: argparse.Namespace) -> Run:
                 metrics = scrape(server.metrics_url)
                 rss = sum(rss_mb(pid) for pid in served)
                 with psycopg.connect(infra.db_url) as conn:
-                    row = conn.execute(
-                        "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
-                        " WHERE device_id = ANY(%s)",
-                        (devices,),
-                    ).fetchone()
+                    row = conn.execute(STORED, (devices,)).fetchone()
     assert row is not None
     t0 = min(r[1] for r in results)
     t1 = max(r[2] for r in results)

@@ -10,7 +10,6 @@ its publish time) and from the server's histogram offsite_rules_clue_latency_sec
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -21,27 +20,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import (
-    histogram_quantile,
-    infrastructure,
-    offsite_server,
-    scrape,
-    start_publisher,
-)
+from bench import _common as common
 
 DEVICES = 1000
-RULE = """\
-id: bench-pm25-high
-version: 1
-department: EEB
-title: PM2.5 reading above 500
-legal_basis: bench
-severity: major
-selector: {metric: pm25}
-kind: threshold
-op: ">"
-limit: 500
-"""
 
 
 def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
@@ -51,27 +32,20 @@ def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
     pack = Path(__file__).resolve().parents[1] / "deploy" / "rules"
     for f in pack.glob("*.yaml"):
         shutil.copy(f, rules_dir / f.name)
-    (rules_dir / "bench.yaml").write_text(RULE, encoding="utf-8")
+    (rules_dir / "bench.yaml").write_text(common.PM25_RULE, encoding="utf-8")
     try:
         with (
-            infrastructure(work) as infra,
-            offsite_server(
+            common.infrastructure(work) as infra,
+            common.offsite_server(
                 work, infra, "offsite-bench-rules", {"OFFSITE_RULES__DIRECTORY": str(rules_dir)}
             ) as srv,
         ):
             broker, db_url, metrics_url = infra.broker, infra.db_url, srv.metrics_url
             n = int(rate * seconds)
-            items = []
-            # 1% of readings breach, spread so that a device's next reading is normal again:
-            # each breach is one clue episode (opened, then resolved).
-            breaching = [(i % DEVICES + i // DEVICES) % 100 == 7 for i in range(n)]
-            for i in range(n):
-                value = "900.0" if breaching[i] else "12.5"
-                body = f'{{"ts": @TS@, "values": {{"pm25": {value}}}}}'.encode()
-                items.append((f"offsite/v1/devices/rb-{i % DEVICES:04d}/telemetry", body))
-            breaches = sum(breaching)
-            before = scrape(metrics_url)
-            proc, _ = start_publisher(broker.port, items, rate=rate, stamp=True)
+            # Each breach is one clue episode (opened, then resolved).
+            items, breaches = common.pm25_stream(n, "rb", DEVICES)
+            before = common.scrape(metrics_url)
+            proc, _ = common.start_publisher(broker.port, items, rate=rate, stamp=True)
             proc.join(seconds + 120)
             with psycopg.connect(db_url, autocommit=True) as conn:
                 deadline = time.monotonic() + 60
@@ -90,10 +64,10 @@ def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
                     " SELECT extract(epoch FROM created_at - started_at) AS x FROM clues"
                     " WHERE rule_id = 'bench-pm25-high') q"
                 ).fetchone()
-            after = scrape(metrics_url)
+            after = common.scrape(metrics_url)
             name = "offsite_rules_clue_latency_seconds"
-            h50 = histogram_quantile(before, after, name, 0.5)
-            h99 = histogram_quantile(before, after, name, 0.99)
+            h50 = common.histogram_quantile(before, after, name, 0.5)
+            h99 = common.histogram_quantile(before, after, name, 0.99)
             assert row is not None
             p50, p99, worst = (float(x) if x is not None else float("nan") for x in row)
             print(
@@ -107,7 +81,9 @@ def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
             print(
                 f"server histogram (interpolated): p50 {h50 * 1000:.0f} ms, p99 {h99 * 1000:.0f} ms"
             )
-            lag = histogram_quantile(before, after, "offsite_rules_evaluation_lag_seconds", 0.99)
+            lag = common.histogram_quantile(
+                before, after, "offsite_rules_evaluation_lag_seconds", 0.99
+            )
             print(
                 "evaluation lag p99 (wall clock - newest event time of a batch): "
                 f"{lag * 1000:.0f} ms"
@@ -117,12 +93,7 @@ def run_e2e(rate: float = 2000.0, seconds: float = 20.0) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rate", type=float, default=2000.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    args = ap.parse_args()
-    run_e2e(args.rate, args.seconds)
-    return 0
+    return common.rate_main(__doc__ or "", run_e2e, 2000.0)
 
 
 if __name__ == "__main__":

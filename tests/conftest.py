@@ -12,10 +12,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
+from psycopg_pool import ConnectionPool
 
+from api.context import ApiContext
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import prepare_database
 from offsite.settings import Settings, load_settings
+from subjects.service import SubjectsService
+from subjects.settings import SubjectsSettings
 
 
 @pytest.fixture(scope="session")
@@ -127,3 +132,16 @@ def make_settings(tmp_path: Path, db_url: str, broker: EmbeddedBroker) -> Any:
         return load_settings(config_file=None, **base)
 
     return build
+
+
+@pytest.fixture
+def subjects_ctx(db_url: str) -> Iterator[ApiContext]:
+    """The API's context over this test's database with the subjects service running."""
+    pool = ConnectionPool(db_url, min_size=1, max_size=4, open=True)
+    subjects = SubjectsService(SubjectsSettings(listen=False), pool, CollectorRegistry())
+    subjects.start()
+    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": True})
+    ctx.provide(SubjectsService, subjects)
+    yield ctx
+    subjects.stop()
+    pool.close()

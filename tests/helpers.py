@@ -1,15 +1,26 @@
-"""Test helpers: a QoS 1 publisher that counts broker acks, and polling with a deadline."""
+"""Test helpers: a QoS 1 publisher that counts broker acks, polling with a deadline, a
+Mosquitto with logins and an app behind a real uvicorn."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Literal, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
+import psycopg
+import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
+
+from offsite.app import OffsiteApp
+from offsite.embedded import MOSQUITTO_CONF, BrokerAuth, EmbeddedBroker
 
 T = TypeVar("T")
 
@@ -43,6 +54,54 @@ def wait_until(
     assert last is not None
     assert last is not False
     return last
+
+
+@contextmanager
+def running_offsite(settings: Any) -> Iterator[OffsiteApp]:
+    """offsite run in this process with `settings`, once it is connected to the broker."""
+    with OffsiteApp(settings) as app:
+        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+        yield app
+
+
+def in_threads(target: Callable[[int], object], n: int) -> list[BaseException]:
+    """Run target(0) ... target(n - 1) at once, each in a thread of its own, and wait for
+    them all: what they raised (for the caller to assert is nothing)."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as err:  # surfaced by the caller
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def one_row(db: psycopg.Connection[Any], sql: str, *params: object) -> tuple[Any, ...]:
+    """The one row `sql` answers (failing if it answers none)."""
+    row = db.execute(sql, params or None).fetchone()
+    assert row is not None, sql
+    return tuple(row)
+
+
+def scalar(db: psycopg.Connection[Any], sql: str, *params: object) -> int:
+    """The integer `sql` answers, a count say."""
+    return int(one_row(db, sql, *params)[0])
+
+
+def stored_counts(url: str, devices: list[str]) -> tuple[int, int]:
+    """The devices' readings stored, and how many of them differ (by device, metric, time):
+    the two are equal when nothing was stored twice."""
+    sql = "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
+    with psycopg.connect(url) as conn:
+        stored, distinct = one_row(conn, sql + " WHERE device_id = ANY(%s)", devices)
+    return int(stored), int(distinct)
 
 
 class Publisher:
@@ -90,3 +149,45 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def broker_with_logins(passwords: dict[str, str], prefix: str) -> Iterator[EmbeddedBroker]:
+    """Mosquitto with the project's config, a password file of `passwords` and the shipped
+    ACL (the body of a fixture: it yields the started broker, then stops it)."""
+    # Mosquitto started as root reads its files as the mosquitto user: not under pytest's
+    # 0700 basetemp, but in a traversable folder of its own.
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    passwd = folder / "offsite.passwd"
+    for i, (user, password) in enumerate(passwords.items()):
+        flags = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
+    passwd.chmod(0o644)
+    acl = folder / "offsite.acl"
+    shutil.copy(MOSQUITTO_CONF.parent / "acl.example", acl)
+    acl.chmod(0o644)
+    broker = EmbeddedBroker(folder, kind="mosquitto", auth=BrokerAuth(passwd, acl))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def serving(app: Any, **config: Any) -> Iterator[int]:
+    """`app` behind a real uvicorn in a thread on a free loopback port (as `offsite run`
+    serves it): the port. `config` goes to uvicorn.Config."""
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning", **config}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started or not thread.is_alive(), interval=0.02, what="uvicorn")
+    assert server.started, "uvicorn exited while starting"
+    try:
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive(), "uvicorn did not stop within 10 s"

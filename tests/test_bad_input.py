@@ -8,31 +8,20 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
-from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from api.auth import create_key
 from api.context import ApiContext
 from subjects.credit_code import make
-from subjects.service import SubjectsService
-from subjects.settings import SubjectsSettings
 
 PLANT = make("9", "1", "330100", "71610585")
 BIG = str(2**63)
 
 
 @pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    pool = ConnectionPool(db_url, min_size=1, max_size=4, open=True)
-    subjects = SubjectsService(SubjectsSettings(listen=False), pool, CollectorRegistry())
-    subjects.start()
-    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": True})
-    ctx.provide(SubjectsService, subjects)
-    with TestClient(create_app(ctx)) as c:
+def client(subjects_ctx: ApiContext) -> Iterator[TestClient]:
+    with TestClient(create_app(subjects_ctx)) as c:
         yield c
-    subjects.stop()
-    pool.close()
 
 
 @pytest.fixture

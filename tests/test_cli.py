@@ -11,13 +11,19 @@ from offsite.cli import main
 from offsite.embedded import EmbeddedPostgres
 
 
-def test_keys_create_leaves_a_running_embedded_server_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The command's state folder, no config file or database URL from the environment."""
     for var in ("OFFSITE_CONFIG", "OFFSITE_DATABASE__URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OFFSITE_STATE_DIR", str(tmp_path))
-    server = EmbeddedPostgres(tmp_path / "postgres", durable=False)  # as `offsite run` would
+    return tmp_path
+
+
+def test_keys_create_leaves_a_running_embedded_server_alone(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = EmbeddedPostgres(state_dir / "postgres", durable=False)  # as `offsite run` would
     server.start()
     try:
         assert main(["keys", "create", "--department", "EEB", "--role", "viewer"]) == 0
@@ -34,10 +40,7 @@ def test_keys_create_leaves_a_running_embedded_server_alone(
 
 
 def test_keys_create_names_a_bad_department(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for var in ("OFFSITE_CONFIG", "OFFSITE_DATABASE__URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OFFSITE_STATE_DIR", str(tmp_path))
     assert main(["keys", "create", "--department", "XYZ", "--role", "viewer"]) == 2
     assert "department 'XYZ' is unknown" in capsys.readouterr().err

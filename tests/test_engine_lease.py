@@ -4,7 +4,6 @@ fence that stops the stale holder's writes."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,17 +17,14 @@ from failover.metrics import EngineMetrics
 from failover.role import EXIT_LEASE_LOST, EngineRole
 from failover.settings import EngineSettings
 from ingest.models import Reading
+from tests.helpers import scalar, wait_until
 
 SETTINGS = EngineSettings(lock_key=0x0E791E1)
 
 
 def _backend_of(db: psycopg.Connection[Any], holder: str) -> int:
-    row = db.execute(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-        (f"offsite-engine-lease {holder}",),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    sql = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+    return scalar(db, sql, f"offsite-engine-lease {holder}")
 
 
 def test_one_holder_then_takeover_when_its_session_ends(
@@ -72,8 +68,11 @@ def test_a_stale_write_in_progress_commits_before_the_new_epoch(
         got: list[int | None] = []
         t = threading.Thread(target=lambda: got.append(b.try_acquire()))
         t.start()
-        time.sleep(0.5)
-        assert t.is_alive()  # the bump waits for the write in progress
+        # b's bump waits for the write in progress: its session waits on a lock.
+        wait_until(lambda: scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                      " application_name = %s AND wait_event_type = 'Lock'",
+                                  "offsite-engine-lease b"), what="b's bump waiting")  # fmt: skip
+        assert t.is_alive()
         stale.execute("COMMIT")
         t.join(5)
         assert got == [2]

@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from alerts.notify.webhook import DELIVERY_HEADER
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import check_character
-from tests.conftest import _with_db
+from tests.conftest import _scratch_database
 from tests.helpers import wait_until
 
 pytestmark = [
@@ -337,58 +337,56 @@ def _free_port() -> int:
 
 @pytest.fixture
 def second_db(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
-    name = f"offsite_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-    try:
-        yield _with_db(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _scratch_database(pg_admin_url, "offsite_t", f' TEMPLATE "{migrated_template}"')
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as db:
+        return db.execute(sql).fetchall()
+
+
+# What the cluster and the reference each hold, compared after the faults.
+CLUES = (
+    "SELECT rule_id, fingerprint, started_at, ended_at, status, withdrawn, summary"
+    " FROM clues ORDER BY fingerprint, started_at"
+)
+# Each alert's subject, severity, state and number of firing clues.
+ALERTS = (
+    "SELECT a.credit_code, a.severity, a.state, count(c.id) FILTER (WHERE c.status"
+    " = 'firing') FROM alerts a LEFT JOIN alert_clues ac ON ac.alert_id = a.id"
+    " LEFT JOIN clues c ON c.id = ac.clue_id GROUP BY a.id ORDER BY a.credit_code, a.id"
+)
+ATTACHED = (
+    "SELECT a.credit_code, c.fingerprint || '@' || c.started_at::text FROM alerts a"
+    " JOIN alert_clues ac ON ac.alert_id = a.id JOIN clues c ON c.id = ac.clue_id"
+)
+NOTIFICATIONS = (
+    "SELECT o.id, a.credit_code, o.event, o.status FROM outbox o"
+    " JOIN alerts a ON a.id = o.alert_id ORDER BY o.id"
+)
+STORED = (
+    "SELECT device_id, (extract(epoch FROM time) * 1000)::bigint FROM readings WHERE metric = 'lel'"
+)
 
 
 def clues(url: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as db:
-        return db.execute(
-            "SELECT rule_id, fingerprint, started_at, ended_at, status, withdrawn, summary"
-            " FROM clues ORDER BY fingerprint, started_at"
-        ).fetchall()
+    return _rows(url, CLUES)
 
 
 def alerts(url: str) -> list[tuple[Any, ...]]:
-    """Each alert's subject, severity, state and number of firing clues."""
-    with psycopg.connect(url) as db:
-        return db.execute(
-            "SELECT a.credit_code, a.severity, a.state, count(c.id) FILTER (WHERE c.status"
-            " = 'firing') FROM alerts a LEFT JOIN alert_clues ac ON ac.alert_id = a.id"
-            " LEFT JOIN clues c ON c.id = ac.clue_id GROUP BY a.id ORDER BY a.credit_code, a.id"
-        ).fetchall()
+    return _rows(url, ALERTS)
 
 
 def attached(url: str) -> set[tuple[str, str]]:
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT a.credit_code, c.fingerprint || '@' || c.started_at::text FROM alerts a"
-            " JOIN alert_clues ac ON ac.alert_id = a.id JOIN clues c ON c.id = ac.clue_id"
-        ).fetchall()
-    return {(code, clue) for code, clue in rows}
+    return {(code, clue) for code, clue in _rows(url, ATTACHED)}
 
 
 def notifications(url: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url) as db:
-        return db.execute(
-            "SELECT o.id, a.credit_code, o.event, o.status FROM outbox o"
-            " JOIN alerts a ON a.id = o.alert_id ORDER BY o.id"
-        ).fetchall()
+    return _rows(url, NOTIFICATIONS)
 
 
 def stored(url: str) -> set[tuple[str, int]]:
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT device_id, (extract(epoch FROM time) * 1000)::bigint FROM readings"
-            " WHERE metric = 'lel'"
-        ).fetchall()
-    return {(d, int(t)) for d, t in rows}
+    return {(d, int(t)) for d, t in _rows(url, STORED)}
 
 
 def test_active_engine_killed_then_broker_restarted(

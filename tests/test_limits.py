@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
-from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from api.auth import create_key
 from api.context import ApiContext
 from rules.safe_yaml import YamlLimitError, safe_load
-from subjects.service import SubjectsService
-from subjects.settings import SubjectsSettings
+from tests.helpers import serving
 
 # Smaller than the probe's 254-byte document: 229 bytes, six levels of nine aliases, 9**6 strings.
 BOMB = "- &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
@@ -31,38 +25,16 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-def ctx(db_url: str) -> Iterator[ApiContext]:
-    pool = ConnectionPool(db_url, min_size=1, max_size=4, open=True)
-    subjects = SubjectsService(SubjectsSettings(listen=False), pool, CollectorRegistry())
-    subjects.start()
-    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": True})
-    ctx.provide(SubjectsService, subjects)
-    yield ctx
-    subjects.stop()
-    pool.close()
-
-
-@pytest.fixture
-def client(ctx: ApiContext) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx)) as c:
+def client(subjects_ctx: ApiContext) -> Iterator[TestClient]:
+    with TestClient(create_app(subjects_ctx)) as c:
         yield c
 
 
 @pytest.fixture
-def server(ctx: ApiContext) -> Iterator[int]:
+def server(subjects_ctx: ApiContext) -> Iterator[int]:
     """The app behind a real uvicorn on a free port, as `offsite run` serves it."""
-    config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=0, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port: int = srv.servers[0].sockets[0].getsockname()[1]
-    yield port
-    srv.should_exit = True
-    thread.join(10)
+    with serving(create_app(subjects_ctx)) as port:
+        yield port
 
 
 def key(db: psycopg.Connection[Any], role: str = "viewer") -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import psycopg
@@ -10,24 +9,15 @@ import pytest
 
 from offsite.migrations import Migration, MigrationError, discover, migrate
 from offsite.settings import load_settings
+from tests.helpers import in_threads
 
 
 def test_concurrent_migrate_applies_each_migration_once(empty_db_url: str) -> None:
-    errors: list[BaseException] = []
+    def run(_: int) -> None:
+        with psycopg.connect(empty_db_url) as conn:
+            migrate(conn, load_settings(config_file=None))
 
-    def run() -> None:
-        try:
-            with psycopg.connect(empty_db_url) as conn:
-                migrate(conn, load_settings(config_file=None))
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert in_threads(run, 3) == []
     with psycopg.connect(empty_db_url) as conn:
         rows = conn.execute("SELECT package, name FROM schema_migrations").fetchall()
     assert sorted(rows) == sorted((m.package, m.name) for m in discover())

@@ -6,7 +6,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from prometheus_client import CollectorRegistry
 
 from alerts.outbox import OutboxDelivery
 from alerts.service import AlertService
-from ingest.models import Reading
 from ingest.writer import BatchWriter
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
@@ -25,7 +24,7 @@ from rules.service import RuleService
 from supervise import Supervisor
 from tests.alerts.support import Receiver, emb_webhook, running_receiver, tank_farm
 from tests.alerts.test_e2e import RULE
-from tests.helpers import Publisher, wait_until
+from tests.helpers import Publisher, running_offsite, wait_until
 from video.frames import FrameTask
 from video.metrics import VideoMetrics
 from video.settings import CameraSettings, VideoSettings
@@ -43,6 +42,27 @@ def _once(fault: Exception) -> Callable[[], None]:
             raise fault
 
     return maybe
+
+
+FailOnce = Callable[[type, str, Exception], None]
+
+
+@pytest.fixture
+def fail_once(monkeypatch: pytest.MonkeyPatch) -> FailOnce:
+    """Patch `cls.name` (a method) to raise `fault` the first time it is called, then to run
+    as it was."""
+
+    def patch(cls: type, name: str, fault: Exception) -> None:
+        boom = _once(fault)
+        real = getattr(cls, name)
+
+        def flaky(self: Any, *args: Any) -> Any:
+            boom()
+            return real(self, *args)
+
+        monkeypatch.setattr(cls, name, flaky)
+
+    return patch
 
 
 # -- the mechanism ------------------------------------------------------------------------
@@ -161,21 +181,10 @@ def _restarts(app: OffsiteApp, worker: str) -> float:
 
 
 def test_a_sink_raising_once_does_not_stop_the_writer(
-    settings: Any,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any, broker: EmbeddedBroker, db: psycopg.Connection[Any], fail_once: FailOnce
 ) -> None:
-    boom = _once(RuntimeError("sink bug"))
-    real = RuleService.readings_committed
-
-    def flaky(self: RuleService, readings: Sequence[Reading]) -> None:
-        boom()
-        real(self, readings)
-
-    monkeypatch.setattr(RuleService, "readings_committed", flaky)
-    with OffsiteApp(settings) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+    fail_once(RuleService, "readings_committed", RuntimeError("sink bug"))
+    with running_offsite(settings) as app:
         now = int(time.time() * 1000)
         _publish(broker, "meter-1", 1.0, now)
         wait_until(lambda: _stored(db, "meter-1") == 1, what="the first reading")
@@ -188,48 +197,22 @@ def test_a_sink_raising_once_does_not_stop_the_writer(
 
 
 def test_a_writer_fault_is_restarted_and_the_batch_still_stored(
-    settings: Any,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any, broker: EmbeddedBroker, db: psycopg.Connection[Any], fail_once: FailOnce
 ) -> None:
-    boom = _once(RuntimeError("writer bug"))
-    real = BatchWriter.write
-
-    def flaky(self: BatchWriter, conn: Any, batch: Any) -> Any:
-        boom()
-        return real(self, conn, batch)
-
-    monkeypatch.setattr(BatchWriter, "write", flaky)
-    with OffsiteApp(settings) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+    fail_once(BatchWriter, "write", RuntimeError("writer bug"))
+    with running_offsite(settings) as app:
         _publish(broker, "meter-2", 1.0, int(time.time() * 1000))
         wait_until(lambda: _stored(db, "meter-2") == 1, what="the batch after the restart")
         assert _restarts(app, "ingest-writer") == 1.0
 
 
 def test_rules_alerts_and_outbox_faults_are_restarted_and_the_alert_still_sent(
-    settings: Any,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Any, broker: EmbeddedBroker, receiver: Receiver, fail_once: FailOnce
 ) -> None:
-    faults = {
-        (RuleService, "_commit"): _once(RuntimeError("rules bug")),
-        (AlertService, "sweep"): _once(RuntimeError("alerts bug")),
-        (OutboxDelivery, "deliver_due"): _once(RuntimeError("outbox bug")),
-    }
-    for (cls, name), boom in faults.items():
-        real = getattr(cls, name)
-
-        def flaky(self: Any, *args: Any, _real: Any = real, _boom: Any = boom) -> Any:
-            _boom()
-            return _real(self, *args)
-
-        monkeypatch.setattr(cls, name, flaky)
-    with OffsiteApp(settings) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
+    fail_once(RuleService, "_commit", RuntimeError("rules bug"))
+    fail_once(AlertService, "sweep", RuntimeError("alerts bug"))
+    fail_once(OutboxDelivery, "deliver_due", RuntimeError("outbox bug"))
+    with running_offsite(settings) as app:
         wait_until(lambda: _restarts(app, "alerts-outbox") and _restarts(app, "alerts-worker"),
                    what="alerts and outbox restarted")  # fmt: skip
         _publish(broker, "gas-1", 62.0, int(time.time() * 1000))
@@ -263,22 +246,13 @@ def test_readyz_names_a_dead_worker_and_recovers(
         assert _restarts(app, "alerts-ticker") >= 1
 
 
-def test_a_video_feeder_fault_is_restarted_and_frames_flow_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_video_feeder_fault_is_restarted_and_frames_flow_again(fail_once: FailOnce) -> None:
     registry = CollectorRegistry()
     sup = Supervisor(registry)
     settings = VideoSettings(workers=1)
     camera = CameraSettings(id="cam-1", detectors=["motion"])
     results: list[FrameTask] = []
-    boom = _once(RuntimeError("feeder bug"))
-    real = Worker._next
-
-    def flaky(self: Worker) -> Any:
-        boom()
-        return real(self)
-
-    monkeypatch.setattr(Worker, "_next", flaky)
+    fail_once(Worker, "_next", RuntimeError("feeder bug"))
     pool = WorkerPool(
         settings, VideoMetrics(CollectorRegistry()), lambda t, r: results.append(t),
         supervisor=sup,

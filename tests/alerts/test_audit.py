@@ -19,6 +19,7 @@ from alerts.store import AlertStore
 from core.principal import Principal
 from subjects.models import ChangeKind, SubjectChanged
 from tests.alerts.support import CHEM, Clock, clue
+from tests.helpers import in_threads
 
 EEB, EMB = Principal("key 1", "EEB"), Principal("key 2", "EMB")
 
@@ -146,26 +147,17 @@ def test_intact_chain_verifies_through_a_pool_too(db_url: str, db: psycopg.Conne
 def test_concurrent_appends_stay_one_line(db_url: str) -> None:
     writers, each = 6, 25
     barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
 
     def write(n: int) -> None:
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                barrier.wait()
-                for i in range(each):
-                    with conn.transaction():
-                        audit.append(conn, [audit.AuditRecord(f"w{n}", "test", str(i), "x",
-                                                              {"i": i})],
-                                     datetime.now(UTC))  # fmt: skip
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            barrier.wait()
+            for i in range(each):
+                with conn.transaction():
+                    audit.append(conn, [audit.AuditRecord(f"w{n}", "test", str(i), "x",
+                                                          {"i": i})],
+                                 datetime.now(UTC))  # fmt: skip
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert in_threads(write, writers) == []
     with psycopg.connect(db_url) as conn:
         result = audit.verify(conn)
     assert (result.ok, result.checked) == (True, writers * each)

@@ -11,12 +11,13 @@ import pytest
 from alerts.dispatch import choose_lead, plan_dispatch
 from alerts.errors import NotFoundError
 from alerts.lifecycle import Action, TransitionRefused
-from alerts.records import TaskKind, TaskStatus
+from alerts.outcome import Outcome
+from alerts.records import AlertRow, TaskKind, TaskRow, TaskStatus
 from alerts.settings import AlertsSettings
 from alerts.store import AlertStore
 from alerts.subjects_port import StaticSubject
 from core.principal import Principal
-from rules.models import Severity
+from rules.models import ClueEvent, Severity
 from tests.alerts.support import CHEM, PLANT, SHOP, T0, Clock, clue, subjects
 
 EEB, EMB, AMR = Principal("key 1", "EEB"), Principal("key 2", "EMB"), Principal("key 3", "AMR")
@@ -75,32 +76,38 @@ def tasks(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
+def dispatched(
+    db: psycopg.Connection[Any], store: AlertStore, event: ClueEvent, actor: Principal = EEB
+) -> tuple[AlertRow, TaskRow, Outcome]:
+    """The alert `event` opens or joins, dispatched by `actor`: the alert, its task, and the
+    outcome (with the alert as the dispatch left it)."""
+    out = store.apply_clue(db, event)
+    assert out.alert is not None
+    d = store.dispatch(db, out.alert.id, actor)
+    assert d.task is not None
+    return out.alert, d.task, d
+
+
 def test_single_department_gets_a_remote_task(
     db: psycopg.Connection[Any], store: AlertStore
 ) -> None:
-    out = store.apply_clue(db, clue(PLANT, "EEB", Severity.MAJOR))
-    assert out.alert is not None
-    d = store.dispatch(db, out.alert.id, EEB)
-    assert d.task is not None
+    _, task, d = dispatched(db, store, clue(PLANT, "EEB", Severity.MAJOR))
     assert d.alert is not None
-    assert (d.task.kind, d.task.lead_department, d.task.departments) == (
+    assert (task.kind, task.lead_department, task.departments) == (
         TaskKind.REMOTE,
         "EEB",
         ["EEB"],
     )
     assert d.alert.state.value == "dispatched"
-    assert d.task.due_at - d.alert.updated_at == timedelta(hours=SETTINGS.sla_hours[Severity.MAJOR])
+    assert task.due_at - d.alert.updated_at == timedelta(hours=SETTINGS.sla_hours[Severity.MAJOR])
 
 
 def test_two_departments_one_joint_task_and_later_clues_attach(
     db: psycopg.Connection[Any], store: AlertStore, clock: Clock
 ) -> None:
     store.apply_clue(db, clue(CHEM, "EEB", Severity.WARNING))
-    out = store.apply_clue(db, clue(CHEM, "EMB", Severity.WARNING, rule_id="r-lel"))
-    assert out.alert is not None
-    d = store.dispatch(db, out.alert.id, EEB)
-    assert d.task is not None
-    assert (d.task.kind, d.task.lead_department) == (TaskKind.JOINT, "EMB")  # hazardous_chemicals
+    alert, joint, _ = dispatched(db, store, clue(CHEM, "EMB", Severity.WARNING, rule_id="r-lel"))
+    assert (joint.kind, joint.lead_department) == (TaskKind.JOINT, "EMB")  # hazardous_chemicals
     # A further clue joins the dispatched alert and so the task; no second task.
     store.apply_clue(db, clue(CHEM, "AMR", Severity.CRITICAL, rule_id="r-boiler"))
     (task,) = tasks(db)
@@ -108,40 +115,31 @@ def test_two_departments_one_joint_task_and_later_clues_attach(
     assert db.execute("SELECT severity FROM tasks").fetchone() == ("critical",)
     # A participant cannot resolve it: the task's lead closes the two together.
     with pytest.raises(TransitionRefused) as refused:
-        store.transition(db, out.alert.id, Action.RESOLVE, EEB, note="looks fine")
+        store.transition(db, alert.id, Action.RESOLVE, EEB, note="looks fine")
     assert refused.value.code == "lead_only"
     with pytest.raises(TransitionRefused) as refused:
-        store.transition(db, out.alert.id, Action.RESOLVE, EMB)
+        store.transition(db, alert.id, Action.RESOLVE, EMB)
     assert refused.value.code == "findings_required"
-    store.transition(db, out.alert.id, Action.RESOLVE, EMB, note="site inspected, leak fixed")
+    store.transition(db, alert.id, Action.RESOLVE, EMB, note="site inspected, leak fixed")
     assert tasks(db)[0][1:] == ("joint", "EMB", ["AMR", "EEB", "EMB"], "done")
     # A new alert on the subject, dispatched, opens a new joint task (the old one is closed).
     clock.advance(7200)
-    again = store.apply_clue(db, clue(CHEM, "EEB", Severity.MAJOR, rule_id="r-nh3"))
-    assert again.alert is not None
-    assert again.alert.id != out.alert.id
-    d2 = store.dispatch(db, again.alert.id, EEB)
-    assert d2.task is not None
-    assert d2.task.id != task[0]
+    again, new_task, _ = dispatched(db, store, clue(CHEM, "EEB", Severity.MAJOR, rule_id="r-nh3"))
+    assert again.id != alert.id
+    assert new_task.id != task[0]
     assert len(tasks(db)) == 2
     linked = db.execute("SELECT alert_id FROM task_alerts ORDER BY alert_id").fetchall()
-    assert linked == [(out.alert.id,), (again.alert.id,)]
+    assert linked == [(alert.id,), (again.id,)]
 
 
 def test_cross_department_subject_at_major_is_joint(
     db: psycopg.Connection[Any], store: AlertStore
 ) -> None:
-    low = store.apply_clue(db, clue(SHOP, "EEB", Severity.WARNING))
-    assert low.alert is not None
-    d = store.dispatch(db, low.alert.id, EEB)
-    assert d.task is not None
-    assert d.task.kind is TaskKind.REMOTE
-    store.transition(db, low.alert.id, Action.RESOLVE, EEB, note="checked remotely")
-    high = store.apply_clue(db, clue(SHOP, "EEB", Severity.MAJOR, rule_id="r2"))
-    assert high.alert is not None
-    d = store.dispatch(db, high.alert.id, EEB)
-    assert d.task is not None
-    assert (d.task.kind, d.task.lead_department, sorted(d.task.departments)) == (
+    low, task, _ = dispatched(db, store, clue(SHOP, "EEB", Severity.WARNING))
+    assert task.kind is TaskKind.REMOTE
+    store.transition(db, low.id, Action.RESOLVE, EEB, note="checked remotely")
+    _, task, d = dispatched(db, store, clue(SHOP, "EEB", Severity.MAJOR, rule_id="r2"))
+    assert (task.kind, task.lead_department, sorted(task.departments)) == (
         TaskKind.JOINT, "AMR", ["AMR", "EEB"])  # fmt: skip
     # Participants see the alert now.
     assert d.alert is not None
@@ -152,22 +150,19 @@ def test_task_status_planned_in_progress_done_with_findings(
     db: psycopg.Connection[Any], store: AlertStore
 ) -> None:
     store.apply_clue(db, clue(CHEM, "EEB"))
-    out = store.apply_clue(db, clue(CHEM, "EMB", rule_id="r-lel"))
-    assert out.alert is not None
-    d = store.dispatch(db, out.alert.id, EMB)
-    assert d.task is not None
+    _, task, _ = dispatched(db, store, clue(CHEM, "EMB", rule_id="r-lel"), EMB)
     with pytest.raises(NotFoundError):
-        store.update_task(db, d.task.id, TaskStatus.IN_PROGRESS, AMR)
-    store.update_task(db, d.task.id, TaskStatus.IN_PROGRESS, EEB)
+        store.update_task(db, task.id, TaskStatus.IN_PROGRESS, AMR)
+    store.update_task(db, task.id, TaskStatus.IN_PROGRESS, EEB)
     with pytest.raises(TransitionRefused, match="findings"):
-        store.update_task(db, d.task.id, TaskStatus.DONE, EMB, "  ")
+        store.update_task(db, task.id, TaskStatus.DONE, EMB, "  ")
     with pytest.raises(TransitionRefused, match="only the lead department EMB"):
-        store.update_task(db, d.task.id, TaskStatus.DONE, EEB, "valve replaced")
-    done = store.update_task(db, d.task.id, TaskStatus.DONE, EMB, "valve replaced")
+        store.update_task(db, task.id, TaskStatus.DONE, EEB, "valve replaced")
+    done = store.update_task(db, task.id, TaskStatus.DONE, EMB, "valve replaced")
     assert done.task is not None
     assert done.task.findings == "valve replaced"
     with pytest.raises(TransitionRefused, match="it can move to: nothing"):
-        store.update_task(db, d.task.id, TaskStatus.IN_PROGRESS, EMB)
+        store.update_task(db, task.id, TaskStatus.IN_PROGRESS, EMB)
     # Done closes the dispatched alert.
     assert db.execute("SELECT state, closed_by FROM alerts").fetchone() == ("resolved", "system")
 

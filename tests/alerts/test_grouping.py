@@ -15,6 +15,7 @@ from alerts.store import AlertStore
 from core.principal import Principal
 from rules.models import ClueStatus, Severity
 from tests.alerts.support import CHEM, PLANT, Clock, clue, subjects
+from tests.helpers import in_threads
 
 EEB = Principal("key 1", "EEB")
 
@@ -66,20 +67,12 @@ def _race(db_url: str, clock: Clock, key: str) -> None:
     stores = [AlertStore(AlertsSettings(), subjects(), clock) for _ in range(2)]
     conns = [psycopg.connect(db_url, autocommit=True) for _ in range(2)]
     barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def run(i: int) -> None:
-        try:
-            barrier.wait()
-            stores[i].apply_clue(conns[i], clue(key, ("EEB", "EMB")[i], rule_id=f"r{i}"))
-        except BaseException as err:  # surfaced below
-            errors.append(err)
+        barrier.wait()
+        stores[i].apply_clue(conns[i], clue(key, ("EEB", "EMB")[i], rule_id=f"r{i}"))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = in_threads(run, 2)
     for c in conns:
         c.close()
     assert errors == []

@@ -31,7 +31,7 @@ from tests.alerts.support import (
     tank_farm,
 )
 from tests.alerts.test_e2e import RULE
-from tests.helpers import Publisher, wait_until
+from tests.helpers import Publisher, scalar, wait_until
 
 
 @pytest.fixture
@@ -45,10 +45,12 @@ def site(db: psycopg.Connection[Any], tmp_path: Path) -> Path:
     return tank_farm(db, tmp_path, RULE)
 
 
-def _settings(make_settings: Callable[..., Any], rules: Path, receiver: Receiver) -> Any:
+@pytest.fixture
+def settings(make_settings: Callable[..., Any], site: Path, receiver: Receiver) -> Any:
+    """offsite with the site's rules and EMB's webhook at the receiver, polled every 0.2 s."""
     route = emb_webhook(receiver)
     return make_settings(
-        rules={"directory": str(rules)}, alerts={"routes": [route], "outbox_poll_s": 0.2}
+        rules={"directory": str(site)}, alerts={"routes": [route], "outbox_poll_s": 0.2}
     )
 
 
@@ -60,31 +62,22 @@ def _fire(broker: EmbeddedBroker) -> None:
         pub.close()
 
 
-def _count(db: psycopg.Connection[Any], sql: str) -> int:
-    row = db.execute(sql).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_a_clue_committed_before_a_crash_becomes_one_alert_after_restart(
-    make_settings: Callable[..., Any],
+    settings: Any,
     broker: EmbeddedBroker,
     db: psycopg.Connection[Any],
-    site: Path,
     receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = _settings(make_settings, site, receiver)
     # The fault: the process dies after rules committed the clue and before alerts applied
     # it. Alerts' threads never run, so whatever the hand-off held in memory is lost.
-    with monkeypatch.context() as m:
+    with pytest.MonkeyPatch.context() as m:
         m.setattr(AlertService, "start", lambda self: None)
         with OffsiteApp(settings) as app:
             wait_until(lambda: app.readiness()["broker"], what="broker connection")
             _fire(broker)
-            wait_until(lambda: _count(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
+            wait_until(lambda: scalar(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
                        30, what="the committed clue")  # fmt: skip
-    assert _count(db, "SELECT count(*) FROM alerts") == 0
+    assert scalar(db, "SELECT count(*) FROM alerts") == 0
 
     with OffsiteApp(settings):
         wait_until(receiver.bodies, 30, what="the webhook after restart")
@@ -94,20 +87,19 @@ def test_a_clue_committed_before_a_crash_becomes_one_alert_after_restart(
         assert isinstance(service, AlertService)
         assert service.drain()
         time.sleep(1.0)  # the outbox polls every 0.2 s: give a duplicate the chance to show
-    assert _count(db, "SELECT count(*) FROM alerts") == 1
-    assert _count(db, "SELECT count(*) FROM alert_clues") == 1
-    assert _count(db, "SELECT count(*) FROM outbox") == 1
+    assert scalar(db, "SELECT count(*) FROM alerts") == 1
+    assert scalar(db, "SELECT count(*) FROM alert_clues") == 1
+    assert scalar(db, "SELECT count(*) FROM outbox") == 1
     assert len(receiver.bodies()) == 1
     assert json.loads(receiver.bodies()[0].body)["event"] == "opened"
-    mark = _count(db, "SELECT seq FROM alert_clue_watermark")
-    assert mark == _count(db, "SELECT max(change_seq) FROM clues")
+    mark = scalar(db, "SELECT seq FROM alert_clue_watermark")
+    assert mark == scalar(db, "SELECT max(change_seq) FROM clues")
 
 
 def test_a_clue_that_fails_to_apply_is_retried_and_alerting_goes_on(
-    make_settings: Callable[..., Any],
+    settings: Any,
     broker: EmbeddedBroker,
     db: psycopg.Connection[Any],
-    site: Path,
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -124,13 +116,13 @@ def test_a_clue_that_fails_to_apply_is_retried_and_alerting_goes_on(
         return real(self, conn, event, advance)
 
     monkeypatch.setattr(AlertStore, "apply_clue", flaky)
-    with OffsiteApp(_settings(make_settings, site, receiver)) as app:
+    with OffsiteApp(settings) as app:
         wait_until(lambda: app.readiness()["broker"], what="broker connection")
         _fire(broker)
         wait_until(lambda: failures, 30, what="the injected failure")
         wait_until(receiver.bodies, 30, what="the webhook after the retry")
-    assert _count(db, "SELECT count(*) FROM alerts") == 1
-    assert _count(db, "SELECT count(*) FROM alert_clue_retries") == 0
+    assert scalar(db, "SELECT count(*) FROM alerts") == 1
+    assert scalar(db, "SELECT count(*) FROM alert_clue_retries") == 0
     assert len(receiver.bodies()) == 1
 
 
@@ -191,7 +183,7 @@ def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_res
         try:
             started(first)
             _fire(broker)
-            wait_until(lambda: _count(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
+            wait_until(lambda: scalar(db, "SELECT count(*) FROM clues WHERE status = 'firing'"),
                        30, what="the committed clue")  # fmt: skip
         finally:
             first.send_signal(signal.SIGKILL)
@@ -199,15 +191,15 @@ def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_res
             assert first.stdout is not None
             first.stdout.close()
         locker.rollback()
-    assert _count(db, "SELECT count(*) FROM alerts") == 0
+    assert scalar(db, "SELECT count(*) FROM alerts") == 0
 
     for _ in range(2):  # restart, then once more: nothing twice
         proc = run()
         try:
             started(proc)
             wait_until(receiver.bodies, 30, what="the webhook after restart")
-            wait_until(lambda: _count(db, "SELECT seq FROM alert_clue_watermark")
-                       == _count(db, "SELECT max(change_seq) FROM clues"),
+            wait_until(lambda: scalar(db, "SELECT seq FROM alert_clue_watermark")
+                       == scalar(db, "SELECT max(change_seq) FROM clues"),
                        30, what="the watermark caught up")  # fmt: skip
             time.sleep(1.0)  # the outbox polls every 0.2 s: a duplicate would show
         finally:
@@ -215,6 +207,6 @@ def test_offsite_killed_between_the_clue_and_its_alert_makes_one_alert_after_res
             assert proc.wait(60) == 0
             assert proc.stdout is not None
             proc.stdout.close()
-    assert _count(db, "SELECT count(*) FROM alerts") == 1
-    assert _count(db, "SELECT count(*) FROM outbox") == 1
+    assert scalar(db, "SELECT count(*) FROM alerts") == 1
+    assert scalar(db, "SELECT count(*) FROM outbox") == 1
     assert len(receiver.bodies()) == 1

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from rules.models import ClueStatus, Severity
 from tests.alerts.conftest import Api
 from tests.alerts.support import CHEM, PLANT, Reader, clue
+from tests.helpers import serving
 
 
 @pytest.fixture
 def served(api: Api) -> Iterator[tuple[Api, str]]:
-    config = uvicorn.Config(api.client.app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the HTTP server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield api, f"http://127.0.0.1:{port}"
-    api.service.stop()  # ends open streams, as the composition root does before HTTP stops
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive()
+    with serving(api.client.app) as port:
+        yield api, f"http://127.0.0.1:{port}"
+        api.service.stop()  # ends open streams, as the composition root does before HTTP stops
 
 
 def test_stream_is_scoped_and_resumes_after_last_event_id(served: tuple[Api, str]) -> None:

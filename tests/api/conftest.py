@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +9,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
@@ -19,6 +16,7 @@ from api import people
 from api.app import create_app
 from api.context import ApiContext
 from api.settings import AuthSettings
+from tests.helpers import serving
 
 PASSWORD = "correct horse battery"
 
@@ -33,24 +31,9 @@ class Server:
 
 
 def serve(ctx: ApiContext) -> Iterator[str]:
-    config = uvicorn.Config(
-        create_app(ctx), host="127.0.0.1", port=0, log_level="warning", access_log=False,
-        timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "uvicorn exited while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 20 s"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    app = create_app(ctx)
+    with serving(app, access_log=False, timeout_graceful_shutdown=1) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

@@ -8,30 +8,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from hj212.simlogger import Logger, data_packet
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
-from offsite.settings import load_settings
-from tests.helpers import wait_until
+from tests.helpers import stored_counts, wait_until
+from tests.ingest.test_resilience import outage_settings
 
 pytestmark = pytest.mark.slow
 
 LOGGERS = 5
 PACKETS = 80  # per logger, one a step, each resent until answered
-
-
-def _counts(url: str, devices: list[str]) -> tuple[int, int]:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM readings"
-            " WHERE device_id = ANY(%s)",
-            (devices,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
 
 
 def test_database_outage_means_no_reply_then_resend_and_stored_once(
@@ -45,14 +33,7 @@ def test_database_outage_means_no_reply_then_resend_and_stored_once(
     progress = [0] * LOGGERS
     outage = threading.Event()
     try:
-        settings = load_settings(
-            config_file=None,
-            state_dir=tmp_path / "state",
-            database={"url": pg.url},
-            mqtt={"url": broker.url, "client_id": f"hj-outage-{uuid.uuid4().hex[:6]}"},
-            http={"port": 0},
-            ingest={"retry_max_s": 1.0},
-        )
+        settings = outage_settings(tmp_path, pg, broker, "hj-outage")
         with OffsiteApp(settings) as app:
             assert app.hj212 is not None
             port = app.hj212.port
@@ -91,6 +72,6 @@ def test_database_outage_means_no_reply_then_resend_and_stored_once(
             runner.join(120)
             assert not runner.is_alive(), "loggers did not finish after the database returned"
         assert resent >= LOGGERS
-        assert _counts(pg.url, devices) == (LOGGERS * PACKETS * 2, LOGGERS * PACKETS * 2)
+        assert stored_counts(pg.url, devices) == (LOGGERS * PACKETS * 2, LOGGERS * PACKETS * 2)
     finally:
         pg.stop()

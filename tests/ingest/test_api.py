@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
-from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from api.auth import KeyRequestError, create_key
-from api.context import ApiContext
 
 T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    pool = ConnectionPool(db_url, min_size=1, max_size=4, open=True)
-    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": False})
-    with TestClient(create_app(ctx)) as c:
-        yield c
-    pool.close()
 
 
 def headers(

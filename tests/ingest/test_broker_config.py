@@ -10,12 +10,9 @@ and, with logins and the shipped ACL, ingest workers each hold their own client 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,8 +24,8 @@ from paho.mqtt.properties import Properties
 
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
-from offsite.embedded import MOSQUITTO_CONF, BrokerAuth, EmbeddedBroker
-from tests.helpers import Publisher, wait_until
+from offsite.embedded import EmbeddedBroker
+from tests.helpers import Publisher, broker_with_logins, wait_until
 
 
 class Member:
@@ -159,24 +156,7 @@ PASSWORDS = {
 def auth_broker() -> Iterator[EmbeddedBroker]:
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("needs mosquitto_passwd to make logins")
-    # Mosquitto started as root reads its files as the mosquitto user: a traversable folder.
-    folder = Path(tempfile.mkdtemp(prefix="offsite-cfg-broker-"))
-    folder.chmod(0o755)
-    passwd = folder / "offsite.passwd"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        flags = ["-c"] if i == 0 else []
-        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
-    passwd.chmod(0o644)
-    acl = folder / "offsite.acl"
-    shutil.copy(MOSQUITTO_CONF.parent / "acl.example", acl)
-    acl.chmod(0o644)
-    broker = EmbeddedBroker(folder, kind="mosquitto", auth=BrokerAuth(passwd, acl))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from broker_with_logins(PASSWORDS, "offsite-cfg-broker-")
 
 
 def test_ingest_workers_log_in_as_their_own_users_and_a_device_cannot_take_one(

@@ -10,26 +10,30 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
-from offsite.settings import load_settings
-from tests.helpers import Publisher, wait_until
+from offsite.settings import Settings, load_settings
+from tests.helpers import Publisher, stored_counts, wait_until
 from tests.ingest.test_pipeline import Stream
 
 pytestmark = pytest.mark.slow
 
 
-def _counts(url: str, device: str) -> tuple[int, int]:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (metric, time)) FROM readings WHERE device_id = %s",
-            (device,),
-        ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+def outage_settings(
+    tmp_path: Path, pg: EmbeddedPostgres, broker: EmbeddedBroker, name: str
+) -> Settings:
+    """offsite on a database of its own (`pg`, which the test stops and starts), retrying
+    the database at least once a second."""
+    return load_settings(
+        config_file=None,
+        state_dir=tmp_path / "state",
+        database={"url": pg.url},
+        mqtt={"url": broker.url, "client_id": f"{name}-{uuid.uuid4().hex[:6]}"},
+        http={"port": 0},
+        ingest={"retry_max_s": 1.0},
+    )
 
 
 def test_database_outage_turns_into_back_pressure_not_loss(
@@ -39,33 +43,28 @@ def test_database_outage_turns_into_back_pressure_not_loss(
     pg = EmbeddedPostgres(tmp_path / "pg", durable=True)
     pg.start()
     try:
-        settings = load_settings(
-            config_file=None,
-            state_dir=tmp_path / "state",
-            database={"url": pg.url},
-            mqtt={"url": broker.url, "client_id": f"outage-{uuid.uuid4().hex[:6]}"},
-            http={"port": 0},
-            ingest={"retry_max_s": 1.0},
-        )
+        settings = outage_settings(tmp_path, pg, broker, "outage")
         device = f"outage-{uuid.uuid4().hex[:6]}"
         pub = Publisher(broker.port)
         with OffsiteApp(settings) as app:
             wait_until(lambda: app.readiness()["broker"], what="broker connection")
             stream = Stream(pub, device, n=1500, per=4, rate=75).start()
-            time.sleep(3)
+            wait_until(
+                lambda: stored_counts(pg.url, [device])[0] > 1000, what="the stream under way"
+            )
             pg.stop("immediate")
             wait_until(lambda: not app.readiness()["database"], what="readyz to go false")
             time.sleep(10)
             pg.start()
             stream.join()
             wait_until(
-                lambda: _counts(pg.url, device)[0] >= 1500 * 4,
+                lambda: stored_counts(pg.url, [device])[0] >= 1500 * 4,
                 timeout=60,
                 what="every acknowledged reading stored",
             )
             wait_until(lambda: app.readiness()["database"], what="readyz to recover")
             time.sleep(1)
-        assert _counts(pg.url, device) == (6000, 6000)
+        assert stored_counts(pg.url, [device]) == (6000, 6000)
         pub.close()
     finally:
         pg.stop()
@@ -100,19 +99,21 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         wait_until(lambda: b"offsite is running" in log.read_bytes(), what="server start")
         pub = Publisher(broker.port)
         stream = Stream(pub, device, n=3000, per=3, rate=300).start()
-        wait_until(lambda: _counts(db_url, device)[0] > 1000, what="some readings stored")
+        wait_until(lambda: stored_counts(db_url, [device])[0] > 1000, what="some readings stored")
         server.send_signal(signal.SIGKILL)
         server.wait()
-        killed_at = _counts(db_url, device)[0]
+        killed_at = stored_counts(db_url, [device])[0]
         time.sleep(1)
         server = _start_server(env, log)
         stream.join()
         wait_until(
-            lambda: _counts(db_url, device)[0] >= 9000, timeout=60, what="all readings stored"
+            lambda: stored_counts(db_url, [device])[0] >= 9000,
+            timeout=60,
+            what="all readings stored",
         )
         time.sleep(1)
         assert killed_at < 9000, "the kill must land mid-stream for this test to mean anything"
-        assert _counts(db_url, device) == (9000, 9000)
+        assert stored_counts(db_url, [device]) == (9000, 9000)
         pub.close()
     finally:
         server.send_signal(signal.SIGTERM)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -19,10 +16,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
-from offsite.embedded import MOSQUITTO_CONF, BrokerAuth, EmbeddedBroker
-from tests.helpers import Publisher, wait_until
+from offsite.embedded import EmbeddedBroker
+from tests.helpers import Publisher, broker_with_logins, wait_until
 
-ACL = MOSQUITTO_CONF.parent / "acl.example"
 PASSWORDS = {"offsite-ingest": "ingest-s3cret", "dev-1": "device-1-s3cret", "dev-2": "d2-s3cret"}
 
 pytestmark = pytest.mark.skipif(
@@ -33,25 +29,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def auth_broker() -> Iterator[EmbeddedBroker]:
     """Mosquitto with the project's config, a password file and the shipped ACL."""
-    # Mosquitto started as root reads its files as the mosquitto user: not under pytest's
-    # 0700 basetemp, but in a traversable folder of its own.
-    folder = Path(tempfile.mkdtemp(prefix="offsite-auth-broker-"))
-    folder.chmod(0o755)
-    passwd = folder / "offsite.passwd"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        flags = ["-c"] if i == 0 else []
-        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
-    passwd.chmod(0o644)
-    acl = folder / "offsite.acl"
-    shutil.copy(ACL, acl)
-    acl.chmod(0o644)
-    broker = EmbeddedBroker(folder, kind="mosquitto", auth=BrokerAuth(passwd, acl))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from broker_with_logins(PASSWORDS, "offsite-auth-broker-")
 
 
 def _client(port: int, user: str | None, client_id: str) -> mqtt.Client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +9,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
-from psycopg_pool import ConnectionPool
 
-from api.app import create_app
 from api.auth import create_key
-from api.context import ApiContext
 from ingest.metrics import IngestMetrics
 from ingest.models import DeadLetter, Reading, RejectReason
 from ingest.settings import IngestSettings, StorageSettings
@@ -259,15 +255,6 @@ def test_writer_copy_and_on_conflict_paths_with_late_data_into_compressed_chunks
     ).fetchall() == [("conflict",)]
     # maintain() must keep working once chunks are compressed (it re-applies the settings).
     maintain(tsdb, StorageSettings(), _now_hour())
-
-
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    pool = ConnectionPool(db_url, min_size=1, max_size=4, open=True)
-    ctx = ApiContext(pool, CollectorRegistry(), lambda: {"database": True, "broker": False})
-    with TestClient(create_app(ctx)) as c:
-        yield c
-    pool.close()
 
 
 @pytest.mark.parametrize("bucket", ["5m", "7m", "1h", "5h", "1d", "2d", "7d"])

@@ -164,8 +164,10 @@ def test_the_buffered_reader_acks_and_keeps_alive_while_its_buffer_never_runs_dr
         return c
 
     first = connect()
+    subscribed = threading.Event()
+    first.on_subscribe = lambda *a: subscribed.set()
     first.subscribe(topic, qos=1)
-    time.sleep(0.5)
+    assert subscribed.wait(10), "no SUBACK"
     first.disconnect()
     first.loop_stop()
     n = 60_000

@@ -15,6 +15,19 @@ from subjects.models import CreditGrade, DeviceContext, Grade
 
 DEPARTMENTS = ("EEB", "EMB", "AMR", "AGR")
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # Monday 12:00 in Asia/Shanghai
+# A rule file of one threshold rule, as the rule API takes it.
+COD_HIGH = """\
+id: cod-high
+version: 1
+department: EEB
+title: COD high
+legal_basis: 水污染防治法第十条
+severity: major
+selector: {metric: cod}
+kind: threshold
+op: ">"
+limit: 50
+"""
 
 
 class MemoryDirectory:

@@ -18,20 +18,9 @@ from api.auth import create_key
 from api.context import ApiContext
 from rules.service import RuleService
 from tests.rules.conftest import Clock, ServiceFactory, store_readings
-from tests.rules.support import MemoryDirectory, at, device, readings
+from tests.rules.support import COD_HIGH, MemoryDirectory, at, device, readings
 
-EEB_RULE = """\
-id: cod-high
-version: 1
-department: EEB
-title: COD high
-legal_basis: 水污染防治法第十条
-severity: major
-selector: {metric: cod}
-kind: threshold
-op: ">"
-limit: 50
-"""
+EEB_RULE = COD_HIGH
 EMB_RULE = EEB_RULE.replace("cod-high", "lel-high").replace("EEB", "EMB").replace("cod", "lel")
 
 

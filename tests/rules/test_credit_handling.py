@@ -30,7 +30,7 @@ from ingest.models import Reading
 from rules.models import ClueEvent
 from subjects.models import CreditGrade, EnvColour, Grade
 from tests.alerts.support import Receiver, free_port
-from tests.rules.conftest import Clock, ServiceFactory, store_readings
+from tests.rules.conftest import Clock, Recorder, ServiceFactory, store_readings
 from tests.rules.support import MemoryDirectory, at, device
 
 PACK = Path(__file__).parents[2] / "deploy" / "rules"
@@ -43,14 +43,6 @@ GRADES: dict[str, Grade] = {
 DEVICE = {code: f"ww-{grade.value}" for code, grade in GRADES.items()}
 EEB = Principal("key 1", "EEB")
 SECRET = "s3cret-for-tests"
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[ClueEvent] = []
-
-    def clue_changed(self, event: ClueEvent) -> None:
-        self.events.append(event)
 
 
 class AlertClock:
@@ -81,7 +73,7 @@ def cod_clues(
             for code, grade in GRADES.items()
         ]
     )  # fmt: skip
-    sink = Sink()
+    sink = Recorder()
     svc = make_service(rules_dir, directory, Clock(at(-1).timestamp()), sinks=[sink])
     data: list[Reading] = []
     for device_id in DEVICE.values():

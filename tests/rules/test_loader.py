@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from rules.loader import RuleLoadError, load_directory, parse_one
 from rules.spec import ThresholdRule, parse_duration
-from tests.rules.support import DEPARTMENTS
+from tests.rules.support import COD_HIGH, DEPARTMENTS
 
-GOOD = """\
-rules:
-  - id: cod-high
-    version: 1
-    department: EEB
-    title: COD high
-    legal_basis: 水污染防治法第十条
-    severity: major
-    selector: {metric: cod}
-    kind: threshold
-    op: ">"
-    limit: 50
-    for: 5m
-"""
+# The same rule in a file of rules (a YAML list), waiting five minutes.
+GOOD = "rules:\n  - " + textwrap.indent(COD_HIGH + "for: 5m\n", "    ").lstrip()
 
 
 def _load(tmp_path: Path, **files: str) -> None:

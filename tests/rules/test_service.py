@@ -18,20 +18,14 @@ from rules.models import ClueStatus
 from rules.settings import RulesSettings
 from rules.store import apply_ops
 from tests.rules.conftest import Clock, Recorder, ServiceFactory, store_readings
-from tests.rules.support import T0, MemoryDirectory, at, device, readings, rule
+from tests.rules.support import COD_HIGH, T0, MemoryDirectory, at, device, readings, rule
 
-RULE = """\
-id: cod-high
-version: 3
-department: EEB
-title: COD high
-legal_basis: 水污染防治法第十条
-severity: major
-selector: {metric: cod, role: wastewater_outlet}
-kind: threshold
-op: ">"
-limit: {attribute: permit.cod_mg_l}
-"""
+# Version 3 of the API's rule, for the outlets only, its limit the subject's permit.
+RULE = (
+    COD_HIGH.replace("version: 1", "version: 3")
+    .replace("{metric: cod}", "{metric: cod, role: wastewater_outlet}")
+    .replace("limit: 50", "limit: {attribute: permit.cod_mg_l}")
+)
 
 
 def rules_dir(tmp_path: Path, text: str, name: str = "a.yaml") -> Path:

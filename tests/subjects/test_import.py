@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from subjects.credit_code import make
 from subjects.service import SubjectsService
+from tests.helpers import scalar
 from tests.subjects.conftest import ChangeLog
 
 Key = Callable[..., dict[str, str]]
@@ -34,9 +35,7 @@ def post(
 
 
 def count(db: psycopg.Connection[Any], table: str) -> int:
-    row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    assert row is not None
-    return int(row[0])
+    return scalar(db, f"SELECT count(*) FROM {table}")
 
 
 def test_csv_import_commits_every_row(

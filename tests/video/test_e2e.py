@@ -40,34 +40,49 @@ def seed(db: psycopg.Connection[Any]) -> None:
     )
 
 
+def camera_settings(
+    make_settings: Callable[..., Any],
+    db: psycopg.Connection[Any],
+    detectors: list[str],
+    **video: Any,
+) -> Any:
+    """The site seeded; offsite with the sample pack's rules and one video worker on cam-1."""
+    seed(db)
+    cameras = [{"id": "cam-1", "detectors": detectors}]
+    return make_settings(
+        rules={"directory": str(PACK)}, video={"cameras": cameras, "workers": 1, **video}
+    )
+
+
+def send_flame(pub: Publisher, stamped: bool = False) -> int:
+    """Sixty frames of a flame to cam-1 at a camera's 5 a second, each with its capture time
+    (a `ts` user property) if `stamped`: the number sent."""
+    start = time.monotonic()
+    sent = 0
+    for f in synthetic_frames(Scene(movers=0, flame=True), count=60):
+        props = None
+        if stamped:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.UserProperty = ("ts", str(int(time.time() * 1000)))
+        pub.publish("offsite/v1/devices/cam-1/frames", f.jpeg, properties=props)
+        sent += 1
+        delay = start + (f.index + 1) / 5 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # pacing, as a camera sends
+    return sent
+
+
 @pytest.mark.slow
 def test_flame_frames_over_mqtt_raise_a_fire_clue_with_evidence(
     make_settings: Callable[..., Any], broker: EmbeddedBroker, db: psycopg.Connection[Any]
 ) -> None:
-    seed(db)
-    settings = make_settings(
-        rules={"directory": str(PACK)},
-        video={
-            "cameras": [{"id": "cam-1", "detectors": ["motion", "fire", "smoke", "tamper"]}],
-            "workers": 1,
-        },
-    )
+    settings = camera_settings(make_settings, db, ["motion", "fire", "smoke", "tamper"])
     emb, eeb = create_key(db, "EMB", "viewer"), create_key(db, "EEB", "viewer")
     with OffsiteApp(settings) as app:
         wait_until(lambda: app.readiness()["broker"], what="broker connection")
         pub = Publisher(broker.port)
-        sent = 0
         try:
-            start = time.monotonic()
-            for f in synthetic_frames(Scene(movers=0, flame=True), count=60):
-                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                props.UserProperty = ("ts", str(int(time.time() * 1000)))
-                pub.publish("offsite/v1/devices/cam-1/frames", f.jpeg, properties=props)
-                sent += 1
-                delay = start + (f.index + 1) / 5 - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            pub.wait_acked(sent)
+            pub.wait_acked(send_flame(pub, stamped=True))
 
             def clue() -> tuple[Any, ...] | None:
                 return db.execute(

@@ -19,8 +19,7 @@ from ingest.settings import MqttSettings
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from tests.helpers import Publisher, wait_until
-from tests.rules.test_sample_pack import PACK
-from tests.video.test_e2e import seed
+from tests.video.test_e2e import camera_settings, send_flame
 from video.detections import DetectionLog, detections_after
 from video.leases import CameraLeases, Lease
 from video.metrics import VideoMetrics
@@ -34,7 +33,7 @@ from video.settings import (
     LeaseSettings,
     VideoSettings,
 )
-from video.synthetic import Scene, SyntheticCamera, synthetic_frames
+from video.synthetic import Scene, SyntheticCamera
 
 CAMERAS = ["cam-1", "cam-2", "cam-3", "cam-4"]
 
@@ -274,16 +273,8 @@ def test_the_relay_hands_every_workers_detections_to_the_rules_once_in_order(
 def test_offsite_run_with_camera_leases_turns_flame_frames_into_a_fire_clue(
     make_settings: Callable[..., Any], broker: EmbeddedBroker, db: psycopg.Connection[Any]
 ) -> None:
-    seed(db)
-    settings = make_settings(
-        rules={"directory": str(PACK)},
-        video={
-            "cameras": [{"id": "cam-1", "detectors": ["fire"]}],
-            "workers": 1,
-            "partition": "leases",
-            "leases": {"lease_s": 4, "heartbeat_s": 1, "worker_id": "solo"},
-        },
-    )
+    leases = {"lease_s": 4, "heartbeat_s": 1, "worker_id": "solo"}
+    settings = camera_settings(make_settings, db, ["fire"], partition="leases", leases=leases)
     with OffsiteApp(settings) as app:
         wait_until(lambda: app.readiness()["broker"], what="broker connection")
         assert app.api_context is not None
@@ -294,12 +285,7 @@ def test_offsite_run_with_camera_leases_turns_flame_frames_into_a_fire_clue(
                    what="the video worker's own subscription")  # fmt: skip
         pub = Publisher(broker.port)
         try:
-            start = time.monotonic()
-            for f in synthetic_frames(Scene(movers=0, flame=True), count=60):
-                pub.publish("offsite/v1/devices/cam-1/frames", f.jpeg)
-                delay = start + (f.index + 1) / 5 - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            send_flame(pub)
             row = wait_until(
                 lambda: db.execute(
                     "SELECT device_ids, evidence_ids FROM clues WHERE rule_id = 'site-fire'"

@@ -6,13 +6,15 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
 
+from api import people
 from api.auth import create_key
 from offsite.app import OffsiteApp
+from offsite.embedded import EmbeddedBroker
 from tests.helpers import CHROMIUM_FLAGS, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -64,11 +66,81 @@ def site(db: psycopg.Connection[Any]) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def running(make_settings: Callable[..., Any]) -> Iterator[OffsiteApp]:
-    with OffsiteApp(make_settings()) as app:
+def run_offsite(settings: Any) -> Iterator[OffsiteApp]:
+    """offsite started with `settings`, once connected to the broker (a fixture's body)."""
+    with OffsiteApp(settings) as app:
         wait_until(lambda: app.readiness()["broker"], what="broker connection")
         yield app
+
+
+@pytest.fixture
+def offsite_settings() -> dict[str, Any]:
+    """Settings of the workbench's offsite beyond the test's database and broker: none here.
+    A test file overrides this fixture (a test picks its case by indirect parametrization)."""
+    return {}
+
+
+@pytest.fixture
+def running(
+    make_settings: Callable[..., Any], offsite_settings: dict[str, Any]
+) -> Iterator[OffsiteApp]:
+    yield from run_offsite(make_settings(**offsite_settings))
+
+
+def webhook_alerts(url: str, **retries: float) -> dict[str, Any]:
+    """Alerts settings sending EMB's alerts to a webhook at `url`, with these retries."""
+    route = {"name": "emb-hook", "kind": "webhook", "url": url, "secret": "s3cret",
+             "department": "EMB", "timeout_s": 2}  # fmt: skip
+    return {"routes": [route], **retries}
+
+
+def person(db: psycopg.Connection[Any], name: str, dept: str = "EMB", role: str = "officer") -> str:
+    """A new person who signs in with PASSWORD: their login."""
+    login = f"p-{uuid.uuid4().hex[:8]}"
+    people.create_person(db, login, name, dept, role, PASSWORD)
+    return login
+
+
+def wait_for_alert(db: psycopg.Connection[Any]) -> int:
+    """The id of the site's alert, once there is one."""
+
+    def find() -> int | None:
+        row = db.execute("SELECT id FROM alerts WHERE credit_code = %s", (SUBJECT,)).fetchone()
+        return row[0] if row else None
+
+    return int(wait_until(find, timeout=20, what="the alert row"))
+
+
+class Workbench(NamedTuple):
+    """What a workbench test drives: the seeded site, offsite running, its broker and
+    database, and the browser."""
+
+    site: dict[str, str]
+    app: OffsiteApp
+    broker: EmbeddedBroker
+    db: psycopg.Connection[Any]
+    browser: Any
+
+    @property
+    def base(self) -> str:
+        return self.app.endpoints.http
+
+    def page_as(self, key: str, path: str) -> Any:
+        """A page with the site's `key` ("officer", "viewer", ...) open at `path`."""
+        page = page_for(self.browser, self.site[key])
+        page.goto(f"{self.base}{path}")
+        return page
+
+
+@pytest.fixture
+def wb(
+    site: dict[str, str],
+    running: OffsiteApp,
+    broker: EmbeddedBroker,
+    db: psycopg.Connection[Any],
+    browser: Any,
+) -> Workbench:
+    return Workbench(site, running, broker, db, browser)
 
 
 def page_for(browser: Any, key: str, width: int = 1400, height: int = 900) -> Any:

@@ -15,8 +15,8 @@ import psycopg
 from ingest.topics import telemetry_topic
 from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
-from tests.helpers import Publisher, wait_until
-from tests.web.conftest import SUBJECT, page_for
+from tests.helpers import Publisher, one_row
+from tests.web.conftest import SUBJECT, Workbench, page_for, wait_for_alert
 
 
 def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
@@ -30,29 +30,20 @@ def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
     pub.close()
 
 
-def _alert_id(db: psycopg.Connection[Any]) -> int:
-    def find() -> int | None:
-        row = db.execute("SELECT id FROM alerts WHERE credit_code = %s", (SUBJECT,)).fetchone()
-        return row[0] if row else None
-
-    return int(wait_until(find, timeout=20, what="the alert row"))
+def raised(wb: Workbench, value: float = 61) -> int:
+    """The site's device breaches (as `_breach`): the id of the alert, once raised."""
+    _breach(wb.broker, wb.site["device"], value)
+    return wait_for_alert(wb.db)
 
 
-def test_breach_shows_live_on_board_and_opens_with_chart(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/")
+def test_breach_shows_live_on_board_and_opens_with_chart(wb: Workbench, tmp_path: Path) -> None:
+    site, broker, db = wb.site, wb.broker, wb.db
+    page = wb.page_as("officer", "/")
     page.wait_for_selector("#live.live", timeout=10_000)
     assert page.locator("#stale").is_hidden()
     _breach(broker, site["device"])
     row = page.locator("#alerts tr[data-alert-id]").first
-    _alert_id(db)
+    wait_for_alert(db)
     row.wait_for(timeout=20_000)
     page.wait_for_function(
         "document.querySelector('#alerts tr[data-alert-id]').dataset.severity === 'critical'",
@@ -76,18 +67,10 @@ def test_breach_shows_live_on_board_and_opens_with_chart(
     page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
 
 
-def test_acknowledge_and_dispatch_with_preview(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+def test_acknowledge_and_dispatch_with_preview(wb: Workbench, tmp_path: Path) -> None:
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.fill("form[hx-post$='/ack'] input[name=note]", "值班已确认")
     page.click("#ack")
     page.wait_for_selector("#alert-state[data-state=acknowledged]", timeout=10_000)
@@ -101,26 +84,16 @@ def test_acknowledge_and_dispatch_with_preview(
     page.click("#dispatch-confirm")
     page.wait_for_selector("#alert-state[data-state=dispatched]", timeout=10_000)
     page.screenshot(path=str(tmp_path / "dispatched.png"), full_page=True)
-    row = db.execute(
-        "SELECT t.kind FROM tasks t JOIN task_alerts ta ON ta.task_id = t.id"
-        " WHERE ta.alert_id = %s",
-        (alert_id,),
-    ).fetchone()
-    assert row == ("joint",)
+    sql = (
+        "SELECT t.kind FROM tasks t JOIN task_alerts ta ON ta.task_id = t.id WHERE ta.alert_id = %s"
+    )
+    assert one_row(db, sql, alert_id) == ("joint",)
 
 
-def test_dismiss_with_chinese_reason(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+def test_dismiss_with_chinese_reason(wb: Workbench, tmp_path: Path) -> None:
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.click("summary:has-text('排除…')")
     page.select_option("#dismiss-form select[name=reason]", label="设备故障")
     page.fill("#dismiss-form textarea", "探头受潮，已报修")
@@ -136,18 +109,10 @@ def test_dismiss_with_chinese_reason(
     assert "重开 ×1" in page.inner_text("h1")
 
 
-def test_silence_from_an_alert_with_preview(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+def test_silence_from_an_alert_with_preview(wb: Workbench, tmp_path: Path) -> None:
+    db = wb.db
+    alert_id = raised(wb)
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     page.click("summary:has-text('静默…')")
     # The rule is offered by its Chinese title, its id beside it for the record.
     rule_option = page.locator("#silence-form select[name=target] option").first
@@ -172,46 +137,31 @@ def test_silence_from_an_alert_with_preview(
     assert row == (True,)
 
 
-def test_viewer_sees_no_action_buttons(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
-    page = page_for(browser, site["viewer"])
-    page.goto(f"{running.endpoints.http}/")
+def test_viewer_sees_no_action_buttons(wb: Workbench, tmp_path: Path) -> None:
+    base = wb.base
+    alert_id = raised(wb)
+    page = wb.page_as("viewer", "/")
     page.locator("#alerts tr[data-alert-id]").first.wait_for(timeout=10_000)
     assert page.locator("#alerts button").count() == 0
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page.goto(f"{base}/alerts/{alert_id}")
     page.wait_for_selector("#subject-card")
     assert page.locator("#actions").count() == 0
     assert page.locator("main button:not(dialog button)").count() == 0
     page.screenshot(path=str(tmp_path / "viewer.png"), full_page=True)
-    page.goto(f"{running.endpoints.http}/map")
+    page.goto(f"{base}/map")
     page.wait_for_selector("#map[data-markers='1']")
     assert "严重" in page.inner_text("#map-list")
     page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
 
 
-def test_no_page_scrolls_sideways_at_390px(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+def test_no_page_scrolls_sideways_at_390px(wb: Workbench, tmp_path: Path) -> None:
+    site, browser, base = wb.site, wb.browser, wb.base
+    alert_id = raised(wb)
     page = page_for(browser, site["officer"], width=390, height=844)
     for i, path in enumerate(["/", f"/alerts/{alert_id}", "/tasks", "/subjects",
                               f"/subjects/{SUBJECT}", "/devices", "/map", "/rules", "/silences",
                               "/notifications", "/audit"]):  # fmt: skip
-        page.goto(f"{running.endpoints.http}{path}")
+        page.goto(f"{base}{path}")
         page.wait_for_load_state("load")
         wide = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -227,7 +177,7 @@ def test_other_departments_ids_answer_404(
     db: psycopg.Connection[Any],
 ) -> None:
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     base = running.endpoints.http
     outsider = {"Authorization": f"Bearer {site['outsider']}"}
     with httpx.Client(base_url=base, headers=outsider) as c:
@@ -252,14 +202,8 @@ def test_other_departments_ids_answer_404(
         assert "securitySchemes" in c.get("/openapi.json").json()["components"]
 
 
-def test_alert_page_shows_evidence_once_verified_and_large(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
+def test_alert_page_shows_evidence_once_verified_and_large(wb: Workbench, tmp_path: Path) -> None:
+    running, db = wb.app, wb.db
     import cv2
     from skimage import data
 
@@ -269,8 +213,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(
     from video.service import VideoService
     from video.snapshot import FaceBlurrer, make_snapshot
 
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = raised(wb)
     # A real snapshot stored by the running video service (hashed at capture). Which camera
     # detection links it to a clue is the video and rules tests' business; here the clues of
     # this alert cite it, as a camera clue on the same subject would.
@@ -285,8 +228,7 @@ def test_alert_page_shows_evidence_once_verified_and_large(
     db.execute(
         "UPDATE alert_clues SET evidence_ids = %s WHERE alert_id = %s", ([evidence], alert_id)
     )
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/alerts/{alert_id}")
+    page = wb.page_as("officer", f"/alerts/{alert_id}")
     figures = page.locator("#evidence figure.evidence")
     assert figures.count() == 1  # cited by both clues, shown once
     page.wait_for_function(

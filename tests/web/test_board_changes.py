@@ -9,10 +9,9 @@ import httpx
 import psycopg
 
 from offsite.app import OffsiteApp
-from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
-from tests.web.conftest import page_for
-from tests.web.test_board import _alert_id, _breach
+from tests.web.conftest import Workbench, page_for
+from tests.web.test_board import raised
 
 ROW = re.compile(r'<tr data-alert-id="(\d+)"')
 _made = iter(range(1, 10_000))
@@ -86,23 +85,17 @@ def test_changes_send_the_order_and_only_the_changed_rows(
         assert [int(i) for i in ROW.findall(r.text)] == [new, *shown]
 
 
-def test_live_events_patch_the_rows_in_place(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-) -> None:
+def test_live_events_patch_the_rows_in_place(wb: Workbench) -> None:
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
     earlier = _open_alerts(db, 2)
     page = page_for(browser, site["officer"])
     lists: list[str] = []
     page.on("request", lambda r: lists.append(r.url) if "/board/" in r.url else None)
-    page.goto(f"{running.endpoints.http}/")
+    page.goto(f"{base}/")
     page.wait_for_selector("#live.live", timeout=10_000)
     page.wait_for_function("document.title.startsWith('(2)')", timeout=10_000)
     lists.clear()  # the reload on connecting is the whole list; what follows is not
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = raised(wb)
     first = page.locator("#alerts tbody tr").first
     page.wait_for_function(
         f"document.querySelector('#alerts tbody tr').dataset.alertId === '{alert_id}'",

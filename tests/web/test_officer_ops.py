@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,13 +18,19 @@ import httpx
 import psycopg
 import pytest
 
-from api import people
 from ingest.topics import telemetry_topic
-from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import Publisher, wait_until
-from tests.web.conftest import PASSWORD, SUBJECT, page_for, signed_in
+from tests.web.conftest import (
+    SUBJECT,
+    Workbench,
+    page_for,
+    person,
+    signed_in,
+    wait_for_alert,
+    webhook_alerts,
+)
 
 
 def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
@@ -34,20 +39,6 @@ def _breach(broker: EmbeddedBroker, device: str, value: float = 61) -> None:
                                                      "values": {"lel": value}}))  # fmt: skip
     pub.wait_acked(1)
     pub.close()
-
-
-def _alert_id(db: psycopg.Connection[Any]) -> int:
-    def find() -> int | None:
-        row = db.execute("SELECT id FROM alerts WHERE credit_code = %s", (SUBJECT,)).fetchone()
-        return row[0] if row else None
-
-    return int(wait_until(find, timeout=20, what="the alert row"))
-
-
-def _person(db: psycopg.Connection[Any], name: str, dept: str, role: str = "officer") -> str:
-    login = f"p-{uuid.uuid4().hex[:8]}"
-    people.create_person(db, login, name, dept, role, PASSWORD)
-    return login
 
 
 # Records what the board does with the real Notification and Web Audio objects, without
@@ -78,15 +69,10 @@ OBSERVE = """
 
 
 def test_critical_alert_sounds_and_shows_a_desktop_notification(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    login = _person(db, "张伟", "EMB")
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
+    login = person(db, "张伟", "EMB")
     page = signed_in(browser, base, login, permissions=["notifications"])
     page.context.add_init_script(OBSERVE)
     page.reload()
@@ -142,35 +128,24 @@ def hook() -> Iterator[tuple[str, type[_Hook]]]:
 
 
 @pytest.fixture
-def hooked(
-    make_settings: Any, hook: tuple[str, type[_Hook]], site: dict[str, str]
-) -> Iterator[OffsiteApp]:
-    """offsite with EMB's webhook pointed at the test's receiver, giving up after 2 tries."""
-    url, _ = hook
-    alerts = {
-        "routes": [{"name": "emb-hook", "kind": "webhook", "url": url, "secret": "s3cret",
-                    "department": "EMB", "timeout_s": 2}],
-        "max_attempts": 2, "backoff_initial_s": 0.2, "backoff_max_s": 0.5,
-    }  # fmt: skip
-    with OffsiteApp(make_settings(alerts=alerts)) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
-        yield app
+def offsite_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """`hooked`: EMB's webhook pointed at the test's receiver, giving up after 2 tries;
+    unparametrized, the workbench's defaults."""
+    if getattr(request, "param", None) != "hooked":
+        return {}
+    url, _ = request.getfixturevalue("hook")
+    return {"alerts": webhook_alerts(url, max_attempts=2, backoff_initial_s=0.2, backoff_max_s=0.5)}
 
 
+@pytest.mark.parametrize("offsite_settings", ["hooked"], indirect=True)
 def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
-    site: dict[str, str],
-    hooked: OffsiteApp,
-    hook: tuple[str, type[_Hook]],
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    hook: tuple[str, type[_Hook]], wb: Workbench, tmp_path: Path
 ) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _, receiver = hook
-    base = hooked.endpoints.http
-    login = _person(db, "张伟", "EMB")
+    login = person(db, "张伟", "EMB")
     _breach(broker, site["device"], 30)  # first-level alarm: one alert, one notification
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
 
     def dead() -> int | None:
         row = db.execute(
@@ -220,8 +195,7 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
     assert page.get_attribute("#audit-result", "data-ok") == "true"
     assert "审计链校验通过" in page.inner_text("#audit-result")
     # A viewer sees the outbox without the retry button; another department's id is 404.
-    viewer = page_for(browser, site["viewer"])
-    viewer.goto(f"{base}/notifications")
+    viewer = wb.page_as("viewer", "/notifications")
     assert viewer.locator(f"tr[data-notification-id='{notification}']").count() == 1
     assert viewer.locator("button.retry").count() == 0
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {site['outsider']}"}) as c:
@@ -230,20 +204,14 @@ def test_dead_webhook_retried_from_the_outbox_is_delivered_and_audited(
 
 
 def test_audit_page_shows_the_verify_result_and_a_broken_link(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
+    site, broker, db = wb.site, wb.broker, wb.db
     _breach(broker, site["device"])
-    _alert_id(db)
+    wait_for_alert(db)
     wait_until(lambda: db.execute("SELECT count(*) FROM audit_log").fetchall()[0][0] >= 2,
                what="audit entries")  # fmt: skip
-    page = page_for(browser, site["viewer"])
-    page.goto(f"{base}/audit")
+    page = wb.page_as("viewer", "/audit")
     result = page.inner_text("#audit-result")
     assert page.get_attribute("#audit-result", "data-ok") == "true"
     assert "审计链校验通过" in result
@@ -264,18 +232,13 @@ def test_audit_page_shows_the_verify_result_and_a_broken_link(
 
 
 def test_extend_a_silence_from_the_alert_page_and_the_silences_page(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     now = datetime.now(UTC)
-    login = _person(db, "张伟", "EMB")
+    login = person(db, "张伟", "EMB")
     officer = {"Authorization": f"Bearer {site['officer']}"}
     r = httpx.post(f"{base}/api/v1/silences", headers=officer,
                    json={"matcher": "subject", "value": SUBJECT, "starts_at": now.isoformat(),
@@ -361,15 +324,10 @@ def library(db: psycopg.Connection[Any], site: dict[str, str]) -> list[str]:
 
 
 def test_double_random_draw_previewed_confirmed_and_merged(
-    library: list[str],
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    library: list[str], wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    login = _person(db, "张伟", "EMB")
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    login = person(db, "张伟", "EMB")
     page = signed_in(browser, base, login)
     page.goto(f"{base}/draws")
     assert "A（良好） 5%" in page.inner_text(".ratios")
@@ -424,8 +382,7 @@ def test_double_random_draw_previewed_confirmed_and_merged(
     page.click(".merge-result a")
     page.wait_for_url(f"{base}/tasks/*")
     # A viewer sees the history but no draw or merge controls.
-    viewer = page_for(browser, site["viewer"])
-    viewer.goto(f"{base}/draws")
+    viewer = wb.page_as("viewer", "/draws")
     assert viewer.locator("#draw-history tr[data-draw-id]").count() == 1
     assert viewer.locator("#draw-form").count() == 0
     assert viewer.locator("button.merge").count() == 0
@@ -439,17 +396,11 @@ def _sideways(page: Any) -> int:
 
 
 def test_new_pages_and_their_previews_do_not_scroll_sideways_at_390px(
-    library: list[str],
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    library: list[str], wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = wait_for_alert(db)
     now = datetime.now(UTC)
     key = {"Authorization": f"Bearer {site['officer']}"}
     r = httpx.post(f"{base}/api/v1/silences", headers=key,
@@ -474,18 +425,21 @@ def test_new_pages_and_their_previews_do_not_scroll_sideways_at_390px(
     page.locator("#draw-history button.merge").first.click()
     page.wait_for_selector(".merge-preview")
     check("merge-preview")
-    page.goto(f"{base}/silences")
-    row = page.locator(f"tr[data-silence-id='{sid}']")
-    row.locator("summary").click()
-    row.locator(".extend-form button").click()
-    row.locator(f"#extend-preview-{sid}").wait_for()
-    check("silence-extend-preview")
-    page.goto(f"{base}/alerts/{alert_id}")
-    card = page.locator(f"#active-silences [data-silence-id='{sid}']")
-    card.locator("summary").click()
-    card.locator(".extend-form button").click()
-    card.locator(f"#extend-preview-{sid}").wait_for()
-    check("alert-extend-preview")
+    # The silence's extend preview, on the silences page and on the alert.
+    for path, silence, name in (
+        ("/silences", f"tr[data-silence-id='{sid}']", "silence-extend-preview"),
+        (
+            f"/alerts/{alert_id}",
+            f"#active-silences [data-silence-id='{sid}']",
+            "alert-extend-preview",
+        ),
+    ):
+        page.goto(f"{base}{path}")
+        item = page.locator(silence)
+        item.locator("summary").click()
+        item.locator(".extend-form button").click()
+        item.locator(f"#extend-preview-{sid}").wait_for()
+        check(name)
     page.goto(f"{base}/rules")
     check("rules-with-summaries")
     page.goto(f"{base}/alerts/999999999")

@@ -20,7 +20,7 @@ from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import Publisher, wait_until
-from tests.web.conftest import PASSWORD, page_for, signed_in
+from tests.web.conftest import Workbench, page_for, person, signed_in
 
 PLANT = make("9", "1", "320500", "MA1RXXXX")  # with valid check characters: bindable
 NOWHERE = make("9", "1", "320500", "MA1TXXXX")  # valid, but in no library
@@ -39,20 +39,9 @@ def plant(db: psycopg.Connection[Any]) -> str:
     return PLANT
 
 
-def _login() -> str:
-    return f"p-{uuid.uuid4().hex[:8]}"
-
-
-def test_disabled_person_board_stops_and_says_so(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    login = _login()
-    people.create_person(db, login, "张伟", "EMB", "officer", PASSWORD)
-    base = running.endpoints.http
+def test_disabled_person_board_stops_and_says_so(wb: Workbench, tmp_path: Path) -> None:
+    db, browser, base = wb.db, wb.browser, wb.base
+    login = person(db, "张伟", "EMB", "officer")
     page = signed_in(browser, base, login)
     page.wait_for_selector("#live.live", timeout=10_000)
     assert page.inner_text("header .ident") == "张伟 · 市应急局 · 执法人员"
@@ -81,8 +70,7 @@ def test_disabled_person_board_stops_and_says_so(
 def test_header_names_the_person_and_the_platform_admin_role(
     running: OffsiteApp, db: psycopg.Connection[Any], browser: Any, tmp_path: Path
 ) -> None:
-    login = _login()
-    people.create_person(db, login, "陈静", "BDB", "platform_admin", PASSWORD)
+    login = person(db, "陈静", "BDB", "platform_admin")
     base = running.endpoints.http
     page = signed_in(browser, base, login)
     assert page.inner_text("header .ident") == "陈静 · 市大数据管理局 · 平台管理员"
@@ -174,8 +162,7 @@ def test_platform_admin_binds_an_unbound_device_in_the_browser(
     tmp_path: Path,
 ) -> None:
     device = _unbound_device(broker, db)
-    login = _login()
-    people.create_person(db, login, "陈静", "BDB", "platform_admin", PASSWORD)
+    login = person(db, "陈静", "BDB", "platform_admin")
     base = running.endpoints.http
     page = signed_in(browser, base, login)
     page.goto(f"{base}/devices")

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 import pytest
 
 from alerts import checkpoints
-from offsite.app import OffsiteApp
-from offsite.embedded import EmbeddedBroker
 from tests.helpers import wait_until
-from tests.web.conftest import signed_in
-from tests.web.test_board import _breach
-from tests.web.test_officer_ops import _alert_id, _person
+from tests.web.conftest import Workbench, person, signed_in, webhook_alerts
+from tests.web.test_board import raised
 
 KEY = checkpoints.new_key()
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -37,30 +32,23 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def unreachable(make_settings: Any, site: dict[str, str]) -> Iterator[OffsiteApp]:
-    """EMB's webhook points nowhere; a failure is tried again ten minutes later."""
-    alerts = {
-        "routes": [{"name": "emb-hook", "kind": "webhook",
-                    "url": f"http://127.0.0.1:{_closed_port()}/hook", "secret": "s3cret",
-                    "department": "EMB", "timeout_s": 2}],
-        "max_attempts": 3, "backoff_initial_s": 600, "backoff_max_s": 600,
-    }  # fmt: skip
-    with OffsiteApp(make_settings(alerts=alerts)) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
-        yield app
+def offsite_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """`unreachable`: EMB's webhook points nowhere, a failure is tried again ten minutes later.
+    `signing`: audit checkpoints are signed with KEY."""
+    if request.param == "unreachable":
+        url = f"http://127.0.0.1:{_closed_port()}/hook"
+        return {"alerts": webhook_alerts(url, max_attempts=3, backoff_initial_s=600,
+                                         backoff_max_s=600)}  # fmt: skip
+    assert request.param == "signing"
+    return {"alerts": {"audit_signing_key": KEY}}
 
 
+@pytest.mark.parametrize("offsite_settings", ["unreachable"], indirect=True)
 def test_outbox_shows_what_a_failure_means_its_raw_text_and_the_next_retry(
-    site: dict[str, str],
-    unreachable: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = unreachable.endpoints.http
-    _breach(broker, site["device"], 30)
-    alert_id = _alert_id(db)
+    db, browser, base = wb.db, wb.browser, wb.base
+    alert_id = raised(wb, 30)
 
     def failed_once() -> tuple[int, str, datetime] | None:
         row = db.execute(
@@ -72,7 +60,7 @@ def test_outbox_shows_what_a_failure_means_its_raw_text_and_the_next_retry(
 
     notification, raw, due = wait_until(failed_once, timeout=30, what="a failed delivery")
     assert raw.startswith("webhook unreachable: <urlopen error")  # markup-like raw text
-    page = signed_in(browser, base, _person(db, "张伟", "EMB"))
+    page = signed_in(browser, base, person(db, "张伟", "EMB"))
     page.goto(f"{base}/notifications")
     row = page.locator(f"tr[data-notification-id='{notification}']")
     assert "发送失败，将重试" in row.locator("td[data-th='状态']").inner_text()
@@ -103,24 +91,13 @@ def test_outbox_shows_what_a_failure_means_its_raw_text_and_the_next_retry(
     page.goto(f"{base}/notifications?lang=zh_CN")
 
 
-@pytest.fixture
-def signing(make_settings: Any) -> Iterator[OffsiteApp]:
-    with OffsiteApp(make_settings(alerts={"audit_signing_key": KEY})) as app:
-        wait_until(lambda: app.readiness()["broker"], what="broker connection")
-        yield app
-
-
+@pytest.mark.parametrize("offsite_settings", ["signing"], indirect=True)
 def test_audit_page_explains_an_empty_chain_and_missing_checkpoints_then_signed_ones(
-    site: dict[str, str],
-    signing: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = signing.endpoints.http
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
     assert db.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
-    page = signed_in(browser, base, _person(db, "王芳", "EMB", "viewer"))
+    page = signed_in(browser, base, person(db, "王芳", "EMB", "viewer"))
     response = page.goto(f"{base}/audit")
     assert response is not None
     assert response.status == 200
@@ -131,8 +108,7 @@ def test_audit_page_explains_an_empty_chain_and_missing_checkpoints_then_signed_
     assert "offsite audit checkpoint" in page.inner_text("#checkpoints")
     page.screenshot(path=str(tmp_path / "1-audit-empty.png"), full_page=True)
     # Entries, still unsigned: the chain verifies and the page says what that does not prove.
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    alert_id = raised(wb)
     wait_until(lambda: (db.execute("SELECT count(*) FROM audit_log").fetchone() or (0,))[0] >= 2,
                what="audit entries")  # fmt: skip
     page.reload()

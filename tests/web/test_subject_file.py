@@ -11,28 +11,18 @@ from typing import Any
 import httpx
 import psycopg
 
-from api import people
 from api.auth import create_key
 from offsite.app import OffsiteApp
-from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
-from tests.helpers import wait_until
+from tests.helpers import one_row, wait_until
 from tests.web import test_people_pages
-from tests.web.conftest import PASSWORD, SUBJECT, page_for, signed_in
+from tests.web.conftest import SUBJECT, Workbench, page_for, person, signed_in
 from tests.web.test_board import _breach
-from tests.web.test_people_pages import _login, _unbound_device
+from tests.web.test_people_pages import _unbound_device
 
 FILE = f"/subjects/{SUBJECT}"
 NEW = make("9", "1", "320500", "MA1WXXXX")  # valid check characters: importable
 plant = test_people_pages.plant  # the fixture: a second subject of EMB's, with no devices
-
-
-def _person(
-    db: psycopg.Connection[Any], name: str, dept: str = "EMB", role: str = "officer"
-) -> str:
-    login = _login()
-    people.create_person(db, login, name, dept, role, PASSWORD)
-    return login
 
 
 def _no_sideways_scroll(page: Any) -> int:
@@ -57,13 +47,9 @@ def _open_all_forms(page: Any) -> None:
 
 
 def test_file_charts_recent_readings_and_lists_credit_history(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
     wait_until(
         lambda: (
@@ -75,8 +61,7 @@ def test_file_charts_recent_readings_and_lists_credit_history(
         timeout=20,
         what="the five readings stored",
     )
-    base = running.endpoints.http
-    page = signed_in(browser, base, _person(db, "张伟"))
+    page = signed_in(browser, base, person(db, "张伟"))
     page.goto(f"{base}{FILE}")
     chart = page.locator("#charts .chart").first
     chart.locator("canvas").wait_for()
@@ -132,14 +117,10 @@ def test_file_charts_recent_readings_and_lists_credit_history(
 
 
 def test_edit_basic_data_and_coordinates_with_field_errors_and_audit(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    login = _person(db, "张伟")
+    db, browser, base = wb.db, wb.browser, wb.base
+    login = person(db, "张伟")
     page = signed_in(browser, base, login)
     page.goto(f"{base}{FILE}")
     page.click("#basic summary")
@@ -179,12 +160,11 @@ def test_edit_basic_data_and_coordinates_with_field_errors_and_audit(
     assert "名称" in record
     assert "纬度" in record
     page.screenshot(path=str(tmp_path / "2-basic-saved.png"), full_page=True)
-    row = db.execute(
-        "SELECT actor, action FROM audit_log WHERE entity = 'subject' AND entity_id = %s"
-        " ORDER BY seq DESC LIMIT 1",
-        (SUBJECT,),
-    ).fetchone()
-    assert row == (f"张伟 ({login})", "subject.updated")
+    newest = "SELECT actor, action FROM audit_log WHERE entity = 'subject' AND entity_id = %s"
+    assert one_row(db, newest + " ORDER BY seq DESC LIMIT 1", SUBJECT) == (
+        f"张伟 ({login})",
+        "subject.updated",
+    )
     # Without the page's CSRF token the same form is refused.
     r = page.request.post(f"{base}{FILE}/basic", form={"name": "x"})
     assert r.status == 403
@@ -200,15 +180,9 @@ def test_edit_basic_data_and_coordinates_with_field_errors_and_audit(
     assert "permit.cod_mg_l" in page.inner_text("#limits-list")
 
 
-def test_edit_risk_level_and_tags_and_clear_the_coordinates(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    base = running.endpoints.http
-    login = _person(db, "张伟")
+def test_edit_risk_level_and_tags_and_clear_the_coordinates(wb: Workbench, tmp_path: Path) -> None:
+    db, browser, base = wb.db, wb.browser, wb.base
+    login = person(db, "张伟")
     page = signed_in(browser, base, login)
     page.goto(f"{base}{FILE}")
     assert page.inner_text("#risk-level") == "一般风险"
@@ -271,15 +245,9 @@ def test_edit_risk_level_and_tags_and_clear_the_coordinates(
     )
 
 
-def test_add_and_end_department_links_and_the_consent_flow(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    base = running.endpoints.http
-    officer = signed_in(browser, base, _person(db, "张伟"))
+def test_add_and_end_department_links_and_the_consent_flow(wb: Workbench, tmp_path: Path) -> None:
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    officer = signed_in(browser, base, person(db, "张伟"))
     officer.goto(f"{base}{FILE}")
     officer.click("#departments summary")
     officer.select_option("#link-form select[name=department]", "AMR")
@@ -290,7 +258,7 @@ def test_add_and_end_department_links_and_the_consent_flow(
     assert "执法人员只能关联本部门（市应急局）；关联市市场监管局须由部门管理员操作" in refused
     assert "officer" not in refused  # the library's English stays out of the Chinese page
     officer.screenshot(path=str(tmp_path / "1-link-refused.png"), full_page=True)
-    admin = signed_in(browser, base, _person(db, "刘洋", role="admin"))
+    admin = signed_in(browser, base, person(db, "刘洋", role="admin"))
     admin.goto(f"{base}{FILE}")
     admin.click("#departments summary")
     admin.select_option("#link-form select[name=department]", "AMR")
@@ -334,21 +302,15 @@ def test_add_and_end_department_links_and_the_consent_flow(
 
 
 def test_bind_and_unbind_devices_and_the_platform_admin_opens_the_file(
-    site: dict[str, str],
-    plant: str,
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    plant: str, wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     db.execute(
         "INSERT INTO device_bindings (device_id, credit_code, role) VALUES ('tank-7', %s, 'tank')",
         (plant,),
     )
     new = _unbound_device(broker, db)
-    page = signed_in(browser, base, _person(db, "张伟"))
+    page = signed_in(browser, base, person(db, "张伟"))
     page.goto(f"{base}{FILE}")
     page.click("#devices summary")
     # A device bound to nothing yet is the platform admin's to bind.
@@ -382,7 +344,7 @@ def test_bind_and_unbind_devices_and_the_platform_admin_opens_the_file(
         "SELECT credit_code FROM device_bindings WHERE device_id = 'tank-7'"
     ).fetchone() == (SUBJECT,)
     # The platform admin (BDB supervises nothing) opens the file and binds the new device.
-    platform = signed_in(browser, base, _person(db, "陈静", "BDB", "platform_admin"))
+    platform = signed_in(browser, base, person(db, "陈静", "BDB", "platform_admin"))
     response = platform.goto(f"{base}{FILE}")
     assert response is not None
     assert response.status == 200
@@ -396,15 +358,9 @@ def test_bind_and_unbind_devices_and_the_platform_admin_opens_the_file(
     platform.screenshot(path=str(tmp_path / "3-platform-admin-file.png"), full_page=True)
 
 
-def test_viewer_sees_no_edit_controls_and_is_refused(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    base = running.endpoints.http
-    page = signed_in(browser, base, _person(db, "王芳", role="viewer"))
+def test_viewer_sees_no_edit_controls_and_is_refused(wb: Workbench, tmp_path: Path) -> None:
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    page = signed_in(browser, base, person(db, "王芳", role="viewer"))
     page.goto(f"{base}{FILE}")
     page.wait_for_selector("#basic")
     assert page.locator("main form").count() == 0
@@ -446,16 +402,11 @@ def test_another_departments_subject_answers_404_on_the_edit_routes(
 
 
 def test_subject_pages_at_390px_with_every_form_open_and_an_error_shown(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
+    site, broker, db, browser, base = wb.site, wb.broker, wb.db, wb.browser, wb.base
     _breach(broker, site["device"])
-    base = running.endpoints.http
-    admin = _person(db, "刘洋", role="admin")
+    admin = person(db, "刘洋", role="admin")
     page = signed_in(browser, base, admin, width=390)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}{FILE}")
@@ -475,14 +426,10 @@ def test_subject_pages_at_390px_with_every_form_open_and_an_error_shown(
 
 
 def test_import_check_only_then_import_and_a_malformed_form_answers_a_chinese_page(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    page = signed_in(browser, base, _person(db, "张伟"))
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    page = signed_in(browser, base, person(db, "张伟"))
     csv = tmp_path / "new.csv"
     csv.write_text(f"统一社会信用代码,名称,风险等级\n{NEW},苏州某电镀有限公司,较大\n", "utf-8")
     page.goto(f"{base}/subjects")
@@ -521,14 +468,10 @@ def test_import_check_only_then_import_and_a_malformed_form_answers_a_chinese_pa
 
 
 def test_add_a_subject_in_the_page_and_ask_to_join_one_another_department_has(
-    site: dict[str, str],
-    running: OffsiteApp,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    login = _person(db, "张伟")
+    db, browser, base = wb.db, wb.browser, wb.base
+    login = person(db, "张伟")
     page = signed_in(browser, base, login)
     page.goto(f"{base}/subjects")
     page.click("#new-subject summary")
@@ -556,7 +499,7 @@ def test_add_a_subject_in_the_page_and_ask_to_join_one_another_department_has(
     assert "新建监管对象" in record
     page.screenshot(path=str(tmp_path / "2-new-subject-file.png"), full_page=True)
     # AMR's officer adds the same code: the library says who has it and offers to ask.
-    amr = signed_in(browser, base, _person(db, "赵强", "AMR"))
+    amr = signed_in(browser, base, person(db, "赵强", "AMR"))
     amr.goto(f"{base}/subjects")
     amr.click("#new-subject summary")
     amr.fill("#new-subject-form input[name=credit_code]", NEW)
@@ -572,7 +515,7 @@ def test_add_a_subject_in_the_page_and_ask_to_join_one_another_department_has(
         "SELECT department, state FROM subject_link_requests WHERE credit_code = %s", (NEW,)
     ).fetchall() == [("AMR", "pending")]
     # EMB's admin sees the request on the file and consents there.
-    admin = signed_in(browser, base, _person(db, "刘洋", role="admin"))
+    admin = signed_in(browser, base, person(db, "刘洋", role="admin"))
     admin.goto(f"{base}/subjects/{NEW}")
     admin.click("#link-requests form[action$='/approve'] button")
     admin.wait_for_selector("#done")

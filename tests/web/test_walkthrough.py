@@ -9,14 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
-from offsite.app import OffsiteApp
-from offsite.embedded import EmbeddedBroker
 from tests.helpers import wait_until
-from tests.web.conftest import SUBJECT, signed_in
-from tests.web.test_board import _alert_id, _breach
-from tests.web.test_officer_ops import _person
+from tests.web.conftest import SUBJECT, Workbench, person, signed_in
+from tests.web.test_board import raised
 
 # Latin words that are data or names, not prose an officer should read in English.
 DATA = re.compile(
@@ -57,16 +53,10 @@ def _pages(alert_id: int, task_id: int, rule_id: str) -> list[tuple[str, str]]:
 
 
 def test_officer_and_admin_walk_every_page_at_1280_and_390_px(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
+    wb: Workbench, tmp_path: Path
 ) -> None:
-    base = running.endpoints.http
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    alert_id = raised(wb)
     officer_key = {"Authorization": f"Bearer {site['officer']}"}
     r = httpx.post(f"{base}/api/v1/alerts/{alert_id}/dispatch", headers=officer_key)
     assert r.status_code == 200, r.text
@@ -80,7 +70,7 @@ def test_officer_and_admin_walk_every_page_at_1280_and_390_px(
     assert rule is not None
     found: list[str] = []
     for who, role in (("officer", "officer"), ("admin", "admin")):
-        login = _person(db, "张伟" if role == "officer" else "刘洋", "EMB", role)
+        login = person(db, "张伟" if role == "officer" else "刘洋", "EMB", role)
         for width in (1280, 390):
             page = signed_in(browser, base, login, width=width)
             for name, path in _pages(alert_id, int(task[0]), str(rule[0])):

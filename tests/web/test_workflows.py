@@ -15,8 +15,8 @@ from offsite.app import OffsiteApp
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import make
 from tests.helpers import wait_until
-from tests.web.conftest import SUBJECT, page_for
-from tests.web.test_board import _alert_id, _breach
+from tests.web.conftest import SUBJECT, Workbench, page_for, wait_for_alert
+from tests.web.test_board import _breach, raised
 
 
 def _photo(tmp_path: Path) -> Path:
@@ -27,17 +27,9 @@ def _photo(tmp_path: Path) -> Path:
     return path
 
 
-def test_findings_by_two_departments_then_the_lead_closes(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    alert_id = _alert_id(db)
-    base = running.endpoints.http
+def test_findings_by_two_departments_then_the_lead_closes(wb: Workbench, tmp_path: Path) -> None:
+    site, db, browser, base = wb.site, wb.db, wb.browser, wb.base
+    alert_id = raised(wb)
     lead = page_for(browser, site["officer"], width=390, height=844)  # in the field, on a phone
     lead.goto(f"{base}/alerts/{alert_id}")
     lead.click("#dispatch")
@@ -96,19 +88,10 @@ def test_findings_by_two_departments_then_the_lead_closes(
     )
 
 
-def test_subject_file_and_csv_import_report(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    _alert_id(db)
-    base = running.endpoints.http
-    page = page_for(browser, site["officer"])
-    page.goto(f"{base}/subjects?q=化工")
+def test_subject_file_and_csv_import_report(wb: Workbench, tmp_path: Path) -> None:
+    site, db, base = wb.site, wb.db, wb.base
+    raised(wb)
+    page = wb.page_as("officer", "/subjects?q=化工")
     page.click(f"a[href='/subjects/{SUBJECT}']")
     page.wait_for_selector("#basic")
     text = page.inner_text("main")
@@ -171,7 +154,7 @@ def test_tab_opened_before_a_restart_shows_an_alert_raised_during_it(
         update={"http": settings.http.model_copy(update={"port": port})}
     )
     with OffsiteApp(restarted) as app:
-        _alert_id(db)
+        wait_for_alert(db)
         page.locator("#alerts tr[data-alert-id]").first.wait_for(timeout=20_000)
         page.wait_for_selector("#stale[hidden]", state="attached")
         page.screenshot(path=str(tmp_path / "after-restart.png"), full_page=True)
@@ -195,18 +178,10 @@ def test_every_message_and_rule_title_has_a_chinese_translation() -> None:
     assert set(RULE_TITLES) >= {r.title for r in shipped.rules}
 
 
-def test_dry_run_charts_what_a_rule_would_have_raised(
-    site: dict[str, str],
-    running: OffsiteApp,
-    broker: EmbeddedBroker,
-    db: psycopg.Connection[Any],
-    browser: Any,
-    tmp_path: Path,
-) -> None:
-    _breach(broker, site["device"])
-    _alert_id(db)
-    page = page_for(browser, site["officer"])
-    page.goto(f"{running.endpoints.http}/rules")
+def test_dry_run_charts_what_a_rule_would_have_raised(wb: Workbench, tmp_path: Path) -> None:
+    site, base = wb.site, wb.base
+    raised(wb)
+    page = wb.page_as("officer", "/rules")
     page.click("a[href='/rules/gas-lel-alarm-2/dry-run']")
     page.select_option("select[name=hours]", "6")
     page.click("#dry-run")
@@ -217,7 +192,7 @@ def test_dry_run_charts_what_a_rule_would_have_raised(
     import httpx
 
     r = httpx.get(
-        f"{running.endpoints.http}/rules/gas-lel-alarm-2/dry-run?hours=6",
+        f"{base}/rules/gas-lel-alarm-2/dry-run?hours=6",
         headers={"Authorization": f"Bearer {site['eeb']}"},
     )
     assert r.status_code == 404
