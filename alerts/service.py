@@ -119,11 +119,6 @@ class AlertService:
         with self.pool.connection() as conn, conn.transaction():
             self.store.record_subject_change(conn, change)
 
-    def subject_change_hook(self, change: SubjectChange, conn: psycopg.Connection[Any]) -> None:
-        """The subjects repository's on_change: audit the edit inside the editing transaction,
-        so the edit and its record commit together or not at all."""
-        self.store.record_subject_change(conn, change)
-
     def is_protected(self, evidence_id: str) -> bool:
         """video.evidence.EvidenceGuard: evidence of open or recently closed alerts stays.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import psycopg
 
 from alerts import audit
 from alerts.subjects_port import SubjectChange
+from core.clock import Clock, utc_now
 
 
 def record(conn: psycopg.Connection[Any], change: SubjectChange, now: datetime) -> None:
@@ -27,3 +29,15 @@ def record(conn: psycopg.Connection[Any], change: SubjectChange, now: datetime) 
         change.actor, "subject", change.credit_code, str(change.kind), payload
     )
     audit.append(conn, [entry], now)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAuditHook:
+    """The subjects library's on_change: audits an edit inside the editing transaction, so
+    the edit and its record commit together or not at all. Built before the library, and
+    handed to it at construction: no edit is ever made without it."""
+
+    clock: Clock = utc_now
+
+    def __call__(self, change: SubjectChange, conn: psycopg.Connection[Any]) -> None:
+        record(conn, change, self.clock())

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from alerts.service import AlertService
+from alerts.subject_audit import SubjectAuditHook
 from api.app import create_app, create_health_app
 from api.context import ApiContext
 from api.people import create_first_admin
@@ -34,7 +35,7 @@ from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
 from offsite.settings import ConfigError, Settings
 from roles.plan import Parts, plan
-from rules.models import ClueSink
+from rules.ledger import ClueLedgerReader
 from rules.service import RuleService
 from subjects.directory import SubjectDirectory
 from subjects.service import SubjectsService
@@ -261,18 +262,18 @@ class OffsiteApp:
         self.api_context = ctx
 
         # [subjects] ------------------------------------------------------------------
-        # Alerts may set subjects_service.repository.on_change to append edits to the audit
-        # chain inside the editing transaction.
+        # Every edit of the library is audited inside its own transaction (alerts' chain).
         subjects_service = SubjectsService(
-            s.subjects, self.pool, self.registry, supervisor=self.supervisor
+            s.subjects,
+            self.pool,
+            self.registry,
+            supervisor=self.supervisor,
+            on_change=SubjectAuditHook(),
         )
         subjects_service.start()
         self._stoppers.append(subjects_service.stop)
         ctx.provide(SubjectsService, subjects_service)
         ctx.provide(SubjectDirectory, subjects_service.directory)
-        # [rules] ---------------------------------------------------------------------
-        # Alerts append their ClueSink here; the service keeps this list by reference.
-        clue_sinks: list[ClueSink] = []
         # [failover] An engine that does not get committed readings from a writer in its own
         # process (no ingest role here, or ingest in child processes) is one of several:
         # elected by the lease, fenced, reading the broker itself (failover/). Otherwise,
@@ -281,12 +282,30 @@ class OffsiteApp:
         if engine_here and not self.parts.readings_in_process:
             role = EngineRole(s.engine, db_url, self.pool, EngineMetrics(self.registry))
             self.engine_role = role
+        # [alerts] --------------------------------------------------------------------
+        # Built before the rules, which hand it their committed clue changes as a wake-up;
+        # it reads the changes themselves from the ledger past its watermark. Started
+        # first, so stopped last (stoppers run in reverse): the rules' last clues land.
+        alert_service = AlertService(
+            s.alerts,
+            self.pool,
+            self.registry,
+            subjects_service.directory,
+            ledger=ClueLedgerReader(self.pool),
+            supervisor=self.supervisor,
+            fence=role.fence if role is not None else None,
+        )
+        ctx.provide(AlertService, alert_service)
+        if engine_here and role is None:
+            alert_service.start()
+            self._stoppers.append(alert_service.stop)
+        # [rules] ---------------------------------------------------------------------
         rule_service = RuleService(
             s.rules,
             self.pool,
             self.registry,
             subjects_service.directory,
-            clue_sinks,
+            [alert_service],
             supervisor=self.supervisor,
             guard=role,
             replay=role.replay if role is not None else None,
@@ -307,25 +326,6 @@ class OffsiteApp:
         if self.parts.readings_in_process:
             reading_sinks.append(rule_service)
             status_sinks.append(rule_service)
-        # [alerts] --------------------------------------------------------------------
-        # Alerts read committed clue changes from the rule service's ledger past their watermark.
-        alert_service = AlertService(
-            s.alerts,
-            self.pool,
-            self.registry,
-            subjects_service.directory,
-            ledger=rule_service,
-            supervisor=self.supervisor,
-            fence=role.fence if role is not None else None,
-        )
-        # Subject edits are audited inside the editing transaction.
-        subjects_service.repository.on_change = alert_service.subject_change_hook
-        clue_sinks.append(alert_service)
-        ctx.provide(AlertService, alert_service)
-        if engine_here and role is None:
-            alert_service.start()
-            # Stopped after the rules (stoppers run in reverse) so their last clues land.
-            self._stoppers.insert(self._stoppers.index(rule_service.stop), alert_service.stop)
         # [video] ---------------------------------------------------------------------
         # [video scale-out] With camera leases any video worker, in any process, may
         # analyse a camera: detections reach the rules through video_detections (written

@@ -37,8 +37,6 @@ from rules.spec import (
 )
 from rules.store import (
     apply_ops,
-    changes_after,
-    clue_by_id,
     load_open,
     replay_metrics_of,
 )
@@ -167,8 +165,7 @@ class RuleService:
         self.pool = pool
         self.directory = directory
         self._directory_changed = threading.Event()
-        # A list passed in is kept by reference: sinks wired after construction still count.
-        self.sinks = sinks if isinstance(sinks, list) else list(sinks)
+        self.sinks = tuple(sinks)
         self.clock = clock
         self.metrics = RulesMetrics(registry)
         self.ruleset = RuleSet((), {})
@@ -188,10 +185,6 @@ class RuleService:
         self._reload_lock = threading.Lock()
         self._health_lock = threading.Lock()
         self._rule_health: dict[str, RuleHealth] = {}
-        # Transitions committed while starting (opens a crash left unevaluated) are handed
-        # on by the engine thread at its first batch or tick, once the composition root has
-        # had the chance to add the sinks wired after this service (alerts).
-        self._held: list[ClueEvent] | None = []
 
     # -- sinks of ingest and video (called from their threads) ------------------------
 
@@ -219,14 +212,6 @@ class RuleService:
                 continue
 
     # -- ClueLedger -------------------------------------------------------------------
-
-    def clue_changes_after(self, seq: int, limit: int) -> list[ClueEvent]:
-        with self.pool.connection() as conn:
-            return changes_after(conn, seq, limit)
-
-    def clue(self, clue_id: int) -> ClueEvent | None:
-        with self.pool.connection() as conn:
-            return clue_by_id(conn, clue_id)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -382,9 +367,6 @@ class RuleService:
             work = None
             if self._stop.is_set():
                 return False
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._hand_off(held)
         # Kept on the service until committed: a fault that escapes a turn (the supervisor
         # restarts it) must not lose transitions the engine's state already reflects.
         ops = self._unsaved
@@ -494,11 +476,7 @@ class RuleService:
                 self.metrics.clue_latency.observe(max(0.0, now - op.at))
             if event.status is ClueStatus.RESOLVED:
                 self.metrics.clues_resolved.labels(*labels).inc()
-        fresh = [event for _op, event in events]
-        if self._held is not None:
-            self._held += fresh
-        else:
-            self._hand_off(fresh)
+        self._hand_off([event for _op, event in events])
         return True
 
     def _hand_off(self, events: list[ClueEvent]) -> None:

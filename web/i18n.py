@@ -13,6 +13,9 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from fastapi import Request
 
+from core.clock import Clock as CoreClock
+from core.clock import utc_now
+
 LOCALES = ("zh_CN", "en")
 COOKIE = "offsite_lang"
 DOMAIN = "messages"
@@ -42,11 +45,13 @@ def request_locale(request: Request, default: str) -> str:
 
 
 class Clock:
-    """Formats aware datetimes in the workbench's zone, 24-hour."""
+    """The workbench's time: now (injected, so tests can set it), and aware datetimes
+    formatted in its zone, 24-hour."""
 
-    def __init__(self, zone: str) -> None:
+    def __init__(self, zone: str, now: CoreClock = utc_now) -> None:
         self.zone_name = zone
         self.zone = ZoneInfo(zone)
+        self.now = now
 
     def local(self, t: datetime) -> datetime:
         return t.astimezone(self.zone)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from api.auth import Caller, Role
+from core.clock import Clock as CoreClock
+from core.clock import utc_now
 from web import labels
 from web.csrf import csrf_token
 from web.departments import DepartmentNames
@@ -35,9 +36,11 @@ NAV = (
 class Pages:
     """Renders templates in the caller's language with the helpers every page uses."""
 
-    def __init__(self, settings: WebSettings, departments: DepartmentNames) -> None:
+    def __init__(
+        self, settings: WebSettings, departments: DepartmentNames, now: CoreClock = utc_now
+    ) -> None:
         self.settings = settings
-        self.clock = Clock(settings.timezone)
+        self.clock = Clock(settings.timezone, now)
         self.departments = departments
 
     @cached_property
@@ -69,7 +72,7 @@ class Pages:
     ) -> HTMLResponse:
         locale = request_locale(request, self.settings.default_locale)
         gettext = translations(locale).gettext
-        now = datetime.now(UTC)
+        now = self.clock.now()
         page = (
             self._envs[locale]
             .get_template(template)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -74,7 +74,7 @@ def silence_preview(
             raise Refused("silence_reason_required", "reason: a silence needs a reason")
     except Refused as err:
         return pages(ctx).render(request, "flash.html", caller, error=err)
-    now = datetime.now(UTC)
+    now = pages(ctx).clock.now()
     with ctx.pool.connection() as conn:
         affected = queries.open_alerts_matching(conn, caller.department, matcher.value, value)
     return pages(ctx).render(
@@ -95,7 +95,7 @@ def create_silence(
     reason: Annotated[str, Form(min_length=1, max_length=2000)],
 ) -> Response:
     service = alert_service(ctx)
-    now = datetime.now(UTC)
+    now = pages(ctx).clock.now()
     try:
         _rule_known(ctx, matcher, value)
         attempt(
@@ -125,7 +125,7 @@ def dry_run_page(
     if rule is None or rule.department != caller.department:
         raise HTTPException(404, f"rule {rule_id} not found in your department's pack")
     clues: list[DryClue] = []
-    until = datetime.now(UTC)
+    until = pages(ctx).clock.now()
     if hours in DRY_RUN_HOURS:
         # dry_run itself keeps to the devices on subjects the caller's department supervises.
         with ctx.pool.connection() as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -81,16 +81,17 @@ def alert_page(alert_id: int, request: Request, ctx: Ctx, caller: Viewer) -> HTM
         # The charts' readings come with the page: no second request (and no second read of
         # the alert) per clue before a chart can be drawn.
         attributes = subject.attributes if subject else {}
+        now = pages(ctx).clock.now()
         charts = {
             c.clue_id: orjson.dumps(
-                _chart(conn, rules[c.rule_id], c, triggers.get(c.clue_id, []), attributes)
+                _chart(conn, rules[c.rule_id], c, triggers.get(c.clue_id, []), attributes, now)
             ).decode()
             for c in record.clues
         }
         active_silences = silences.covering(
             conn, caller.department, [k for k in (a.subject_key, a.credit_code) if k],
             [c.rule_id for c in record.clues], [d for c in record.clues for d in c.device_ids],
-            a.departments, datetime.now(UTC),
+            a.departments, now,
         )  # fmt: skip
     evidence_ids = list(dict.fromkeys(e for c in record.clues for e in c.evidence_ids))
     return pages(ctx).render(
@@ -127,9 +128,10 @@ def _chart(
     clue: queries.ClueView,
     trig: list[clue_queries.TriggerReading],
     attributes: dict[str, float],
+    now: datetime,
 ) -> dict[str, Any]:
     """Readings around the clue for its chart: series, limit line, the clue's span, validity."""
-    end = clue.ended_at or datetime.now(UTC)
+    end = clue.ended_at or now
     since, until = clue.started_at - CHART_BEFORE, end + CHART_AFTER
     lines = []
     for device_id, metric in dict.fromkeys((t.device_id, t.metric) for t in trig if t.metric):
@@ -170,7 +172,7 @@ def clue_chart(alert_id: int, clue_id: int, ctx: Ctx, caller: Viewer) -> JSONRes
         trig = clue_queries.triggers(conn, [clue_id]).get(clue_id, [])
         subject = subject_of(conn, record.alert.credit_code)
         data = _chart(conn, _rule(ctx, clue.rule_id), clue, trig,
-                      subject.attributes if subject else {})  # fmt: skip
+                      subject.attributes if subject else {}, pages(ctx).clock.now())  # fmt: skip
     return JSONResponse(data)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -31,7 +30,8 @@ def _period(period: str) -> str:
 
 
 def this_quarter(ctx: Ctx) -> str:
-    local = pages(ctx).clock.local(datetime.now(UTC))
+    clock = pages(ctx).clock
+    local = clock.local(clock.now())
     return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
 
 

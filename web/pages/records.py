@@ -3,8 +3,6 @@ chain's verify result against its signed checkpoints."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -68,5 +66,5 @@ def audit_page(request: Request, ctx: Ctx, caller: Viewer) -> HTMLResponse:
         found = checkpoints.verify_signed(conn, public_key=public_key)
     return pages(ctx).render(
         request, "audit.html", caller, active="audit", found=found, result=found.chain,
-        key_configured=public_key is not None, checked_at=datetime.now(UTC),
+        key_configured=public_key is not None, checked_at=pages(ctx).clock.now(),
     )  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -156,7 +156,7 @@ def readings_chart(
         raise HTTPException(404, str(err)) from err
     if device_id not in {b.device_id for b in bound}:
         raise HTTPException(404, f"device {device_id!r} is not bound to {code}")
-    now = datetime.now(UTC)
+    now = pages(ctx).clock.now()
     with ctx.pool.connection() as conn:
         points = readings.hourly_means(
             conn, device_id, metric, now - timedelta(days=CHART_DAYS), now
