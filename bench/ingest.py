@@ -32,7 +32,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -269,10 +269,10 @@ def _newest(conn: psycopg.Connection[Any], devices: list[str]) -> list[datetime 
     return [r[0] for r in rows]
 
 
-def cpu_seconds(root: psutil.Process) -> float:
-    """User + system CPU time of a process and all its descendants so far."""
+def _cpu(processes: Iterable[psutil.Process]) -> float:
+    """User + system CPU time of these processes so far (one that is gone counts nothing)."""
     total = 0.0
-    for p in [root, *root.children(recursive=True)]:
+    for p in processes:
         try:
             t = p.cpu_times()
         except psutil.NoSuchProcess:
@@ -281,16 +281,13 @@ def cpu_seconds(root: psutil.Process) -> float:
     return total
 
 
+def cpu_seconds(root: psutil.Process) -> float:
+    """A process and all its descendants."""
+    return _cpu([root, *root.children(recursive=True)])
+
+
 def _postgres_seconds() -> float:
-    total = 0.0
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] == "postgres":
-            try:
-                t = p.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-    return total
+    return _cpu(p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
 
 
 def _box() -> tuple[float, float, float]:
