@@ -67,19 +67,24 @@ def device_time(props: Properties | None) -> datetime | None:
 ClientT = TypeVar("ClientT", bound=mqtt.Client)
 
 
-def persistent_client(
-    cls: type[ClientT], client_id: str, settings: MqttSettings, address: BrokerAddress
+def broker_client(
+    cls: type[ClientT],
+    client_id: str,
+    settings: MqttSettings,
+    address: BrokerAddress,
+    persistent: bool = False,
 ) -> ClientT:
-    """A QoS 1 client whose session outlives a disconnect and which acknowledges by hand
-    (after the commit): the ingest intake's and the engine's own subscription."""
+    """A paho client of offsite's: the protocol, login, TLS and reconnect delays of the
+    settings. `persistent`: a QoS 1 session that outlives a disconnect and acknowledges by
+    hand (after the commit), as the ingest intake and the engine's own subscription hold."""
     v5 = settings.protocol == "5"
     client = cls(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         # MQTT 3.1.1 has no session expiry: a persistent session is clean_session=False.
-        clean_session=None if v5 else False,
-        manual_ack=True,
+        clean_session=None if v5 else not persistent,
+        manual_ack=persistent,
     )
     if address.username:
         client.username_pw_set(address.username, address.password)
@@ -90,6 +95,13 @@ def persistent_client(
         max_delay=max(1, int(settings.reconnect_max_s)),
     )
     return client
+
+
+def persistent_client(
+    cls: type[ClientT], client_id: str, settings: MqttSettings, address: BrokerAddress
+) -> ClientT:
+    """broker_client with a persistent session and acknowledgement by hand."""
+    return broker_client(cls, client_id, settings, address, persistent=True)
 
 
 def connect_persistent(client: mqtt.Client, settings: MqttSettings, address: BrokerAddress) -> None:

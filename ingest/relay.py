@@ -15,21 +15,17 @@ the broker is away, so a broker outage only delays them.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.intake import BrokerAddress
+from ingest.intake import BrokerAddress, broker_client
 from ingest.models import Reading
 from ingest.settings import MqttSettings
 from ingest.topics import relay_topic
-
-log = logging.getLogger(__name__)
 
 
 def relay_payload(readings: Sequence[Reading]) -> bytes:
@@ -71,15 +67,7 @@ class RelayConnection:
         address = BrokerAddress(broker_url)
         # A clean session: what is queued is this client's own publishes, kept by paho
         # across a reconnect; the broker holds nothing for it.
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{settings.client_id}-relay",
-            protocol=mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311,
-        )
-        if address.username:
-            self._client.username_pw_set(address.username, address.password)
-        if address.tls:
-            self._client.tls_set()
+        self._client = broker_client(mqtt.Client, f"{settings.client_id}-relay", settings, address)
         self._address = address
         self._keepalive = settings.keepalive_s
 

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.intake import BrokerAddress, device_time
+from ingest.intake import BrokerAddress, broker_client, device_time
 from ingest.models import FrameMessage
 from ingest.settings import MqttSettings
 from ingest.topics import PREFIX, frames_topic
@@ -39,21 +38,7 @@ class FrameSubscriber:
         self._cameras: set[str] = set()
         self._lock = threading.Lock()
         self.connected = False
-        v5 = settings.protocol == "5"
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
-        )
-        if self.address.username:
-            self._client.username_pw_set(self.address.username, self.address.password)
-        if self.address.tls:
-            self._client.tls_set()
-        self._client.reconnect_delay_set(
-            min_delay=max(1, int(settings.reconnect_min_s)),
-            max_delay=max(1, int(settings.reconnect_max_s)),
-        )
+        self._client = broker_client(mqtt.Client, client_id, settings, self.address)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
