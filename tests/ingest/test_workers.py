@@ -200,3 +200,61 @@ def test_run_names_an_unknown_role(
     err = capsys.readouterr().err
     assert "unknown role 'rules'" in err
     assert "ingest, engine, video, api" in err
+
+
+def test_the_buffered_reader_decodes_every_publish_as_paho_does(broker: EmbeddedBroker) -> None:
+    """BufferedClient decodes a PUBLISH without properties itself (paho's MQTT 5 properties
+    object is a quarter of an ingest process's time a message): a BufferedClient and a
+    plain paho client subscribed to the same topics must see the same messages, whatever
+    their QoS, retain flag, payload (empty included) and properties."""
+    run = f"dec-{os.getpid()}-{time.monotonic_ns()}"
+    seen: dict[str, list[tuple[object, ...]]] = {"buffered": [], "paho": []}
+
+    def subscriber(name: str, cls: type[mqtt.Client]) -> mqtt.Client:
+        c = cls(CallbackAPIVersion.VERSION2, client_id=f"{run}-{name}", protocol=mqtt.MQTTv5)
+
+        def on_message(client: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+            props = getattr(msg.properties, "UserProperty", None)
+            seen[name].append((msg.topic, bytes(msg.payload), msg.qos, msg.retain, props))
+
+        c.on_message = on_message
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *a: subscribed.set()
+
+        def on_connect(*a: object) -> None:
+            c.subscribe(f"{run}/#", qos=1)
+
+        c.on_connect = on_connect
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        assert subscribed.wait(10), f"{name}: no SUBACK"
+        return c
+
+    clients = [subscriber("buffered", BufferedClient), subscriber("paho", mqtt.Client)]
+    pub = Publisher(broker.port)
+    ts = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    ts.UserProperty = ("ts", "1764806400000")
+    sent = [
+        (f"{run}/a", b'{"ts":1,"metrics":{"t":1.5}}', 1, False, None),
+        (f"{run}/b", b"", 1, False, None),
+        (f"{run}/c", b"zero", 0, False, None),
+        (f"{run}/d/\xe4\xb8\xad", "中文".encode(), 1, False, None),
+        (f"{run}/e", b"\x00\x01frame", 1, False, ts),
+        (f"{run}/f", b"x" * 70_000, 1, False, None),
+        (f"{run}/g", b"kept", 1, True, None),
+    ]
+    for topic, payload, qos, retain, props in sent:
+        pub.publish(topic, payload, qos=qos, retain=retain, properties=props)
+    wait_until(lambda: all(len(v) >= len(sent) for v in seen.values()), timeout=20,
+               what="both subscribers got every message")  # fmt: skip
+    pub.publish(f"{run}/g", b"", qos=1, retain=True)  # clear the retained message
+    pub.close()
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+    got = seen["buffered"][: len(sent)]
+    assert got == seen["paho"][: len(sent)]
+    assert [m[0] for m in got] == [s[0] for s in sent]
+    assert got[4][4] == [("ts", "1764806400000")]
+    assert got[1][1] == b""
+    assert got[5][1] == b"x" * 70_000
