@@ -150,15 +150,17 @@ class EngineFeed:
             return  # left unacknowledged: the next engine gets it
         ack = self._ack(msg.mid, msg.qos)
         topic = msg.topic
-        device = relayed_device(topic)
+        relayed = relayed_device(topic)
         channel = Channel.TELEMETRY
-        if device is None:
+        if relayed is not None:
+            device, again = relayed
+        else:
             try:
                 parsed = parse_topic(topic)
             except TopicError:
                 self._skip(ack, "ignored")
                 return
-            device, channel = parsed.device_id, parsed.channel
+            device, channel, again = parsed.device_id, parsed.channel, False
         if msg.retain or channel not in (Channel.TELEMETRY, Channel.STATUS):
             # Retained copies are replays of what was evaluated live; frames are not the
             # engine's input, and HJ 212 packets come decoded on the relay topics.
@@ -175,7 +177,9 @@ class EngineFeed:
         decoded = decode_telemetry(device, bytes(msg.payload), self.limits, now)
         readings = decoded.readings
         mark = self.marks.get(device)
-        if msg.dup and mark is not None and readings:
+        # A redelivered message, or relayed readings that were stored already (a packet that
+        # came again): what is at or before the mark was evaluated.
+        if (msg.dup or again) and mark is not None and readings:
             fresh = tuple(r for r in readings if r.time.timestamp() > mark)
             if len(fresh) < len(readings):
                 self.metrics.redelivered_skipped.inc(len(readings) - len(fresh))

@@ -184,9 +184,13 @@ class MqttIntake:
         """PUBACK after commit; called from the writer thread (paho queues it thread-safely)."""
         self._client.ack(mid, qos)
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """A QoS 1 publish on this connection (the relay's; thread-safe, never blocks)."""
-        self._client.publish(topic, payload, qos=1)
+    def publish(self, topic: str, payload: bytes) -> int:
+        """A QoS 1 publish on this connection (the relay's; thread-safe, never blocks): its
+        message id, which the `on_publish` callback reports once the broker has it."""
+        return self._client.publish(topic, payload, qos=1).mid
+
+    def on_publish(self, callback: Callable[..., None]) -> None:
+        self._client.on_publish = callback
 
     def ack_many(self, mids: Sequence[int]) -> None:
         """The PUBACKs of a committed batch of QoS 1 messages, in one write."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -106,6 +106,17 @@ class ReadingSink(Protocol):
     """Receives readings after they are committed; must not block the writer for long."""
 
     def readings_committed(self, readings: Sequence[Reading]) -> None: ...
+
+
+class RelaySink(Protocol):
+    """Hands committed readings of relay envelopes to an engine elsewhere (ingest/relay.py)."""
+
+    def relay(
+        self, fresh: Sequence[Reading], resent: Sequence[Reading], done: Callable[[], None]
+    ) -> None:
+        """`fresh` were stored by this commit, `resent` were stored already; `done` runs
+        (on any thread, once) when they are handed over for good, and must not block."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

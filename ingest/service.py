@@ -64,7 +64,9 @@ class IngestService:
         # intake's connection, or on one of the relay's own where there is no intake here.
         self.relay = EngineRelay(self.publish_relayed) if relay else None
         self.relay_connection = (
-            RelayConnection(mqtt_settings, broker_url) if relay and workers else None
+            RelayConnection(mqtt_settings, broker_url, self.relay.tracker.on_publish)
+            if self.relay is not None and workers
+            else None
         )
         self.writer = WriterLoop(
             ingest_settings,
@@ -74,7 +76,7 @@ class IngestService:
             reading_sinks=reading_sinks,
             status_sinks=status_sinks,
             supervisor=supervisor,
-            relay_sinks=[self.relay] if self.relay is not None else [],
+            relay=self.relay,
         )
         self.intake: MqttIntake | None = None
         self.workers: IngestWorkers | None = None
@@ -106,6 +108,8 @@ class IngestService:
                 packet_decoder=packet_decoder,
                 frames_elsewhere=frames_elsewhere,
             )
+            if self.relay is not None:
+                self.intake.on_publish(self.relay.tracker.on_publish)
 
     def ack_committed(self, mids: Sequence[int]) -> None:
         if self.intake is None:
@@ -114,11 +118,11 @@ class IngestService:
             return
         self.intake.ack_many(mids)
 
-    def publish_relayed(self, topic: str, payload: bytes) -> None:
+    def publish_relayed(self, topic: str, payload: bytes) -> int:
         if self.intake is not None:
-            self.intake.publish(topic, payload)
-        elif self.relay_connection is not None:
-            self.relay_connection.publish(topic, payload)
+            return self.intake.publish(topic, payload)
+        assert self.relay_connection is not None  # built whenever there is no intake here
+        return self.relay_connection.publish(topic, payload)
 
     def start(self) -> None:
         if self.maintainer is not None:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 PREFIX = "offsite/v1/devices/"
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -64,21 +65,31 @@ def parse_topic(topic: str) -> Topic:
 # hj212 channel) published again, once committed, for an engine in another process: only
 # the engine's own subscription reads this tree, so ingest never stores them twice.
 RELAY_PREFIX = "offsite/v1/relay/"
-RELAY_SUBSCRIPTION = RELAY_PREFIX + "+/telemetry"
+RELAY_SUBSCRIPTION = RELAY_PREFIX + "+/+"
+# Readings committed for the first time, and readings stored already that came again (a
+# redelivered or resent packet): the engine skips those of the second kind it has evaluated.
+RELAY_FRESH = "telemetry"
+RELAY_RESENT = "resent"
 
 
-def relay_topic(device_id: str) -> str:
-    return f"{RELAY_PREFIX}{device_id}/telemetry"
+class RelayedTopic(NamedTuple):
+    device_id: str
+    resent: bool
 
 
-def relayed_device(topic: str) -> str | None:
-    """The device of a relay topic, or None when the topic is not one."""
+def relay_topic(device_id: str, resent: bool = False) -> str:
+    return f"{RELAY_PREFIX}{device_id}/{RELAY_RESENT if resent else RELAY_FRESH}"
+
+
+def relayed_device(topic: str) -> RelayedTopic | None:
+    """The device of a relay topic and whether it carries resent readings; None when the
+    topic is not one."""
     if not topic.startswith(RELAY_PREFIX):
         return None
-    device, _, channel = topic[len(RELAY_PREFIX) :].partition("/")
-    if channel != Channel.TELEMETRY.value or not DEVICE_ID.fullmatch(device):
+    device, _, kind = topic[len(RELAY_PREFIX) :].partition("/")
+    if kind not in (RELAY_FRESH, RELAY_RESENT) or not DEVICE_ID.fullmatch(device):
         return None
-    return device
+    return RelayedTopic(device, kind == RELAY_RESENT)
 
 
 def subscription(shared_group: str | None) -> str:

@@ -23,6 +23,7 @@ from ingest.models import (
     Reading,
     ReadingSink,
     RejectReason,
+    RelaySink,
     StatusSink,
 )
 from ingest.settings import IngestSettings
@@ -54,7 +55,8 @@ class Envelope(NamedTuple):
     # MQTT PUBACK (an HJ 212 reply over TCP); it must only hand over, never block.
     on_commit: Callable[[], None] | None = None
     # Readings that did not arrive as MQTT telemetry (HJ 212): an engine in another process
-    # does not see them on the broker, so the relay sinks get them once committed.
+    # does not see them on the broker, so the relay gets them once committed, and the
+    # envelope is acknowledged once the relay has them.
     relay: bool = False
 
 
@@ -76,6 +78,8 @@ class BatchOutcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
     committed: list[Reading] = field(default_factory=list)
+    # Readings of the batch stored already with the same value (a redelivery, a resend).
+    repeated: list[Reading] = field(default_factory=list)
 
 
 def _conflict_letter(env: Envelope, r: Reading, kept: float) -> DeadLetter:
@@ -91,21 +95,29 @@ def _conflict_letter(env: Envelope, r: Reading, kept: float) -> DeadLetter:
     )
 
 
-def _relayed(batch: Sequence[Envelope], outcome: BatchOutcome) -> list[Reading]:
-    """The newly stored readings of the batch's relay envelopes, in commit order."""
+def _relayed(
+    batch: Sequence[Envelope], outcome: BatchOutcome
+) -> tuple[list[Reading], list[Reading]]:
+    """The readings of the batch's relay envelopes: (newly stored, stored already), in
+    commit order, each once; a conflicting value (not stored) is in neither."""
     relay = [env for env in batch if env.relay and env.readings]
     if not relay:
-        return []
+        return [], []
     if outcome.written == sum(len(env.readings) for env in batch):
-        return [r for env in relay for r in env.readings]  # all stored: the common case
+        return [r for env in relay for r in env.readings], []  # all stored: the common case
     fresh = set(outcome.committed)
-    out: list[Reading] = []
+    repeated = set(outcome.repeated)
+    new: list[Reading] = []
+    again: list[Reading] = []
     for env in relay:
         for r in env.readings:
             if r in fresh:
                 fresh.discard(r)  # a repeat inside the batch is relayed once
-                out.append(r)
-    return out
+                new.append(r)
+            elif r in repeated:
+                repeated.discard(r)
+                again.append(r)
+    return new, again
 
 
 class BatchWriter:
@@ -176,7 +188,7 @@ class BatchWriter:
                     out.conflicts += 1
                     out.dead_letters.append(_conflict_letter(env, r, first.value))
                 else:
-                    out.duplicates += 1
+                    out.duplicates += 1  # the first copy is the one stored or repeated
         rows = list(unique.values())
         if not rows:
             return
@@ -210,6 +222,7 @@ class BatchWriter:
                 fresh.append(r)
             elif kept == r.value:
                 out.duplicates += 1
+                out.repeated.append(r)
             else:
                 out.conflicts += 1
                 out.dead_letters.append(_conflict_letter(envelope_of[r], r, kept))
@@ -289,7 +302,7 @@ class WriterLoop:
         reading_sinks: Sequence[ReadingSink] = (),
         status_sinks: Sequence[StatusSink] = (),
         supervisor: Supervisor | None = None,
-        relay_sinks: Sequence[ReadingSink] = (),
+        relay: RelaySink | None = None,
     ) -> None:
         self.settings = settings
         self.conninfo = conninfo
@@ -298,7 +311,7 @@ class WriterLoop:
         self.acker = acker
         self.reading_sinks = list(reading_sinks)
         self.status_sinks = list(status_sinks)
-        self.relay_sinks = list(relay_sinks)
+        self.relay = relay
         self.queue: queue.Queue[Envelope] = queue.Queue(settings.queue_max_messages)
         self.writer = BatchWriter(settings, metrics)
         # Optimistic until a commit fails: readiness also pings the database itself.
@@ -416,14 +429,9 @@ class WriterLoop:
             log.info("database reachable again; writing")
         self.db_up = True
         self.metrics.db_up.set(1)
-        mids: list[int] = []
-        for env in batch:
-            if env.on_commit is not None:
-                env.on_commit()
-            elif env.qos > 0:
-                mids.append(env.mid)
-        if mids:
-            self.acker.ack_committed(mids)
+        relayed = [env for env in batch if env.relay and env.readings] if self.relay else []
+        self._acknowledge([env for env in batch if not (env.relay and env.readings)]
+                          if relayed else batch)  # fmt: skip
         self._account(batch, outcome, elapsed)
         # The rows are committed and acknowledged: a sink's failure is its own, never the
         # writer's, and the other sinks still get their hand-off.
@@ -433,18 +441,41 @@ class WriterLoop:
                     sink.readings_committed(outcome.committed)
                 except Exception:
                     self._sink_failed(sink)
-            relayed = _relayed(batch, outcome) if self.relay_sinks else []
-            for sink in self.relay_sinks if relayed else ():
-                try:
-                    sink.readings_committed(relayed)
-                except Exception:
-                    self._sink_failed(sink)
+        if relayed and self.relay is not None:
+            self._relay(self.relay, relayed, *_relayed(batch, outcome))
         for status in outcome.statuses:
             for ssink in self.status_sinks:
                 try:
                     ssink.status_changed(status)
                 except Exception:
                     self._sink_failed(ssink)
+
+    def _acknowledge(self, envelopes: Sequence[Envelope]) -> None:
+        mids: list[int] = []
+        for env in envelopes:
+            if env.on_commit is not None:
+                env.on_commit()
+            elif env.qos > 0:
+                mids.append(env.mid)
+        if mids:
+            self.acker.ack_committed(mids)
+
+    def _relay(
+        self,
+        relay: RelaySink,
+        envelopes: list[Envelope],
+        fresh: list[Reading],
+        resent: list[Reading],
+    ) -> None:
+        """The relay envelopes are acknowledged once the relay has their readings: a process
+        that dies before leaves them unacknowledged, to come again (and be relayed again)."""
+        try:
+            relay.relay(fresh, resent, lambda: self._acknowledge(envelopes))
+        except Exception:
+            # Not relayed: acknowledged anyway, or every later packet would wait on these
+            # (the readings are stored; the engine misses them, and says nothing else).
+            self._sink_failed(relay)
+            self._acknowledge(envelopes)
 
     def _sink_failed(self, sink: object) -> None:
         self.metrics.sink_errors.inc()

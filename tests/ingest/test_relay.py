@@ -27,7 +27,8 @@ def test_relayed_readings_decode_to_themselves_with_their_flags() -> None:
 
 
 def test_only_relay_topics_name_a_relayed_device() -> None:
-    assert relayed_device(relay_topic("mn-1")) == "mn-1"
+    assert relayed_device(relay_topic("mn-1")) == ("mn-1", False)
+    assert relayed_device(relay_topic("mn-1", resent=True)) == ("mn-1", True)
     assert relayed_device("offsite/v1/devices/mn-1/telemetry") is None
     assert relayed_device("offsite/v1/relay/mn-1/status") is None
     assert relayed_device("offsite/v1/relay/bad id/telemetry") is None
