@@ -154,6 +154,7 @@ class MqttIntake:
         )
         self.connected = False
         self._connected_before = False
+        self._left_group = False
         self._stopping = threading.Event()
         self._client = self._build_client()
 
@@ -172,6 +173,12 @@ class MqttIntake:
     def stop_receiving(self) -> None:
         """Messages arriving from now on are left unacknowledged for the broker to redeliver."""
         self._stopping.set()
+
+    def leave_group(self) -> None:
+        """UNSUBSCRIBE: from now on the broker deals this client none of the stream (what it
+        delivered or queued before still arrives, and is committed and acknowledged)."""
+        self._left_group = True
+        self._client.unsubscribe(subscription(self.settings.shared_group))
 
     def disconnect(self) -> None:
         self._stopping.set()
@@ -224,6 +231,8 @@ class MqttIntake:
                 self.settings.client_id,
             )
         self._connected_before = True
+        if self._left_group:
+            return  # retiring (ingest/retire.py): the broker deals this client nothing more
         topic = subscription(self.settings.shared_group)
         client.subscribe(topic, qos=1)
         log.info(

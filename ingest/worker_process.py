@@ -18,11 +18,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ingest.models import PacketDecoder
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
+
+if TYPE_CHECKING:
+    from ingest.service import IngestService
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +68,17 @@ class WorkerReport:
     final: bool = False
 
 
-def run(spec: WorkerSpec, conn: Connection) -> None:
-    """The child's main: serve until the parent says stop, closes the pipe, or SIGTERM."""
-    logging.basicConfig(
-        level=spec.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s ingest-{spec.index} %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    stop = threading.Event()
-    # Ctrl-C reaches the whole process group: the parent decides when its children stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
+def worker_service(spec: WorkerSpec, registry: CollectorRegistry) -> IngestService:
+    """The ingest service a worker runs (not started): its intake, writer and decoder."""
     # Imported here so the parent's import of this module stays light.
     from ingest.service import IngestService
 
-    registry = CollectorRegistry()
     decoder = (
         spec.packet_decoder(spec.ingest, spec.storage, spec.conninfo, registry)
         if spec.packet_decoder is not None
         else None
     )
-    service = IngestService(
+    return IngestService(
         spec.mqtt,
         spec.ingest,
         spec.storage,
@@ -98,6 +91,22 @@ def run(spec: WorkerSpec, conn: Connection) -> None:
         relay=spec.relay,
         packet_decoder=decoder,
     )
+
+
+def run(spec: WorkerSpec, conn: Connection) -> None:
+    """The child's main: serve until the parent says stop, closes the pipe, or SIGTERM."""
+    logging.basicConfig(
+        level=spec.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s ingest-{spec.index} %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    stop = threading.Event()
+    # Ctrl-C reaches the whole process group: the parent decides when its children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    registry = CollectorRegistry()
+    service = worker_service(spec, registry)
     service.start()
 
     def report(final: bool = False) -> None:

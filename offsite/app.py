@@ -30,6 +30,8 @@ from ingest.metrics import IngestMetrics
 from ingest.models import FrameSink, ReadingSink, StatusSink
 from ingest.service import IngestService
 from ingest.storage import StorageMaintainer
+from ingest.worker_process import WorkerSpec
+from ingest.workers import worker_specs
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
@@ -102,6 +104,31 @@ def _redact_broker(url: str) -> str:
         return url
     netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def ingest_worker_specs(settings: Settings, numbers: list[int]) -> list[WorkerSpec]:
+    """The specs of ingest workers `numbers` as `offsite run` with these settings starts
+    them (client id, login, shared group, decoder): for `offsite ingest retire`."""
+    s = settings
+    if not s.mqtt.url or not s.database.url:
+        raise ConfigError(
+            "retiring an ingest worker needs mqtt.url and database.url: the broker and the"
+            " database its `offsite run` uses"
+        )
+    specs = worker_specs(
+        max(numbers),
+        s.mqtt,
+        s.ingest,
+        s.storage,
+        s.mqtt.url,
+        s.database.url,
+        frames_elsewhere=s.video.enabled,
+        log_level=s.log_level,
+        # The engine is elsewhere: HJ 212 readings in the session are relayed to it.
+        relay=s.hj212.enabled,
+        packet_decoder=partial(worker_packet_decoder, s.hj212) if s.hj212.enabled else None,
+    )
+    return [spec for spec in specs if spec.index in numbers]
 
 
 class OffsiteApp:

@@ -18,8 +18,9 @@ from api import people
 from api.auth import KeyRequestError, create_key
 from api.keys import list_keys, revoke_key
 from hj212.registry import register as register_logger
+from ingest.retire import RetireError, retire
 from ingest.topics import DEVICE_ID
-from offsite.app import OffsiteApp, StartError
+from offsite.app import OffsiteApp, StartError, ingest_worker_specs
 from offsite.embedded import EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
 from offsite.settings import ConfigError, Settings, load_settings
@@ -387,6 +388,20 @@ def cmd_hj212_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest_retire(args: argparse.Namespace) -> int:
+    if any(n < 1 for n in args.worker):
+        print("offsite ingest retire: worker numbers start at 1", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    for spec in ingest_worker_specs(settings, sorted(set(args.worker))):
+        try:
+            retire(spec, quiet_s=args.quiet, timeout_s=args.timeout)
+        except RetireError as err:
+            print(f"offsite ingest retire: {spec.mqtt.client_id}: {err}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offsite", description="Off-site regulatory supervision server."
@@ -482,6 +497,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mn", help="the logger's MN (its device id)")
     p.add_argument("--password", required=True, help="the PW the logger sends")
     p.set_defaults(func=cmd_hj212_register)
+
+    ingest = sub.add_parser("ingest", help="ingest workers").add_subparsers(
+        dest="ingest_command", required=True, metavar="ACTION"
+    )
+    p = ingest.add_parser(
+        "retire",
+        help="take ingest workers out of the shared group for good: store what the broker"
+        " kept for them, then have it forget their sessions (stop them first)",
+    )
+    p.add_argument("--worker", type=int, nargs="+", required=True, metavar="N",
+                   help="worker numbers n (client id <mqtt.client_id>-<n>)")  # fmt: skip
+    p.add_argument("--quiet", type=float, default=5.0, metavar="S",
+                   help="done once nothing has arrived for S seconds (default 5)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="S",
+                   help="give up after S seconds (default 3600)")  # fmt: skip
+    p.set_defaults(func=cmd_ingest_retire)
 
     simulate.add_parser(sub)
 
