@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 
 from failover.metrics import EngineMetrics
+from failover.repair import GapRepair
 from failover.settings import EngineSettings
 from ingest.codec import Limits, decode_status, decode_telemetry
 from ingest.intake import (
@@ -61,12 +62,14 @@ class EngineFeed:
         broker_url: str,
         evaluator: Evaluator,
         metrics: EngineMetrics,
+        repair: GapRepair | None = None,
     ) -> None:
         self.settings = settings
         self.mqtt = mqtt_settings
         self.address = BrokerAddress(settings.broker_url or broker_url)
         self.evaluator = evaluator
         self.metrics = metrics
+        self.repair = repair
         self.limits = Limits(
             max_payload_bytes=ingest_settings.max_payload_bytes,
             max_future=timedelta(seconds=ingest_settings.max_future_s),
@@ -90,6 +93,8 @@ class EngineFeed:
         return client
 
     def start(self) -> None:
+        if self.repair is not None:
+            self.repair.start()
         connect_persistent(self._client, self.mqtt, self.address)
 
     def wait_connected(self, timeout: float) -> bool:
@@ -102,6 +107,8 @@ class EngineFeed:
         self._client.loop_stop()
         self.connected = False
         self.metrics.connected.set(0)
+        if self.repair is not None:
+            self.repair.stop()  # what waits there is unacknowledged: the session keeps it
 
     def _ack(self, mid: int, qos: int) -> Callable[[], None]:
         def ack() -> None:
@@ -118,6 +125,8 @@ class EngineFeed:
             return
         self.connected = True
         self.metrics.connected.set(1)
+        if self.repair is not None:
+            self.repair.connected()
         present = bool(getattr(flags, "session_present", False))
         if self.session_present is None:
             self.session_present = present
@@ -140,6 +149,8 @@ class EngineFeed:
     ) -> None:
         self.connected = False
         self.metrics.connected.set(0)
+        if self.repair is not None and not self._stopping.is_set():
+            self.repair.disconnected()
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             log.error("another client took the engine's client id %r", self.settings.client_id)
         elif not self._stopping.is_set():
@@ -169,13 +180,21 @@ class EngineFeed:
         now = datetime.now(UTC)
         if channel is Channel.STATUS:
             online = decode_status(bytes(msg.payload))
-            if online is not None:
-                self.evaluator.status_changed(DeviceStatus(device, online, now))
-            self.evaluator.evaluate((), ack)
+            status = DeviceStatus(device, online, now) if online is not None else None
+
+            def status_then() -> None:
+                if status is not None:
+                    self.evaluator.status_changed(status)
+                self.evaluator.evaluate((), ack)
+
+            self._hand((), status_then)
             self.metrics.messages.labels("status").inc()
             return
         decoded = decode_telemetry(device, bytes(msg.payload), self.limits, now)
         readings = decoded.readings
+        # Relayed readings were committed before they were relayed; the device's own are
+        # ingest's to store, and the gap repair's while a window is open.
+        to_store = () if relayed is not None else readings
         mark = self.marks.get(device)
         # A redelivered message, or relayed readings that were stored already (a packet that
         # came again): what is at or before the mark was evaluated.
@@ -190,9 +209,18 @@ class EngineFeed:
                 self.marks[device] = newest
         # Acknowledged through the rules queue even when nothing is left to evaluate: the
         # callback runs after the commit of everything handed over before it.
-        self.evaluator.evaluate(readings, ack)
+        evaluated = readings
+        self._hand(to_store, lambda: self.evaluator.evaluate(evaluated, ack))
         self.metrics.messages.labels("evaluated" if readings else "skipped").inc()
 
+    def _hand(self, to_store: Sequence[Reading], then: Callable[[], None]) -> None:
+        """`then` hands the message to the rules: at once, or once the gap repair has
+        stored `to_store` (failover/repair.py)."""
+        if self.repair is None:
+            then()
+        else:
+            self.repair.hand(to_store, then)
+
     def _skip(self, ack: Callable[[], None], result: str) -> None:
-        self.evaluator.evaluate((), ack)
+        self._hand((), lambda: self.evaluator.evaluate((), ack))
         self.metrics.messages.labels(result).inc()

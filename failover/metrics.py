@@ -38,6 +38,13 @@ class EngineMetrics:
             ["result"],
             registry=registry,
         )
+        self.gap_stored = Counter(
+            "offsite_engine_gap_readings_stored_total",
+            "readings the engine's gap repair found not stored yet and stored, in its windows"
+            " around a reconnect (ingest may have been about to; what a broker restart kept"
+            " from ingest is among them)",
+            registry=registry,
+        )
         self.redelivered_skipped = Counter(
             "offsite_engine_redelivered_readings_skipped_total",
             "readings of redelivered messages that were already evaluated (not evaluated again)",

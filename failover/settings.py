@@ -43,3 +43,11 @@ class EngineSettings(BaseModel):
     takeover_target_s: float = Field(
         default=10.0, gt=0, description="a takeover slower than this is logged as a warning"
     )
+    repair_window_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="for this long after each (re)connect of the engine's subscription, and"
+        " for readings it received this long before a disconnect, the engine also stores the"
+        " readings it sees that ingest did not (a broker restart's shared-subscription gap;"
+        " failover/repair.py); 0 turns it off",
+    )

@@ -120,6 +120,22 @@ def _relayed(
     return new, again
 
 
+def store_missing(conn: psycopg.Connection[Any], readings: Sequence[Reading]) -> int:
+    """Insert the readings that are not stored yet and commit; a stored value wins. For a
+    copy of the stream other than ingest's (failover/repair.py). Returns the rows added."""
+    if not readings:
+        return 0
+    columns = list(zip(*readings, strict=True))
+    with conn.transaction():
+        cur = conn.execute(
+            "INSERT INTO readings (time, device_id, metric, value, flag)"
+            " SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::float8[],"
+            " %s::text[]) ON CONFLICT (device_id, metric, time) DO NOTHING",
+            [list(c) for c in columns],
+        )
+        return cur.rowcount
+
+
 class BatchWriter:
     """Writes batches in one transaction each; idempotent on (device_id, metric, time)."""
 

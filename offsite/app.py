@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -24,14 +24,16 @@ from api.people import create_first_admin
 from api.settings import AuthSettings
 from failover.feed import EngineFeed
 from failover.metrics import EngineMetrics
+from failover.repair import GapRepair
 from failover.role import EngineRole
 from hj212.service import Hj212Service, worker_packet_decoder
 from ingest.metrics import IngestMetrics
-from ingest.models import FrameSink, ReadingSink, StatusSink
+from ingest.models import FrameSink, Reading, ReadingSink, StatusSink
 from ingest.service import IngestService
 from ingest.storage import StorageMaintainer
 from ingest.worker_process import WorkerSpec
 from ingest.workers import worker_specs
+from ingest.writer import store_missing
 from offsite.db import DbCapabilities, create_pool
 from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
 from offsite.migrations import MigrationError, prepare
@@ -417,9 +419,20 @@ class OffsiteApp:
             maintainer.run_once()
             maintainer.start()
 
+        pool = self.pool
+        assert pool is not None
+
+        def store_missing_readings(readings: Sequence[Reading]) -> int:
+            with pool.connection() as conn:
+                return store_missing(conn, readings)
+
         def make_feed() -> EngineFeed:
+            # [failover] The engine's unshared stream stores what a broker restart kept
+            # from ingest (failover/repair.py), in windows around its reconnects.
+            repair = GapRepair(store_missing_readings, s.engine.repair_window_s, role.metrics,
+                               self.supervisor)  # fmt: skip
             return EngineFeed(
-                s.engine, s.mqtt, s.ingest, s.storage, broker_url, rules, role.metrics
+                s.engine, s.mqtt, s.ingest, s.storage, broker_url, rules, role.metrics, repair
             )
 
         # Stoppers run in reverse: no new messages first, then the rules commit what they
