@@ -82,6 +82,7 @@ class EngineFeed:
         self.connected = False
         self.session_present: bool | None = None
         self._connack = threading.Event()
+        self._suback = threading.Event()
         self._stopping = threading.Event()
         self._client = self._build_client()
 
@@ -89,6 +90,7 @@ class EngineFeed:
         client = persistent_client(mqtt.Client, self.settings.client_id, self.mqtt, self.address)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = lambda *_: self._suback.set()
         client.on_message = self._on_message
         return client
 
@@ -99,6 +101,10 @@ class EngineFeed:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connack.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once the broker has confirmed the subscription (its SUBACK)."""
+        return self._suback.wait(timeout)
 
     def stop(self) -> None:
         """Disconnect without acknowledging more: the session keeps the rest."""

@@ -56,8 +56,9 @@ def test_relayed_readings_stored_already_are_not_evaluated_twice(
     feed.start()
     pub = Publisher(broker.port)
     try:
-        assert feed.wait_connected(10)
-        time.sleep(0.3)  # the SUBSCRIBE follows the CONNACK
+        # The SUBACK, not a pause: a busy shared broker (the whole suite's) can take longer
+        # over the SUBSCRIBE than the publisher over its PUBLISH.
+        assert feed.wait_subscribed(20), "no SUBACK for the engine's subscription"
         now = datetime.now(UTC).replace(microsecond=0)
         first = Reading(now - timedelta(minutes=2), MN, "w01018", 88.5)
         later = Reading(now - timedelta(minutes=1), MN, "w01018", 90.5)

@@ -172,6 +172,7 @@ def test_readings_published_in_a_broker_restarts_gap_are_stored_by_the_engine(
     try:
         wait_until(lambda: ingest.broker_connected and feed.connected, timeout=20,
                    what="ingest and the engine connected")  # fmt: skip
+        assert feed.wait_subscribed(20), "no SUBACK for the engine's subscription"
         # The SUBSCRIBEs follow the CONNACKs; and the window of the engine's first connect
         # closes, so what the repair stores is what the restart's window caught.
         time.sleep(window_s + 1.0)

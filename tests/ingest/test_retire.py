@@ -80,13 +80,26 @@ def test_retiring_a_gone_worker_stores_its_share_and_frees_the_group(
     prefix = f"{cid}-dev"
     try:
         wait_until(lambda: worker1.broker_connected, timeout=20, what="worker 1 connected")
-        time.sleep(0.5)  # its SUBSCRIBE follows the CONNACK
+        # Its SUBSCRIBE follows the CONNACK: probe until worker 1 stores one (a probe dealt to
+        # worker 2 waits in its session, as the rest will; the retire stores it too).
         t0 = now_ms() - 60_000
+        probe = f"{cid}-probe"
+
+        probes: list[int] = []
+
+        def probed() -> bool:
+            probes.append(
+                pub.publish(telemetry_topic(probe), f'{{"ts": {now_ms()}, "values": {{"v": 1}}}}')
+            )
+            return _stored(db, probe)[0] > 0
+
+        wait_until(probed, timeout=20, interval=0.3, what="worker 1 subscribed")
+        pub.wait_acked(len(probes))
         n = 400
         for i in range(n):
             device = f"{prefix}{i % 20}"
             pub.publish(telemetry_topic(device), f'{{"ts": {t0 + i}, "values": {{"v": {i}}}}}')
-        pub.wait_acked(n)
+        pub.wait_acked(len(probes) + n)
         # Worker 1 stores its share and no more; the rest waits in worker 2's session.
         settled: list[int] = []
 
@@ -111,7 +124,7 @@ def test_retiring_a_gone_worker_stores_its_share_and_frees_the_group(
         for i in range(n, n + 200):
             device = f"{prefix}{i % 20}"
             pub.publish(telemetry_topic(device), f'{{"ts": {t0 + i}, "values": {{"v": {i}}}}}')
-        pub.wait_acked(n + 200)
+        pub.wait_acked(len(probes) + n + 200)
         wait_until(lambda: _stored(db, prefix) == (n + 200, n + 200), timeout=30,
                    what="all of the later stream stored by worker 1")  # fmt: skip
     finally:
