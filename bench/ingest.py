@@ -103,13 +103,15 @@ def raw_receive_rate(port: int, work: Path, messages: int, connections: int) -> 
 
 
 def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
-    """Rows/s of binary COPY into a table shaped like readings, committed per batch."""
+    """Rows/s of binary COPY into a table shaped like readings (its columns, flag included,
+    and its unique key), committed per batch."""
     base = datetime.now(UTC).timestamp()
     with psycopg.connect(url) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_copy")
         conn.execute(
             "CREATE TABLE bench_copy (time timestamptz NOT NULL, device_id text NOT NULL,"
-            " metric text NOT NULL, value float8 NOT NULL, UNIQUE (device_id, metric, time))"
+            " metric text NOT NULL, value float8 NOT NULL, flag text NOT NULL DEFAULT 'N',"
+            " UNIQUE (device_id, metric, time))"
         )
         conn.commit()
         start = time.perf_counter()
@@ -117,14 +119,14 @@ def raw_copy_rate(url: str, rows: int, batch: int = 5000) -> float:
             with (
                 conn.cursor() as cur,
                 cur.copy(
-                    "COPY bench_copy (time, device_id, metric, value) FROM STDIN (FORMAT BINARY)"
+                    "COPY bench_copy (time, device_id, metric, value, flag)"
+                    " FROM STDIN (FORMAT BINARY)"
                 ) as copy,
             ):
-                copy.set_types(["timestamptz", "text", "text", "float8"])
+                copy.set_types(["timestamptz", "text", "text", "float8", "text"])
                 for i in range(b, min(rows, b + batch)):
-                    copy.write_row(
-                        (datetime.fromtimestamp(base - i / 1000, UTC), f"d{i % 1000}", "v", i)
-                    )
+                    t = datetime.fromtimestamp(base - i / 1000, UTC)
+                    copy.write_row((t, f"d{i % 1000}", "v", i, "N"))
             conn.commit()
         elapsed = time.perf_counter() - start
         conn.execute("DROP TABLE bench_copy")
