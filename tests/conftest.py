@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from api.context import ApiContext
-from offsite.embedded import EmbeddedBroker, EmbeddedPostgres
+from offsite.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from offsite.migrations import prepare_database
 from offsite.settings import Settings, load_settings
 from subjects.service import SubjectsService
@@ -111,6 +111,21 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A Mosquitto of this test's own (the project's config, a free port): nothing retained
+    or queued by other tests, and free to stop and start."""
+    home = Path(tempfile.mkdtemp(prefix="offsite-test-own-broker-"))
+    home.chmod(0o777)  # Mosquitto started by root writes its state as its own user
+    b = EmbeddedBroker(home, port=free_port())
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -48,25 +45,6 @@ DEVICES = 5
 RATE_HZ = 10  # per device
 STREAM_S = 10.0
 RESTART_AT = 3.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    home = Path(tempfile.mkdtemp(prefix="offsite-test-gap-"))
-    home.chmod(0o777)  # Mosquitto started by root writes its state as its own user
-    b = EmbeddedBroker(home, port=_free_port())
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 class Rules:

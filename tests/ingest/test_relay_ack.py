@@ -9,13 +9,9 @@ same packet again (a redelivery after a crash between commit and relay) is relay
 from __future__ import annotations
 
 import shutil
-import socket
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,25 +47,6 @@ def test_the_tracker_runs_a_group_once_every_publish_is_acknowledged() -> None:
     assert done == ["a"]
     tracker.track([], lambda: done.append("empty"))
     assert done == ["a", "empty"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def own_broker() -> Iterator[EmbeddedBroker]:
-    home = Path(tempfile.mkdtemp(prefix="offsite-test-relay-ack-"))
-    home.chmod(0o777)  # Mosquitto started by root writes its state as its own user
-    b = EmbeddedBroker(home, port=_free_port())
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 class Acks:
