@@ -6,7 +6,7 @@
 One run prints, for single-reading and 20-reading messages at QoS 1:
   * raw limits: a bare paho subscriber's receive rate from Mosquitto, binary COPY rows/s;
   * offsite (`offsite run --role ingest`) with ingest.workers = 1 and = N, and N again with
-    `mqtt.protocol: "3.1.1"` (paho's decoding of MQTT 5 properties is much of its cost);
+    `mqtt.protocol: "3.1.1"` (which once saved paho's MQTT 5 properties decoding);
   * the Node-RED peer flow (DIR is its folder, copied to a scratch directory and installed
     there with `npm ci`; skipped, with the reason, when Node.js or DIR is missing);
 each with the broker-acked rate (what the publishers got PUBACKs for, per second) and the
@@ -459,7 +459,8 @@ def main() -> int:
             systems: dict[str, Callable[[Infra], AbstractContextManager[psutil.Process]]] = {
                 "offsite-1": lambda i: offsite(work, i, 1),
                 f"offsite-{args.workers}": lambda i: offsite(work, i, args.workers),
-                # paho decodes MQTT 5 properties slowly: the same processes on MQTT 3.1.1.
+                # The same processes on MQTT 3.1.1: it shows whether MQTT 5 still costs more
+                # (ingest/mqttclient.py decodes a PUBLISH without properties itself).
                 f"offsite-{args.workers}-mqtt311": lambda i: offsite(
                     work, i, args.workers, "3.1.1"
                 ),
