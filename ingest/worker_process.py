@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from core.runtime import settle_after_start
 from ingest.models import PacketDecoder
 from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 
@@ -108,6 +109,7 @@ def run(spec: WorkerSpec, conn: Connection) -> None:
     registry = CollectorRegistry()
     service = worker_service(spec, registry)
     service.start()
+    settle_after_start()
 
     def report(final: bool = False) -> None:
         conn.send(

@@ -17,6 +17,7 @@ import psycopg
 from api import people
 from api.auth import KeyRequestError, create_key
 from api.keys import list_keys, revoke_key
+from core.runtime import settle_after_start
 from hj212.registry import register as register_logger
 from ingest.retire import RetireError, retire
 from ingest.topics import DEVICE_ID
@@ -108,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: app.reload())
+    settle_after_start()
     e = app.endpoints
     lines = [
         f"offsite is running ({app.parts.describe()})",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import get_type_hints
 
@@ -81,3 +83,16 @@ def test_a_zone_name_is_checked_once_for_every_settings_file() -> None:
     assert Shown(timezone="Europe/Berlin").timezone == "Europe/Berlin"
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
         Shown(timezone="Mars/Olympus")
+
+
+def test_a_started_process_freezes_its_start_up_objects_and_collects_less_often() -> None:
+    # In a process of its own: the settings are process-wide.
+    code = (
+        "import gc; from core.runtime import GC_THRESHOLDS, settle_after_start;"
+        "before = gc.get_threshold(); settle_after_start();"
+        "print(before != GC_THRESHOLDS, gc.get_threshold() == GC_THRESHOLDS,"
+        " gc.get_freeze_count() > 1000)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)  # fmt: skip
+    assert out.stdout.split() == ["True", "True", "True"], out
