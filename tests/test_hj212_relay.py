@@ -16,9 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,16 +81,9 @@ def _seed(url: str) -> None:
 
 
 @pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    home = Path(tempfile.mkdtemp(prefix="offsite-test-relay-"))
-    home.chmod(0o777)  # Mosquitto started by root writes its state as its own user
-    b = EmbeddedBroker(home, port=_free_port())
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-        shutil.rmtree(home, ignore_errors=True)
+def broker(own_broker: EmbeddedBroker) -> EmbeddedBroker:
+    """A broker of this test's own (tests/conftest.py)."""
+    return own_broker
 
 
 def _start(
