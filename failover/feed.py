@@ -215,8 +215,7 @@ class EngineFeed:
                 self.marks[device] = newest
         # Acknowledged through the rules queue even when nothing is left to evaluate: the
         # callback runs after the commit of everything handed over before it.
-        evaluated = readings
-        self._hand(to_store, lambda: self.evaluator.evaluate(evaluated, ack))
+        self._hand(to_store, lambda: self.evaluator.evaluate(readings, ack))
         self.metrics.messages.labels("evaluated" if readings else "skipped").inc()
 
     def _hand(self, to_store: Sequence[Reading], then: Callable[[], None]) -> None:

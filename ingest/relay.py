@@ -32,6 +32,8 @@ from ingest.models import Reading
 from ingest.settings import MqttSettings
 from ingest.topics import relay_topic
 
+log = logging.getLogger(__name__)
+
 
 def relay_payload(readings: Sequence[Reading]) -> bytes:
     """One device's readings as the telemetry contract's batch: an entry per time, its
@@ -47,8 +49,6 @@ def relay_payload(readings: Sequence[Reading]) -> bytes:
             entry.setdefault("flags", {})[r.metric] = r.flag
     return orjson.dumps(list(entries.values()))
 
-
-log = logging.getLogger(__name__)
 
 # Publish ids the broker acknowledged before the relay claimed them (paho's network thread
 # may see the PUBACK before publish() returns the id): a few at a time, bounded anyway.

@@ -151,6 +151,52 @@ class Publisher:
         self.client.loop_stop()
 
 
+class KeyedPublisher:
+    """QoS 1 publishes through broker restarts that remember, by a key of the caller's (a
+    device and a time), which the broker acknowledged; a PUBACK can arrive before
+    publish() has returned its message id."""
+
+    def __init__(self, port: int, client_id: str, inflight: int, reconnect_max_s: int) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self.client.max_inflight_messages_set(inflight)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(1, reconnect_max_s)
+        self._lock = threading.Lock()
+        self.sent: dict[int, tuple[str, int]] = {}  # waiting for their PUBACK
+        self.acked: set[tuple[str, int]] = set()
+        self.published: set[tuple[str, int]] = set()
+        self._early: set[int] = set()
+        self.client.on_publish = self._on_publish
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if getattr(rc, "is_failure", False):
+            return
+        with self._lock:
+            key = self.sent.pop(mid, None)
+            if key is None:
+                self._early.add(mid)  # acknowledged before publish() returned its mid
+            else:
+                self.acked.add(key)
+
+    def publish(self, topic: str, payload: str, key: tuple[str, int]) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.add(key)
+            else:
+                self.sent[info.mid] = key
+        self.published.add(key)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def broker_with_logins(passwords: dict[str, str], prefix: str) -> Iterator[EmbeddedBroker]:
     """Mosquitto with the project's config, a password file of `passwords` and the shipped
     ACL (the body of a fixture: it yields the started broker, then stops it)."""

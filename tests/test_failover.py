@@ -31,17 +31,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify.webhook import DELIVERY_HEADER
 from offsite.embedded import EmbeddedBroker
 from subjects.credit_code import check_character
 from tests.conftest import _scratch_database
-from tests.helpers import wait_until
+from tests.helpers import KeyedPublisher, wait_until
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
@@ -266,36 +264,12 @@ class Cluster:
                 p.popen.wait()
 
 
-class Stream:
+class Stream(KeyedPublisher):
     """Publishes the readings at QoS 1 through restarts of the broker; remembers what the
     broker acknowledged."""
 
     def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}",
-            protocol=mqtt.MQTTv5,
-        )  # fmt: skip
-        self.client.max_inflight_messages_set(200)
-        self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(1, 2)
-        self._lock = threading.Lock()
-        self.sent: dict[int, tuple[str, int]] = {}
-        self.acked: set[tuple[str, int]] = set()
-        self._early: set[int] = set()
-        self.published: set[tuple[str, int]] = set()
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
-        if getattr(rc, "is_failure", False):
-            return
-        with self._lock:
-            key = self.sent.pop(mid, None)
-            if key is None:
-                self._early.add(mid)  # acknowledged before publish() returned its mid
-            else:
-                self.acked.add(key)
+        super().__init__(port, f"pub-{uuid.uuid4().hex[:6]}", inflight=200, reconnect_max_s=2)
 
     def run(self, started: float, stop: threading.Event) -> None:
         i = 0
@@ -305,23 +279,11 @@ class Stream:
             ts = int(time.time() * 1000)
             for n in range(DEVICES):
                 payload = json.dumps({"ts": ts, "values": {"lel": value_of(n, i)}})
-                info = self.client.publish(
-                    f"offsite/v1/devices/{device_id(n)}/telemetry", payload, qos=1
-                )
-                with self._lock:
-                    if info.mid in self._early:
-                        self._early.discard(info.mid)
-                        self.acked.add((device_id(n), ts))
-                    else:
-                        self.sent[info.mid] = (device_id(n), ts)
-                self.published.add((device_id(n), ts))
+                topic = f"offsite/v1/devices/{device_id(n)}/telemetry"
+                self.publish(topic, payload, (device_id(n), ts))
             i += 1
             due += step
             time.sleep(max(0.0, due - time.monotonic()))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _free_port() -> int:

@@ -19,10 +19,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
 
 from failover.feed import EngineFeed
@@ -34,7 +32,7 @@ from ingest.settings import IngestSettings, MqttSettings, StorageSettings
 from ingest.worker_process import WorkerSpec, worker_service
 from ingest.writer import store_missing
 from offsite.embedded import EmbeddedBroker
-from tests.helpers import wait_until
+from tests.helpers import KeyedPublisher, wait_until
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
@@ -57,33 +55,12 @@ class Rules:
         pass
 
 
-class Devices:
+class Devices(KeyedPublisher):
     """QoS 1 publishers through the restart; remembers what the broker acknowledged."""
 
     def __init__(self, port: int, prefix: str) -> None:
+        super().__init__(port, f"{prefix}-pub", inflight=500, reconnect_max_s=1)
         self.prefix = prefix
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-pub",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
-        self.client.reconnect_delay_set(1, 1)
-        self.client.max_inflight_messages_set(500)
-        self.client.max_queued_messages_set(0)
-        self.lock = threading.Lock()
-        self.sent: dict[int, tuple[str, int]] = {}
-        self.early: set[int] = set()
-        self.acked: set[tuple[str, int]] = set()
-        self.client.on_publish = self._on_publish
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
-        if getattr(rc, "is_failure", False):
-            return
-        with self.lock:
-            key = self.sent.pop(mid, None)
-            if key is None:
-                self.early.add(mid)
-            else:
-                self.acked.add(key)
 
     def run(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -92,18 +69,8 @@ class Devices:
             for n in range(DEVICES):
                 device = f"{self.prefix}-{n}"
                 payload = json.dumps({"ts": ts, "values": {"v": n}})
-                info = self.client.publish(f"offsite/v1/devices/{device}/telemetry", payload, 1)
-                with self.lock:
-                    if info.mid in self.early:
-                        self.early.discard(info.mid)
-                        self.acked.add((device, ts))
-                    else:
-                        self.sent[info.mid] = (device, ts)
+                self.publish(f"offsite/v1/devices/{device}/telemetry", payload, (device, ts))
             time.sleep(1 / RATE_HZ)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _stored(db: psycopg.Connection[Any], prefix: str) -> list[tuple[str, int]]:
